@@ -1,0 +1,99 @@
+"""Reading and writing images and masks with clear, one-line errors.
+
+The library works in RGB uint8 (H, W, 3) arrays; the network sees BGR, as the original's OpenCV
+reads do (see `inference.py`). Mask files follow the original: a pixel is a hole where the first
+channel is > 127.5, so 255 = hole.
+"""
+import os
+
+import cv2
+import numpy as np
+
+
+class InputError(ValueError):
+    """A user-facing input problem; the message is one line naming the file and the fix."""
+
+
+def read_image(path):
+    """Reads an image file as RGB uint8.
+
+    Grayscale files are repeated to three channels; an alpha channel is dropped; 16-bit files are
+    scaled to 8 bits.
+
+    Args:
+        path: file path.
+    Returns:
+        uint8 array (H, W, 3), RGB.
+    Raises:
+        InputError: missing, unreadable or empty file.
+    """
+    array = _read(path, cv2.IMREAD_UNCHANGED)
+    return to_rgb_uint8(array, path)
+
+
+def to_rgb_uint8(array, name='image'):
+    """Converts a gray, BGR(A) OpenCV array or an RGB(A) array's dtype/channels to RGB uint8.
+
+    Arrays from `cv2` are BGR; this is only called on those (`read_image`), so the channel
+    order is reversed here.
+    """
+    if array.dtype == np.uint16:
+        array = (array.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise InputError(f'{name}: unsupported pixel type {array.dtype}; save it as 8-bit PNG or JPEG')
+    if array.ndim == 2:
+        array = array[:, :, None]
+    channels = array.shape[2]
+    if channels == 1:
+        return np.repeat(array, 3, axis=2)
+    if channels in (3, 4):
+        return np.ascontiguousarray(array[:, :, 2::-1])
+    raise InputError(f'{name}: {channels} channels is not an image; use a gray, RGB or RGBA file')
+
+
+def read_mask(path):
+    """Reads a mask file: hole where the first channel is > 127.5 (255 = hole), as the original.
+
+    Args:
+        path: file path.
+    Returns:
+        bool array (H, W), True = hole.
+    """
+    array = _read(path, cv2.IMREAD_UNCHANGED)
+    if array.dtype == np.uint16:
+        array = array.astype(np.float32) / 257.0
+    first = array if array.ndim == 2 else array[:, :, 0]  # OpenCV's first channel, as the original
+    return first > 127.5
+
+
+def write_image(path, rgb):
+    """Writes an RGB uint8 (H, W, 3) array; the folder is created if needed."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    ext = os.path.splitext(path)[1] or '.png'
+    ok, encoded = cv2.imencode(ext, np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise InputError(f'{path}: cannot encode an image with extension {ext!r}; use .png or .jpg')
+    with open(path, 'wb') as handle:
+        handle.write(encoded.tobytes())
+
+
+def write_mask(path, mask):
+    """Writes a bool (H, W) mask as a gray PNG, 255 = hole."""
+    write_image(path, np.repeat((np.asarray(mask, bool) * 255).astype(np.uint8)[:, :, None], 3, 2))
+
+
+def _read(path, flags):
+    if not os.path.exists(path):
+        raise InputError(f'{path}: file not found; check the path')
+    if os.path.isdir(path):
+        raise InputError(f'{path}: is a folder, not an image file; give a file')
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise InputError(f'{path}: file is empty; give a PNG or JPEG image')
+    array = cv2.imdecode(data, flags)
+    if array is None:
+        raise InputError(f'{path}: cannot decode the image; give a readable PNG or JPEG file')
+    if array.size == 0 or min(array.shape[:2]) == 0:
+        raise InputError(f'{path}: image has no pixels; give a non-empty image')
+    return array
