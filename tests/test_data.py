@@ -1,0 +1,308 @@
+"""Tests for inpaint/data.py: file lists, decoding conventions, crops, determinism, bad files."""
+import logging
+import os
+import threading
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from inpaint import data
+from inpaint.imageio import InputError
+
+SAMPLE = '/work/shared/data/imagenet_sample'
+# A sample JPEG whose EXIF orientation rotates it: cv2.imread gives (392, 294), raw pixels (294, 392).
+EXIF_ROTATED = 'n02951585_can_opener.JPEG'
+TIMEOUT_S = 60  # a hang would be a bug; this only turns it into a failure
+
+
+@pytest.fixture
+def sample_dir():
+    if not os.path.isdir(SAMPLE):
+        pytest.skip(f'{SAMPLE} is absent: the real-image tests need the shared ImageNet sample')
+    return SAMPLE
+
+
+def _write(path, array):
+    assert cv2.imwrite(str(path), array), path
+    return str(path)
+
+
+def _noise(shape, seed=0, dtype=np.uint8):
+    high = np.iinfo(dtype).max + 1
+    return np.random.default_rng(seed).integers(0, high, shape, dtype=dtype)
+
+
+def _collect(dataset, timeout=TIMEOUT_S):
+    """Iterates `dataset` in a thread; fails instead of hanging, and re-raises its error."""
+    result = {}
+
+    def run():
+        try:
+            result['batches'] = [batch.numpy() for batch in dataset]
+        except Exception as error:  # pylint: disable=broad-except  (re-raised below)
+            result['error'] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f'dataset iteration did not finish within {timeout} s'
+    if 'error' in result:
+        raise result['error']
+    return result['batches']
+
+
+def _one_pass(paths, img_shape, random_crop, **kwargs):
+    """All images of one pass, in list order, as a list of float32 (H, W, 3) arrays."""
+    dataset = data.make_dataset(paths, img_shape, random_crop, batch_size=1, shuffle=False,
+                                repeat=False, **kwargs)
+    return [batch[0] for batch in _collect(dataset)], dataset.decode_stats
+
+
+# --- file lists and folders -------------------------------------------------------------------
+
+def test_read_flist_resolves_relative_to_list_folder(tmp_path, monkeypatch):
+    folder = tmp_path / 'lists'
+    folder.mkdir()
+    absolute = str(tmp_path / 'elsewhere' / 'b.png')
+    (folder / 'train.flist').write_text(
+        '# a comment\n\n  a.png  \nsub/c.jpg\n' + absolute + '\n   \n# sub/ignored.png\n')
+    monkeypatch.chdir(tmp_path)  # the working directory must not matter
+    paths = data.read_flist('lists/train.flist')
+    assert paths == [str(folder / 'a.png'), str(folder / 'sub' / 'c.jpg'), absolute]
+
+
+def test_read_flist_missing_names_the_file(tmp_path):
+    missing = str(tmp_path / 'nope.flist')
+    with pytest.raises(InputError, match='nope.flist'):
+        data.read_flist(missing)
+    with pytest.raises(InputError, match='nope.flist'):
+        data.list_images(missing)
+
+
+def test_list_images_folder_sorted_case_insensitive_non_recursive(tmp_path):
+    pixel = np.zeros((2, 2, 3), np.uint8)
+    for name in ('b.PNG', 'a.jpg', 'c.JPEG', 'd.bmp', 'e.webp', 'f.TIF', 'g.tiff'):
+        _write(tmp_path / name, pixel)
+    (tmp_path / 'notes.txt').write_text('not an image')
+    (tmp_path / 'sub').mkdir()
+    _write(tmp_path / 'sub' / 'deep.png', pixel)
+    (tmp_path / 'folder.png').mkdir()  # a folder with an image-like name is not a file
+    names = [os.path.basename(p) for p in data.list_images(str(tmp_path))]
+    assert names == ['a.jpg', 'b.PNG', 'c.JPEG', 'd.bmp', 'e.webp', 'f.TIF', 'g.tiff']
+
+
+def test_list_images_empty_sources_raise(tmp_path):
+    empty_dir = tmp_path / 'empty'
+    empty_dir.mkdir()
+    (empty_dir / 'readme.txt').write_text('x')
+    with pytest.raises(InputError, match='empty'):
+        data.list_images(str(empty_dir))
+    empty_list = tmp_path / 'empty.flist'
+    empty_list.write_text('# only a comment\n\n')
+    with pytest.raises(InputError, match='empty.flist'):
+        data.list_images(str(empty_list))
+    with pytest.raises(InputError, match='missing_source'):
+        data.list_images(str(tmp_path / 'missing_source'))
+
+
+def test_shared_flists_work_from_anywhere(sample_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train = data.list_images(os.path.join(sample_dir, 'train.flist'))
+    val = data.list_images(os.path.join(sample_dir, 'val.flist'))
+    assert (len(train), len(val)) == (700, 100)
+    assert all(os.path.isfile(p) for p in train + val)
+    assert not set(train) & set(val)
+
+
+# --- decoding conventions ---------------------------------------------------------------------
+
+def test_decode_matches_cv2_imread_on_real_jpegs(sample_dir):
+    names = sorted(n for n in os.listdir(sample_dir) if n.endswith('.JPEG'))[:20] + [EXIF_ROTATED]
+    for name in names:
+        path = os.path.join(sample_dir, name)
+        expected = cv2.imread(path)
+        decoded = data.decode_bgr(path)
+        assert decoded.dtype == np.uint8 and decoded.shape == expected.shape, name
+        np.testing.assert_array_equal(decoded, expected, err_msg=name)  # exact: same decoder
+    assert data.decode_bgr(os.path.join(sample_dir, EXIF_ROTATED)).shape == (392, 294, 3)
+
+
+def test_output_shape_dtype_range(tmp_path):
+    paths = [_write(tmp_path / f'{i}.png', _noise((40 + 7 * i, 50, 3), seed=i)) for i in range(5)]
+    dataset = data.make_dataset(paths, (32, 24, 3), True, batch_size=2, seed=0)
+    assert dataset.element_spec.shape.as_list() == [2, 32, 24, 3]  # static, for the model
+    assert dataset.element_spec.dtype == tf.float32
+    batches = _collect(dataset.take(4))
+    assert len(batches) == 4
+    for batch in batches:
+        assert batch.shape == (2, 32, 24, 3) and batch.dtype == np.float32
+        assert batch.min() >= 0 and batch.max() <= 255
+        np.testing.assert_array_equal(batch, np.round(batch))  # uint8 values, not rescaled
+    assert max(b.max() for b in batches) > 250  # 0..255, not 0..1 or -1..1
+
+
+def test_real_images_through_the_pipeline(sample_dir):
+    paths = data.list_images(os.path.join(sample_dir, 'val.flist'))[:6]
+    images, stats = _one_pass(paths, (64, 64), random_crop=False)
+    assert len(images) == 6 and stats.skipped == 0 and stats.decoded == 6
+    for path, image in zip(paths, images):
+        expected = cv2.resize(cv2.imread(path), (64, 64), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_array_equal(image, expected.astype(np.float32))
+
+
+@pytest.mark.parametrize('random_crop', [True, False])
+def test_bgr_order(tmp_path, random_crop):
+    red = np.zeros((40, 40, 3), np.uint8)
+    red[..., 2] = 255  # OpenCV writes BGR: channel 2 is red
+    images, _ = _one_pass([_write(tmp_path / 'red.png', red)], (32, 32), random_crop)
+    assert np.all(images[0][..., 2] == 255) and np.all(images[0][..., :2] == 0)
+
+
+def test_gray_rgba_and_16_bit_inputs(tmp_path):
+    gray = _write(tmp_path / 'gray.png', np.full((32, 32), 77, np.uint8))
+    bgra = np.zeros((32, 32, 4), np.uint8)
+    bgra[...] = (10, 20, 30, 0)  # fully transparent: the colour is kept, alpha dropped (as cv2.imread)
+    rgba = _write(tmp_path / 'rgba.png', bgra)
+    deep = _write(tmp_path / 'deep.png', np.full((32, 32, 3), (257 * 5, 257 * 100, 65535), np.uint16))
+    gray_jpeg = _write(tmp_path / 'gray.jpg', np.full((32, 32), 200, np.uint8))
+    images, stats = _one_pass([gray, rgba, deep, gray_jpeg], (32, 32), random_crop=True, seed=0)
+    assert stats.skipped == 0
+    np.testing.assert_array_equal(images[0], np.full((32, 32, 3), 77))
+    np.testing.assert_array_equal(images[1], np.broadcast_to([10, 20, 30], (32, 32, 3)))
+    np.testing.assert_array_equal(images[2], np.broadcast_to([5, 100, 255], (32, 32, 3)))
+    np.testing.assert_array_equal(images[3], cv2.imread(gray_jpeg).astype(np.float32))
+
+
+# --- crops and resizes ------------------------------------------------------------------------
+
+def test_small_image_is_upscaled_keeping_aspect_then_cropped(tmp_path):
+    small = _noise((20, 40, 3), seed=3)  # h=20, w=40; crop 32x32 -> scale 1.6 -> 32x64
+    upscaled = cv2.resize(small, (64, 32), interpolation=cv2.INTER_LINEAR)
+    crops = [upscaled[:, left:left + 32] for left in range(64 - 32 + 1)]
+    rng = np.random.default_rng(0)
+    lefts = set()
+    for _ in range(20):
+        out = data.crop_or_resize(small, (32, 32), True, rng)
+        matches = [left for left, crop in enumerate(crops) if np.array_equal(out, crop)]
+        assert matches, 'the crop is not a window of the aspect-preserving upscale'
+        lefts.add(matches[0])
+    assert len(lefts) > 1  # offsets are random along the long side
+    # Through the pipeline: the same rule, and the static shape holds for a tiny input.
+    images, _ = _one_pass([_write(tmp_path / 'small.png', small)], (32, 32), True, seed=1)
+    assert any(np.array_equal(images[0], crop.astype(np.float32)) for crop in crops)
+    tiny = data.crop_or_resize(_noise((3, 5, 3)), (32, 32), True, rng)
+    assert tiny.shape == (32, 32, 3)
+
+
+def test_large_image_is_cropped_not_scaled():
+    image = _noise((50, 60, 3), seed=4)
+    out = data.crop_or_resize(image, (32, 32, 3), True, np.random.default_rng(1))
+    windows = [image[t:t + 32, l:l + 32] for t in range(19) for l in range(29)]
+    assert any(np.array_equal(out, w) for w in windows)
+
+
+def test_resize_mode_uses_width_height_order(tmp_path):
+    image = _noise((30, 50, 3), seed=5)
+    path = _write(tmp_path / 'wide.png', image)
+    images, _ = _one_pass([path], (24, 40), random_crop=False)
+    expected = cv2.resize(image, (40, 24), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(images[0], expected.astype(np.float32))
+
+
+def test_center_crop_or_resize_is_deterministic_centre():
+    image = _noise((50, 61, 3), seed=6)
+    out = data.center_crop_or_resize(image, (32, 32), random_crop=True)
+    np.testing.assert_array_equal(out, image[9:41, 14:46])
+    small = _noise((16, 16, 3), seed=7)
+    np.testing.assert_array_equal(data.center_crop_or_resize(small, (32, 32), True),
+                                  cv2.resize(small, (32, 32), interpolation=cv2.INTER_LINEAR))
+    np.testing.assert_array_equal(data.center_crop_or_resize(image, (20, 30), False),
+                                  cv2.resize(image, (30, 20), interpolation=cv2.INTER_LINEAR))
+
+
+# --- determinism ------------------------------------------------------------------------------
+
+def test_same_seed_same_batches_with_parallel_decoding(tmp_path):
+    paths = [_write(tmp_path / f'{i}.png', _noise((48, 56, 3), seed=i)) for i in range(7)]
+
+    def batches(seed):
+        dataset = data.make_dataset(paths, (32, 32), True, batch_size=3, seed=seed,
+                                    num_parallel_calls=4, shuffle_buffer=7)
+        return np.stack(_collect(dataset.take(6)))  # 18 images: more than two passes
+
+    first, second, other = batches(11), batches(11), batches(12)
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, other)
+    flat = first.reshape(-1, 32, 32, 3)
+    assert len({im.tobytes() for im in flat}) > 7  # crops differ between passes of one file
+
+
+# --- bad files --------------------------------------------------------------------------------
+
+def test_corrupt_empty_and_missing_files_are_skipped_and_counted(tmp_path, caplog):
+    good = [_write(tmp_path / f'good{i}.png', _noise((32, 32, 3), seed=i)) for i in range(3)]
+    corrupt = tmp_path / 'corrupt.png'
+    corrupt.write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(range(256)) * 4)
+    empty = tmp_path / 'empty.jpg'
+    empty.write_bytes(b'')
+    missing = str(tmp_path / 'missing.png')
+    paths = [good[0], str(corrupt), good[1], str(empty), missing, good[2]]
+    with caplog.at_level(logging.WARNING):
+        images, stats = _one_pass(paths, (32, 32), random_crop=False)
+    assert len(images) == 3
+    for path, image in zip(good, images):  # the rest comes through, in order
+        np.testing.assert_array_equal(image, cv2.imread(path).astype(np.float32))
+    assert (stats.decoded, stats.skipped) == (3, 3)
+    assert stats.bad_files == {str(corrupt), str(empty), missing}
+    for bad in (str(corrupt), str(empty), missing):
+        assert sum(bad in record.getMessage() for record in caplog.records) == 1, bad
+
+    # Repeating: each pass counts its skips again, but each file is warned about only once.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        dataset = data.make_dataset(paths, (32, 32), False, batch_size=3, seed=0)
+        _collect(dataset.take(3))  # 9 images = 3 full passes over the 3 good files
+    assert dataset.decode_stats.skipped >= 9
+    assert sum(str(corrupt) in record.getMessage() for record in caplog.records) == 1
+
+
+def test_all_bad_list_raises_input_error(tmp_path):
+    bad = tmp_path / 'bad.png'
+    bad.write_bytes(b'not an image')
+    empty = tmp_path / 'empty.png'
+    empty.write_bytes(b'')
+    with pytest.raises(InputError, match='none of the 3 listed images'):
+        data.make_dataset([str(bad), str(empty), str(tmp_path / 'gone.png')], (32, 32), True, 2)
+    with pytest.raises(InputError, match='no image paths'):
+        data.make_dataset([], (32, 32), True, 2)
+
+
+def test_files_going_bad_after_construction_stop_the_iterator(tmp_path):
+    paths = [_write(tmp_path / f'{i}.png', _noise((32, 32, 3), seed=i)) for i in range(3)]
+    dataset = data.make_dataset(paths, (32, 32), True, batch_size=2, seed=0)  # repeats forever
+    for path in paths:  # e.g. a disk unmounted mid-run
+        with open(path, 'wb') as handle:
+            handle.write(b'garbage')
+    with pytest.raises(tf.errors.InvalidArgumentError, match='no image could be read in a full pass'):
+        _collect(dataset)
+    assert dataset.decode_stats.decoded == 0 and dataset.decode_stats.skipped >= 3
+
+
+def test_argument_validation(tmp_path):
+    path = _write(tmp_path / 'a.png', _noise((8, 8, 3)))
+    for shape in [(32,), (32, 32, 4), (0, 32), (32.5, 32)]:
+        with pytest.raises(ValueError, match='img_shape'):
+            data.make_dataset([path], shape, True, 2)
+    with pytest.raises(ValueError, match='batch_size'):
+        data.make_dataset([path], (8, 8), True, 0)
+    with pytest.raises(ValueError, match='seed'):
+        data.make_dataset([path], (8, 8), True, 1, seed=-1)
+
+
+def test_unseeded_pipelines_differ(tmp_path):
+    path = _write(tmp_path / 'big.png', _noise((96, 96, 3), seed=8))
+    first, second = (np.stack(_collect(data.make_dataset([path], (16, 16), True, 4).take(2)))
+                     for _ in range(2))
+    assert not np.array_equal(first, second)  # 8 crops out of 81 x 81 offsets each
