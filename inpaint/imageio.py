@@ -17,8 +17,9 @@ class InputError(ValueError):
 def read_image(path):
     """Reads an image file as RGB uint8.
 
-    Grayscale files are repeated to three channels; an alpha channel is dropped; 16-bit files are
-    scaled to 8 bits.
+    Pixels are those of `cv2.imread` (as the original reads them): grayscale is repeated to three
+    channels, an alpha channel is dropped, EXIF orientation is applied; 16-bit files are scaled to
+    8 bits.
 
     Args:
         path: file path.
@@ -27,7 +28,9 @@ def read_image(path):
     Raises:
         InputError: missing, unreadable or empty file.
     """
-    array = _read(path, cv2.IMREAD_UNCHANGED)
+    # IMREAD_COLOR as the original's cv2.imread (honours EXIF orientation, drops alpha);
+    # ANYDEPTH keeps 16-bit files for proper scaling.
+    array = _read(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     return to_rgb_uint8(array, path)
 
 

@@ -1,0 +1,42 @@
+"""The SN-PatchGAN discriminator (`discriminator/sn_patch_gan`)."""
+import keras
+import tensorflow as tf
+
+from inpaint.layers import SpectralNormConv2D
+
+WIDTHS = (1, 2, 4, 4, 4, 4)  # multiples of cnum for conv1..conv6
+
+
+class SNPatchGAN(keras.Model):
+    """Six 5x5 stride-2 spectral-normalized convs with leaky ReLU (0.2), flattened.
+
+    Args:
+        cnum: base width (64 in the release).
+    Call args:
+        x: (B, H, W, C), C = 4 for image + mask (`gan_with_mask`), values in [-1, 1].
+    Returns:
+        (B, ceil(H/64) * ceil(W/64) * 4cnum) patch scores.
+    """
+
+    def __init__(self, cnum=64, name='discriminator', **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.cnum = int(cnum)
+        self.convs = [SpectralNormConv2D(m * self.cnum, 5, 2, name=f'conv{i + 1}')
+                      for i, m in enumerate(WIDTHS)]
+
+    def call(self, x):
+        for conv in self.convs:
+            x = tf.nn.leaky_relu(conv(x), alpha=0.2)
+        return tf.reshape(x, [tf.shape(x)[0], -1])  # row-major NHWC, as tf.contrib's flatten
+
+    def get_config(self):
+        return {'cnum': self.cnum, 'name': self.name}
+
+
+def build_discriminator(cnum=64, channels=4):
+    """Creates an `SNPatchGAN` with its weights built for `channels` input channels."""
+    discriminator = SNPatchGAN(cnum)
+    for conv, c_in in zip(discriminator.convs, (channels,) + tuple(m * cnum for m in WIDTHS)):
+        conv.build((None, None, None, c_in))
+    discriminator.built = True
+    return discriminator

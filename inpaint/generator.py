@@ -1,0 +1,137 @@
+"""The two-stage DeepFill v2 generator (`inpaint_net`), layers named as the authors' variables."""
+import keras
+import tensorflow as tf
+
+from inpaint.layers import ContextualAttention, GatedConv2D, GatedUpsample, resize_nearest
+from inpaint.layers import spatial_shape
+
+# (name, kind, width multiplier of cnum, kernel, stride, dilation, activation); kind 'up' = x2.
+# Widths are conv outputs; gated layers pass on half. 'half' = cnum // 2, 'rgb' = 3 channels.
+STAGE1 = [
+    ('conv1', 'conv', 1, 5, 1, 1, 'elu'),
+    ('conv2_downsample', 'conv', 2, 3, 2, 1, 'elu'),
+    ('conv3', 'conv', 2, 3, 1, 1, 'elu'),
+    ('conv4_downsample', 'conv', 4, 3, 2, 1, 'elu'),
+    ('conv5', 'conv', 4, 3, 1, 1, 'elu'),
+    ('conv6', 'conv', 4, 3, 1, 1, 'elu'),
+    ('conv7_atrous', 'conv', 4, 3, 1, 2, 'elu'),
+    ('conv8_atrous', 'conv', 4, 3, 1, 4, 'elu'),
+    ('conv9_atrous', 'conv', 4, 3, 1, 8, 'elu'),
+    ('conv10_atrous', 'conv', 4, 3, 1, 16, 'elu'),
+    ('conv11', 'conv', 4, 3, 1, 1, 'elu'),
+    ('conv12', 'conv', 4, 3, 1, 1, 'elu'),
+    ('conv13_upsample', 'up', 2, 3, 1, 1, 'elu'),
+    ('conv14', 'conv', 2, 3, 1, 1, 'elu'),
+    ('conv15_upsample', 'up', 1, 3, 1, 1, 'elu'),
+    ('conv16', 'conv', 'half', 3, 1, 1, 'elu'),
+    ('conv17', 'conv', 'rgb', 3, 1, 1, None),
+]
+HALLUCINATION = [
+    ('xconv1', 'conv', 1, 5, 1, 1, 'elu'),
+    ('xconv2_downsample', 'conv', 1, 3, 2, 1, 'elu'),
+    ('xconv3', 'conv', 2, 3, 1, 1, 'elu'),
+    ('xconv4_downsample', 'conv', 2, 3, 2, 1, 'elu'),
+    ('xconv5', 'conv', 4, 3, 1, 1, 'elu'),
+    ('xconv6', 'conv', 4, 3, 1, 1, 'elu'),
+    ('xconv7_atrous', 'conv', 4, 3, 1, 2, 'elu'),
+    ('xconv8_atrous', 'conv', 4, 3, 1, 4, 'elu'),
+    ('xconv9_atrous', 'conv', 4, 3, 1, 8, 'elu'),
+    ('xconv10_atrous', 'conv', 4, 3, 1, 16, 'elu'),
+]
+ATTENTION_IN = [
+    ('pmconv1', 'conv', 1, 5, 1, 1, 'elu'),
+    ('pmconv2_downsample', 'conv', 1, 3, 2, 1, 'elu'),
+    ('pmconv3', 'conv', 2, 3, 1, 1, 'elu'),
+    ('pmconv4_downsample', 'conv', 4, 3, 2, 1, 'elu'),
+    ('pmconv5', 'conv', 4, 3, 1, 1, 'elu'),
+    ('pmconv6', 'conv', 4, 3, 1, 1, 'relu'),
+]
+ATTENTION_OUT = [
+    ('pmconv9', 'conv', 4, 3, 1, 1, 'elu'),
+    ('pmconv10', 'conv', 4, 3, 1, 1, 'elu'),
+]
+STAGE2_OUT = [
+    ('allconv11', 'conv', 4, 3, 1, 1, 'elu'),
+    ('allconv12', 'conv', 4, 3, 1, 1, 'elu'),
+    ('allconv13_upsample', 'up', 2, 3, 1, 1, 'elu'),
+    ('allconv14', 'conv', 2, 3, 1, 1, 'elu'),
+    ('allconv15_upsample', 'up', 1, 3, 1, 1, 'elu'),
+    ('allconv16', 'conv', 'half', 3, 1, 1, 'elu'),
+    ('allconv17', 'conv', 'rgb', 3, 1, 1, None),
+]
+
+
+def _width(multiplier, cnum):
+    if multiplier == 'half':
+        return cnum // 2
+    return 3 if multiplier == 'rgb' else multiplier * cnum
+
+
+def _make(spec, cnum):
+    name, kind, mult, ksize, stride, rate, act = spec
+    if kind == 'up':
+        return GatedUpsample(_width(mult, cnum), name=name)
+    return GatedConv2D(_width(mult, cnum), ksize, stride, rate, act, name=name)
+
+
+class InpaintGenerator(keras.Model):
+    """DeepFill v2 generator: coarse gated-conv network, then a refinement network with a
+    dilated-conv branch and a contextual-attention branch.
+
+    Args:
+        cnum: base width (48 in the release).
+    Call args:
+        image: (B, H, W, 3) BGR in [-1, 1]; hole pixels may hold anything (they are zeroed here).
+        mask: (B or 1, H, W, 1), 1 = hole. H and W must be multiples of 8.
+    Returns:
+        x_stage1, x_stage2: (B, H, W, 3) in [-1, 1]; offset_flow: (B, H/4, W/4, 3) in [-1, 1].
+    """
+
+    def __init__(self, cnum=48, name='inpaint_net', **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.cnum = int(cnum)
+        self.stage1 = [_make(s, self.cnum) for s in STAGE1]
+        self.hallucination = [_make(s, self.cnum) for s in HALLUCINATION]
+        self.attention_in = [_make(s, self.cnum) for s in ATTENTION_IN]
+        self.contextual_attention = ContextualAttention(3, 1, rate=2, name='contextual_attention')
+        self.attention_out = [_make(s, self.cnum) for s in ATTENTION_OUT]
+        self.stage2_out = [_make(s, self.cnum) for s in STAGE2_OUT]
+
+    def conv_layers(self):
+        """All 42 convolution-owning layers in the original's order: name -> layer."""
+        layers = (self.stage1 + self.hallucination + self.attention_in + self.attention_out
+                  + self.stage2_out)
+        return {layer.name: layer for layer in layers}
+
+    def call(self, image, mask):
+        image = image * (1.0 - mask)  # (B, H, W, 3), the original feeds the incomplete image
+        ones = tf.ones_like(image[..., :1])
+        x = tf.concat([image, ones, ones * mask], axis=-1)  # (B, H, W, 5)
+        x = _run(self.stage1[:6], x)  # (B, H/4, W/4, 2cnum)
+        mask_small = resize_nearest(mask, spatial_shape(x))  # (B|1, H/4, W/4, 1), align corners
+        x_stage1 = tf.tanh(_run(self.stage1[6:], x))
+
+        x = x_stage1 * mask + image * (1.0 - mask)  # (B, H, W, 3)
+        hallucinated = _run(self.hallucination, x)
+        attended = _run(self.attention_in, x)
+        attended, offset_flow = self.contextual_attention(attended, attended, mask_small)
+        attended = _run(self.attention_out, attended)
+        x = tf.concat([hallucinated, attended], axis=-1)  # (B, H/4, W/4, 4cnum)
+        x_stage2 = tf.tanh(_run(self.stage2_out, x))
+        return x_stage1, x_stage2, offset_flow
+
+    def get_config(self):
+        return {'cnum': self.cnum, 'name': self.name}
+
+
+def _run(layers, x):
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def build_generator(cnum=48):
+    """Creates an `InpaintGenerator` with its weights built (input of 64x64)."""
+    generator = InpaintGenerator(cnum)
+    generator(tf.zeros([1, 64, 64, 3]), tf.zeros([1, 64, 64, 1]))
+    return generator
