@@ -80,8 +80,9 @@ class GatedConv2D(keras.layers.Layer):
         self.bias = self.add_weight(name='bias', shape=(self.filters,), initializer='zeros')
 
     def call(self, x):
-        x = tf.nn.bias_add(tf.nn.conv2d(x, self.kernel, strides=self.strides, padding='SAME',
-                                        dilations=self.dilation_rate), self.bias)
+        x = tf.nn.conv2d(x, self.kernel, strides=self.strides, padding='SAME',
+                         dilations=self.dilation_rate)
+        x = tf.nn.bias_add(x, self.bias)
         if not self.gated:
             return x
         feature, gate = tf.split(x, 2, axis=-1)

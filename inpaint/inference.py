@@ -1,0 +1,177 @@
+"""Image + mask -> inpainted image, with the original's behaviour available for parity.
+
+Default behaviour (`original=False`): any size works (padded to a multiple of 8 and cropped back),
+gray and RGBA inputs work, pixels outside the hole are returned untouched, hole pixels are rounded
+to the nearest integer, and each image of a batch keeps its own mask.
+
+Original behaviour (`original=True`), as the authors' `test.py`: the image is cropped to a multiple
+of 8, the output is the float composite `x2 * mask + image * (1 - mask)` cast with
+`saturate_cast` (truncation, which can also lower known pixels by one), and a batch uses the first
+mask for every image.
+"""
+import numpy as np
+import tensorflow as tf
+
+from inpaint.checkpoint import load_models
+from inpaint.imageio import InputError
+
+GRID = 8  # the generator downsamples by 4 and contextual attention by 2 more
+
+
+def to_network(image_rgb):
+    """RGB uint8 (B, H, W, 3) -> the network's BGR float32 in [-1, 1] (`x / 127.5 - 1`).
+
+    The division is done as TensorFlow executes the original graph: a multiplication by the
+    float32 reciprocal (the golden outputs' known pixels match this on every value 0..255, and
+    not a true division on 6% of them).
+    """
+    return np.asarray(image_rgb, np.float32)[..., ::-1] * np.float32(1 / 127.5) - np.float32(1.0)
+
+
+def from_network(x_bgr, rounding=False):
+    """BGR float in [-1, 1] -> RGB uint8: `(x + 1) * 127.5`, truncated (`saturate_cast`) or rounded."""
+    y = (np.asarray(x_bgr, np.float32) + np.float32(1.0)) * np.float32(127.5)
+    y = np.rint(y) if rounding else y
+    return np.clip(y, 0, 255).astype(np.uint8)[..., ::-1]
+
+
+def standardize_image(image, name='image'):
+    """Any uint8 gray (H, W) / (H, W, 1), RGB or RGBA array -> RGB uint8 (H, W, 3)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise InputError(f'{name}: pixels are {image.dtype}; pass uint8 RGB values 0..255')
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise InputError(f'{name}: shape {image.shape} is not an image; pass (H, W), (H, W, 3) '
+                         f'or (H, W, 4)')
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputError(f'{name}: image has no pixels; pass a non-empty image')
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return image[:, :, :3]
+
+
+def standardize_mask(mask, shape, name='mask'):
+    """bool, 0/1 or 0/255 (H, W[, C]) -> bool (H, W), True = hole; uint8 uses `> 127.5` as the
+    original's files; floats use `> 0.5`."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[:, :, 0]
+    if mask.ndim != 2:
+        raise InputError(f'{name}: shape {mask.shape} is not a mask; pass (H, W)')
+    if mask.shape != tuple(shape[:2]):
+        raise InputError(f'{name}: size {mask.shape[1]}x{mask.shape[0]} differs from the image\'s '
+                         f'{shape[1]}x{shape[0]}; give a mask of the image\'s size')
+    if mask.dtype == bool:
+        return mask
+    if mask.dtype == np.uint8:
+        return mask > 127.5 if mask.max() > 1 else mask > 0
+    return mask > 0.5
+
+
+class Inpainter:
+    """Runs a DeepFill v2 generator on images.
+
+    Example:
+        inpainter = Inpainter.from_checkpoint('checkpoints/release_places2_256')
+        result = inpainter.inpaint(image_rgb, mask)  # uint8 (H, W, 3)
+    """
+
+    def __init__(self, generator):
+        self.generator = generator
+        self._forward = tf.function(
+            self._run, reduce_retracing=True,
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
+                             tf.TensorSpec([None, None, None, 1], tf.float32)])
+
+    @classmethod
+    def from_checkpoint(cls, path):
+        """Loads the authors' release folder, a prefix, or a training log_dir."""
+        generator, _, _ = load_models(path, with_discriminator=False)
+        return cls(generator)
+
+    def _run(self, image, mask):
+        return self.generator(image, mask)
+
+    def predict(self, image_bgr, mask):
+        """Runs the network as the original graph does.
+
+        Args:
+            image_bgr: float32 (B, H, W, 3) BGR in [-1, 1]; H, W multiples of 8.
+            mask: float32 (B or 1, H, W, 1), 1 = hole.
+        Returns:
+            x_stage1, x_stage2 (B, H, W, 3) and offset_flow (B, H/4, W/4, 3), NumPy float32.
+        """
+        image_bgr, mask = np.asarray(image_bgr, np.float32), np.asarray(mask, np.float32)
+        if image_bgr.shape[1] % GRID or image_bgr.shape[2] % GRID:
+            raise ValueError(f'predict needs H and W multiples of {GRID}, got {image_bgr.shape}')
+        return tuple(t.numpy() for t in self._forward(image_bgr, mask))
+
+    def inpaint(self, image, mask, original=False):
+        """Inpaints one image.
+
+        Args:
+            image: uint8 RGB (H, W, 3), gray (H, W) or RGBA (H, W, 4).
+            mask: (H, W) bool / 0-1 / 0-255, hole = True / 1 / 255.
+            original: reproduce the authors' test.py exactly (see module docstring).
+        Returns:
+            uint8 RGB (H, W, 3); with `original`, cropped to a multiple of 8.
+        """
+        return self.inpaint_batch([image], [mask], original=original)[0]
+
+    def inpaint_batch(self, images, masks, original=False, batch_size=8):
+        """Inpaints a list of images, each with its own mask (the original: the first mask).
+
+        Images of the same size are run together, `batch_size` at a time.
+        Returns:
+            list of uint8 RGB images, in the input order.
+        """
+        if len(images) != len(masks):
+            raise InputError(f'{len(images)} images but {len(masks)} masks; give one mask per image')
+        images = [standardize_image(im, f'image {i}') for i, im in enumerate(images)]
+        masks = [standardize_mask(m, im.shape, f'mask {i}') for i, (im, m) in enumerate(zip(images, masks))]
+        if original:
+            masks = [masks[0][:im.shape[0], :im.shape[1]] if masks[0].shape == im.shape[:2]
+                     else _shape_error(im, masks[0]) for im in images]
+        results = [None] * len(images)
+        groups = {}
+        for i, image in enumerate(images):
+            groups.setdefault(image.shape, []).append(i)
+        for indices in groups.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start:start + batch_size]
+                run = self._inpaint_original if original else self._inpaint_padded
+                outputs = run(np.stack([images[i] for i in chunk]), np.stack([masks[i] for i in chunk]))
+                for i, output in zip(chunk, outputs):
+                    results[i] = output
+        return results
+
+    def _inpaint_padded(self, images, masks):
+        """(B, H, W, 3) uint8, (B, H, W) bool -> (B, H, W, 3) uint8; known pixels untouched."""
+        height, width = images.shape[1:3]
+        if not masks.any():
+            return images.copy()
+        pad_h, pad_w = -height % GRID, -width % GRID
+        padded = np.pad(images, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)], mode='edge')
+        padded_mask = np.pad(masks, [(0, 0), (0, pad_h), (0, pad_w)])  # padding is known
+        _, x2, _ = self.predict(to_network(padded), padded_mask[..., None].astype(np.float32))
+        filled = from_network(x2[:, :height, :width], rounding=True)
+        return np.where(masks[..., None], filled, images)
+
+    def _inpaint_original(self, images, masks):
+        """The authors' test.py: crop to a multiple of 8, float composite, saturate_cast."""
+        height, width = images.shape[1] // GRID * GRID, images.shape[2] // GRID * GRID
+        if height == 0 or width == 0:
+            raise InputError(f'image of {images.shape[2]}x{images.shape[1]} is smaller than '
+                             f'{GRID}x{GRID}; the original crops it to nothing')
+        x = to_network(images[:, :height, :width])
+        mask = masks[:1, :height, :width, None].astype(np.float32)  # the first mask, as original
+        incomplete = x * (np.float32(1.0) - mask)
+        _, x2, _ = self.predict(incomplete, mask)
+        return from_network(x2 * mask + incomplete * (np.float32(1.0) - mask))
+
+
+def _shape_error(image, mask):
+    raise InputError(f'original mode shares the first mask ({mask.shape[1]}x{mask.shape[0]}) '
+                     f'across the batch, but an image is {image.shape[1]}x{image.shape[0]}')
