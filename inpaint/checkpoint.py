@@ -19,8 +19,8 @@ from inpaint.layers import GatedUpsample
 
 GENERATOR_SCOPE = 'inpaint_net'
 DISCRIMINATOR_SCOPE = 'discriminator/sn_patch_gan'
-# Tensors a TF1 training snapshot holds besides the weights: ignored on purpose.
-IGNORED_NAMES = ('beta1_power', 'beta2_power', 'lr', 'global_step')
+# Optimizer slots of a TF1 training snapshot, under the model scopes: ignored on purpose (as are
+# tensors outside the scopes: beta1_power, beta2_power, lr, global_step, our optimizer and step).
 IGNORED_SUFFIXES = ('/Adam', '/Adam_1')
 OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
 STATE_FILES = ('checkpoint', 'checkpoint.txt')
@@ -100,6 +100,19 @@ def discriminator_table(discriminator):
     return table
 
 
+def training_checkpoint(generator, discriminator, **others):
+    """A `tf.train.Checkpoint` for training, keyed by the authors' variable names.
+
+    Keras 3 models are not tracked by `tf.train.Checkpoint` through their layer lists, so the
+    variables are given as {authors' name: tf.Variable} under `generator` and `discriminator`;
+    `others` (optimizer, step, ...) are added as they are. `load_models` reads what this writes.
+    """
+    def tracked(table):
+        return {name: variable.value for name, variable in table.items()}  # the tf.Variable
+    return tf.train.Checkpoint(generator=tracked(generator_table(generator)),
+                               discriminator=tracked(discriminator_table(discriminator)), **others)
+
+
 def load_models(path, with_discriminator=True):
     """Builds the generator (and discriminator when present) and loads a checkpoint into them.
 
@@ -118,88 +131,62 @@ def load_models(path, with_discriminator=True):
         raise CheckpointError(f'{prefix}: cannot read the checkpoint ({error.__class__.__name__}); '
                               f'the .index/.data files are damaged or incomplete') from None
     shapes = reader.get_variable_to_shape_map()
-    if OBJECT_GRAPH_KEY in shapes:
-        return _load_object_based(prefix, shapes, with_discriminator)
-    return _load_name_based(prefix, reader, shapes, with_discriminator)
-
-
-def _load_name_based(prefix, reader, shapes, with_discriminator):
+    # Authors' name -> key in the file; a training checkpoint stores them as object attributes.
+    keys = _object_keys(shapes) if OBJECT_GRAPH_KEY in shapes else {name: name for name in shapes}
     first = f'{GENERATOR_SCOPE}/conv1/kernel'
-    if first not in shapes:
+    if first not in keys:
         raise CheckpointError(f'{prefix}: no tensor {first}; this is not a DeepFill v2 checkpoint '
                               f'(v1 checkpoints and other models are not supported)')
-    cnum = int(shapes[first][-1])
+    cnum = int(shapes[keys[first]][-1])
     generator = build_generator(cnum)
     table = generator_table(generator)
     discriminator, d_cnum = None, None
     d_first = f'{DISCRIMINATOR_SCOPE}/conv1/kernel'
-    if with_discriminator and d_first in shapes:
-        d_cnum, channels = int(shapes[d_first][-1]), int(shapes[d_first][2])
+    if with_discriminator and d_first in keys:
+        d_cnum, channels = int(shapes[keys[d_first]][-1]), int(shapes[keys[d_first]][2])
         discriminator = build_discriminator(d_cnum, channels)
         table.update(discriminator_table(discriminator))
     scopes = (GENERATOR_SCOPE + '/',) + ((DISCRIMINATOR_SCOPE + '/',) if discriminator else ())
 
     ignored = []
-    for name in sorted(shapes):
+    for name in sorted(keys):
         if name in table:
             continue
-        if name in IGNORED_NAMES or name.endswith(IGNORED_SUFFIXES):
-            ignored.append(name)
-        elif name.startswith(scopes):
-            raise CheckpointError(f'{prefix}: tensor {name} {shapes[name]} has no place in the model '
-                                  f'(width {cnum}); the checkpoint is not of this architecture')
-        else:
-            ignored.append(name)  # e.g. the discriminator when not asked for
-    missing = [name for name in table if name not in shapes]
+        if name.startswith(scopes) and not name.endswith(IGNORED_SUFFIXES):
+            raise CheckpointError(f'{prefix}: tensor {name} {shapes[keys[name]]} has no place in the '
+                                  f'model (width {cnum}); the checkpoint is not of this architecture')
+        ignored.append(name)  # optimizer slots, counters, the discriminator when not asked for
+    missing = [name for name in table if name not in keys]
     if missing:
         raise CheckpointError(f'{prefix}: missing tensor {missing[0]}' +
                               (f' and {len(missing) - 1} more' if len(missing) > 1 else '') +
                               '; the checkpoint is incomplete or of another model')
     for name, variable in table.items():
-        if tuple(shapes[name]) != tuple(variable.shape):
-            raise CheckpointError(f'{prefix}: tensor {name} has shape {tuple(shapes[name])}, the '
-                                  f'model needs {tuple(variable.shape)}; the checkpoint is not of '
-                                  f'this architecture')
+        if tuple(shapes[keys[name]]) != tuple(variable.shape):
+            raise CheckpointError(f'{prefix}: tensor {name} has shape {tuple(shapes[keys[name]])}, '
+                                  f'the model needs {tuple(variable.shape)}; the checkpoint is not '
+                                  f'of this architecture')
     for name, variable in table.items():
-        variable.assign(reader.get_tensor(name).astype(np.float32))
+        variable.assign(reader.get_tensor(keys[name]).astype(np.float32))
     return generator, discriminator, LoadReport(prefix, sorted(table), ignored, cnum, d_cnum)
 
 
-def _load_object_based(prefix, shapes, with_discriminator):
-    """Loads a training checkpoint written by `inpaint.training` (tf.train.Checkpoint)."""
-    cnum = _width_from_shapes(shapes, 'generator/', lambda s: s[:3] == [5, 5, 5])
-    if cnum is None:
-        raise CheckpointError(f'{prefix}: a TF2 checkpoint without a DeepFill generator; give a '
-                              f'log_dir written by train.py or the authors\' release')
-    generator = build_generator(cnum)
-    objects = {'generator': generator}
-    discriminator, d_cnum = None, None
-    if with_discriminator:
-        d_kernel = [s for k, s in shapes.items() if k.startswith('discriminator/')
-                    and len(s) == 4 and s[:2] == [5, 5]]
-        if d_kernel:
-            first = min(d_kernel, key=lambda s: s[3])  # conv1 is the narrowest
-            d_cnum, channels = first[3], first[2]
-            discriminator = build_discriminator(d_cnum, channels)
-            objects['discriminator'] = discriminator
-    status = tf.train.Checkpoint(**objects).restore(prefix)
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as error:
-        raise CheckpointError(f'{prefix}: the checkpoint does not match the model: '
-                              f'{str(error).splitlines()[0]}') from None
-    status.expect_partial()  # optimizer state and step are for resuming training, not inference
-    loaded = sorted(generator_table(generator)) + (
-        sorted(discriminator_table(discriminator)) if discriminator else [])
-    ignored = sorted(k for k in shapes if not k.startswith(('generator/', 'discriminator/')))
-    return generator, discriminator, LoadReport(prefix, loaded, ignored, cnum, d_cnum)
+def _object_keys(shapes):
+    """Authors' name -> key, for a checkpoint written through `training_checkpoint`.
 
-
-def _width_from_shapes(shapes, scope, is_first):
-    for key, shape in shapes.items():
-        if key.startswith(scope) and len(shape) == 4 and is_first(list(shape)):
-            return int(shape[-1])
-    return None
+    Keys look like `generator/inpaint_net.Sconv1.Skernel/.ATTRIBUTES/VARIABLE_VALUE` (TF escapes
+    '/' as '.S' and '.' as '..'); everything else (optimizer, step) keeps its own key.
+    """
+    keys = {}
+    suffix = '/.ATTRIBUTES/VARIABLE_VALUE'
+    for key in shapes:
+        top, _, rest = key.partition('/')
+        if top in ('generator', 'discriminator') and rest.endswith(suffix) and '/' not in rest[:-len(suffix)]:
+            escaped = rest[:-len(suffix)]
+            keys[re.sub(r'\.(S|\.)', lambda m: '/' if m.group(1) == 'S' else '.', escaped)] = key
+        elif key != OBJECT_GRAPH_KEY:
+            keys[key] = key
+    return keys
 
 
 def save_tf1_checkpoint(prefix, tensors):

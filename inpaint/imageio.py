@@ -77,8 +77,10 @@ def write_image(path, rgb):
     ok, encoded = cv2.imencode(ext, np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:
         raise InputError(f'{path}: cannot encode an image with extension {ext!r}; use .png or .jpg')
-    with open(path, 'wb') as handle:
+    partial = f'{path}.partial'
+    with open(partial, 'wb') as handle:  # then renamed: a failed write leaves no half file
         handle.write(encoded.tobytes())
+    os.replace(partial, path)
 
 
 def write_mask(path, mask):
