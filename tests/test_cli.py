@@ -1,0 +1,100 @@
+"""test.py (single image): golden output through the command line, and bad input handling."""
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import GOLDEN_CHECKPOINT, golden_case
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import test as cli  # noqa: E402  (the top-level test.py)
+
+
+def test_command_line_reproduces_golden_output(tmp_path):
+    case = golden_case('rocket256')
+    out = tmp_path / 'out.png'
+    run = subprocess.run([sys.executable, os.path.join(ROOT, 'test.py'), '--image', case['input'],
+                          '--mask', case['mask'], '--output', str(out), '--checkpoint_dir',
+                          GOLDEN_CHECKPOINT, '--original'], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert 'out.png' in run.stdout
+    got, want = cv2.imread(str(out)), cv2.imread(case['output'])
+    diff = np.abs(got.astype(int) - want)
+    assert diff.max() <= 1 and np.all(diff == 0, axis=-1).mean() >= 0.999
+
+
+def test_default_mode_writes_same_size_with_known_pixels_kept(tmp_path):
+    case = golden_case('motorcycle184x264')
+    image = cv2.imread(case['input'])[:181, :250]
+    mask = cv2.imread(case['mask'])[:181, :250]
+    cv2.imwrite(str(tmp_path / 'in.png'), image)
+    cv2.imwrite(str(tmp_path / 'mask.png'), mask)
+    assert cli.main(['--image', str(tmp_path / 'in.png'), '--mask', str(tmp_path / 'mask.png'),
+                     '--output', str(tmp_path / 'out.png'), '--checkpoint_dir', GOLDEN_CHECKPOINT]) == 0
+    out = cv2.imread(str(tmp_path / 'out.png'))
+    assert out.shape == image.shape
+    known = mask[..., 0] <= 127
+    assert np.array_equal(out[known], image[known])
+
+
+def _bad(tmp_path, kind):
+    case = golden_case('rocket256')
+    image, mask, ckpt = case['input'], case['mask'], GOLDEN_CHECKPOINT
+    if kind == 'missing_image':
+        image = str(tmp_path / 'nope.png')
+    elif kind == 'unreadable_image':
+        image = str(tmp_path / 'garbage.png')
+        open(image, 'wb').write(b'not a png at all')
+    elif kind == 'empty_image':
+        image = str(tmp_path / 'empty.png')
+        open(image, 'wb').close()
+    elif kind == 'mask_size':
+        mask = str(tmp_path / 'small_mask.png')
+        cv2.imwrite(mask, np.zeros((10, 10), np.uint8))
+    elif kind == 'empty_checkpoint':
+        ckpt = str(tmp_path / 'empty_ckpt')
+        os.makedirs(ckpt)
+    elif kind == 'mismatched_checkpoint':
+        from test_checkpoint import random_release
+        ckpt = str(tmp_path / 'bad_ckpt')
+        random_release(ckpt, cnum=8, d_cnum=8, reshape='inpaint_net/conv5/kernel')
+    return image, mask, ckpt
+
+
+@pytest.mark.parametrize('kind,named', [
+    ('missing_image', 'nope.png'), ('unreadable_image', 'garbage.png'), ('empty_image', 'empty.png'),
+    ('mask_size', 'small_mask.png'), ('empty_checkpoint', 'empty_ckpt'),
+    ('mismatched_checkpoint', 'inpaint_net/conv5/kernel'),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, kind, named):
+    image, mask, ckpt = _bad(tmp_path, kind)
+    out = tmp_path / 'out.png'
+    out.write_bytes(b'previous result')
+    code = cli.main(['--image', image, '--mask', mask, '--output', str(out), '--checkpoint_dir', ckpt])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and named in err and err.startswith('error: ')
+    assert out.read_bytes() == b'previous result'
+    assert not os.path.exists(str(out) + '.partial')
+
+
+def test_output_may_not_overwrite_the_input(tmp_path, capsys):
+    case = golden_case('rocket256')
+    image = tmp_path / 'in.png'
+    shutil.copy(case['input'], image)
+    before = image.read_bytes()
+    code = cli.main(['--image', str(image), '--mask', case['mask'], '--output', str(image),
+                     '--checkpoint_dir', GOLDEN_CHECKPOINT])
+    assert code == 2 and 'overwrite an input' in capsys.readouterr().err
+    assert image.read_bytes() == before
+
+
+def test_missing_required_flag_is_a_usage_error():
+    run = subprocess.run([sys.executable, os.path.join(ROOT, 'test.py'), '--image', 'x.png'],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and 'required' in run.stderr
