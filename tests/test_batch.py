@@ -1,0 +1,388 @@
+"""Batch inpainting (inpaint/batch.py) and test.py's batch modes, on the tiny golden checkpoint.
+
+Images are small crops of the golden inputs, several sizes including odd ones, with seeded box
+masks, so the whole file runs in seconds. Batched results must equal `Inpainter.inpaint` run on
+each image alone, byte for byte.
+"""
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from conftest import GOLDEN, GOLDEN_CHECKPOINT
+from inpaint import batch
+from inpaint.imageio import InputError, read_image, read_mask, write_image, write_mask
+from inpaint.inference import Inpainter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# (height, width): odd sizes, repeats (so that same-size images batch together), one under 8 px.
+SIZES = [(37, 53), (37, 53), (40, 48), (37, 53), (64, 64), (21, 35), (5, 7)]
+
+
+def load_cli():
+    """The repository's test.py (loaded by path: `import test` would find the stdlib package)."""
+    spec = importlib.util.spec_from_file_location('inpaint_test_cli', os.path.join(ROOT, 'test.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def inpainter():
+    return Inpainter.from_checkpoint(GOLDEN_CHECKPOINT)
+
+
+@pytest.fixture(scope='module')
+def cli():
+    return load_cli()
+
+
+def make_pair(index, size):
+    """A crop of a golden input and a seeded box mask (bool) of `size`."""
+    rng = np.random.default_rng(index)
+    source = read_image(os.path.join(GOLDEN, ('rocket256', 'motorcycle184x264')[index % 2],
+                                     'input.png'))
+    height, width = size
+    top = int(rng.integers(0, source.shape[0] - height))
+    left = int(rng.integers(0, source.shape[1] - width))
+    image = source[top:top + height, left:left + width].copy()
+    mask = np.zeros(size, bool)
+    y, x = int(rng.integers(0, height // 2 + 1)), int(rng.integers(0, width // 2 + 1))
+    mask[y:y + max(2, height // 3), x:x + max(2, width // 3)] = True
+    return image, mask
+
+
+def write_pairs(folder, sizes, image_ext='.png'):
+    """Writes images to folder/in and masks to folder/masks; returns [(image, mask)] paths."""
+    paths = []
+    for index, size in enumerate(sizes):
+        image, mask = make_pair(index, size)
+        image_path = os.path.join(folder, 'in', f'img{index}{image_ext}')
+        mask_path = os.path.join(folder, 'masks', f'img{index}.png')
+        write_image(image_path, image)
+        write_mask(mask_path, mask)
+        paths.append((image_path, mask_path))
+    return paths
+
+
+def alone(inpainter, image_path, mask_path, original=False):
+    """The single-image result, as test.py --image computes it."""
+    return inpainter.inpaint(read_image(image_path), read_mask(mask_path), original=original)
+
+
+def file_bytes(path):
+    with open(path, 'rb') as handle:
+        return handle.read()
+
+
+class Spy:
+    """Wraps `inpaint_batch` to record the number of images of every network call."""
+
+    def __init__(self, inpainter):
+        self.inpainter, self.calls = inpainter, []
+
+    def inpaint_batch(self, images, masks, **kwargs):
+        self.calls.append(len(images))
+        return self.inpainter.inpaint_batch(images, masks, **kwargs)
+
+
+def test_batch_equals_single_byte_for_byte(tmp_path, inpainter):
+    pairs = write_pairs(str(tmp_path), SIZES)
+    jobs = [batch.Job(image, mask, str(tmp_path / 'out' / f'{i}.png'))
+            for i, (image, mask) in enumerate(pairs)]
+    spy = Spy(inpainter)
+    summary = batch.run_batch(spy, jobs, batch_size=2, progress=False)
+    assert (summary.written, summary.skipped_existing, summary.failed) == (len(jobs), 0, [])
+    assert max(spy.calls) == 2 and sum(spy.calls) == len(jobs)  # batched, never above batch_size
+    for job in jobs:
+        expected = str(tmp_path / 'expected.png')
+        write_image(expected, alone(inpainter, job.image, job.mask))
+        assert file_bytes(job.output) == file_bytes(expected), job.output
+
+
+def test_each_image_keeps_its_own_mask(tmp_path, inpainter):
+    image, _ = make_pair(0, (40, 56))
+    masks = [np.zeros((40, 56), bool) for _ in range(2)]
+    masks[0][4:20, 6:30] = True
+    masks[1][22:36, 30:50] = True
+    write_image(str(tmp_path / 'a.png'), image)
+    write_image(str(tmp_path / 'b.png'), image)  # the same pixels: only the masks differ
+    write_mask(str(tmp_path / 'ma.png'), masks[0])
+    write_mask(str(tmp_path / 'mb.png'), masks[1])
+    jobs = [batch.Job(str(tmp_path / 'a.png'), str(tmp_path / 'ma.png'), str(tmp_path / 'oa.png')),
+            batch.Job(str(tmp_path / 'b.png'), str(tmp_path / 'mb.png'), str(tmp_path / 'ob.png'))]
+    spy = Spy(inpainter)
+    assert batch.run_batch(spy, jobs, progress=False).written == 2
+    assert spy.calls == [2]  # one network call for both
+    results = [read_image(job.output) for job in jobs]
+    for job, result in zip(jobs, results):
+        np.testing.assert_array_equal(result, alone(inpainter, job.image, job.mask))
+    assert not np.array_equal(results[0], results[1])
+
+
+def test_original_mode_runs_each_image_alone_with_its_mask(tmp_path, inpainter):
+    pairs = write_pairs(str(tmp_path), [(37, 53), (37, 53), (40, 48)])
+    jobs = [batch.Job(image, mask, str(tmp_path / 'out' / f'{i}.png'))
+            for i, (image, mask) in enumerate(pairs)]
+    spy = Spy(inpainter)
+    assert batch.run_batch(spy, jobs, original=True, batch_size=8, progress=False).written == 3
+    assert spy.calls == [1, 1, 1]
+    for job in jobs:
+        expected = alone(inpainter, job.image, job.mask, original=True)
+        assert expected.shape == (read_image(job.image).shape[0] // 8 * 8,
+                                  read_image(job.image).shape[1] // 8 * 8, 3)
+        np.testing.assert_array_equal(read_image(job.output), expected)
+
+
+def test_jobs_from_flist_resolves_against_the_list_folder(tmp_path):
+    lists = tmp_path / 'lists'
+    lists.mkdir()
+    flist = lists / 'jobs.txt'
+    flist.write_text('# input mask output\n\n  ../in/a.png   ../m/a.png out/a.png  \n'
+                     f'{tmp_path}/in/b.png\t../m/b.png\t/abs/out/b.png\n')
+    jobs = batch.jobs_from_flist(str(flist))
+    assert jobs == [
+        batch.Job(os.path.join(str(lists), '../in/a.png'), os.path.join(str(lists), '../m/a.png'),
+                  os.path.join(str(lists), 'out/a.png')),
+        batch.Job(f'{tmp_path}/in/b.png', os.path.join(str(lists), '../m/b.png'), '/abs/out/b.png')]
+
+
+@pytest.mark.parametrize('content, line', [('a.png m.png\n', 1),
+                                           ('# ok\na.png m.png o.png\na b c d\n', 3)])
+def test_jobs_from_flist_malformed_line_names_file_and_line(tmp_path, content, line):
+    flist = tmp_path / 'jobs.txt'
+    flist.write_text(content)
+    with pytest.raises(InputError, match=rf'^{flist}:{line}: expected "input mask output"'):
+        batch.jobs_from_flist(str(flist))
+
+
+def test_cli_flist_with_relative_paths(tmp_path, monkeypatch, capsys, inpainter, cli):
+    pairs = write_pairs(str(tmp_path / 'data'), [(37, 53), (40, 48), (37, 53)])
+    (tmp_path / 'data' / 'jobs.txt').write_text(
+        '# written from another folder: paths are relative to this list\n' + ''.join(
+            f'in/{os.path.basename(image)} masks/{os.path.basename(mask)} out/r{i}.png\n'
+            for i, (image, mask) in enumerate(pairs)))
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code = cli.main(['--flist', str(tmp_path / 'data' / 'jobs.txt'),
+                     '--checkpoint_dir', GOLDEN_CHECKPOINT, '--batch_size', '2'])
+    assert code == 0
+    assert capsys.readouterr().out.splitlines() == ['3 written, 0 skipped existing, 0 failed']
+    for i, (image, mask) in enumerate(pairs):
+        np.testing.assert_array_equal(read_image(str(tmp_path / 'data' / 'out' / f'r{i}.png')),
+                                      alone(inpainter, image, mask))
+    assert os.listdir(elsewhere) == []
+
+
+def test_cli_folders_masks_by_stem(tmp_path, capsys, inpainter, cli):
+    pairs = write_pairs(str(tmp_path), [(37, 53), (21, 35), (40, 48)])
+    # Any image extension on either side: img0.bmp <- img0.png, img1.png <- img1.bmp.
+    image0 = str(tmp_path / 'in' / 'img0.bmp')
+    os.replace(pairs[0][0], image0)
+    mask1 = str(tmp_path / 'masks' / 'img1.bmp')
+    os.replace(pairs[1][1], mask1)
+    (tmp_path / 'in' / 'notes.txt').write_text('not an image')
+    code = cli.main(['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+                     '--output_dir', str(tmp_path / 'out'), '--checkpoint_dir', GOLDEN_CHECKPOINT])
+    assert code == 0
+    assert capsys.readouterr().out.splitlines()[-1] == '3 written, 0 skipped existing, 0 failed'
+    assert sorted(os.listdir(tmp_path / 'out')) == ['img0.png', 'img1.png', 'img2.png']
+    for name, image, mask in [('img0', image0, pairs[0][1]), ('img1', pairs[1][0], mask1),
+                              ('img2', *pairs[2])]:
+        np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / f'{name}.png')),
+                                      alone(inpainter, image, mask))
+
+
+def test_cli_folders_one_shared_mask(tmp_path, capsys, inpainter, cli):
+    pairs = write_pairs(str(tmp_path), [(37, 53)] * 3)
+    shared = pairs[1][1]
+    code = cli.main(['--input_dir', str(tmp_path / 'in'), '--mask', shared,
+                     '--output_dir', str(tmp_path / 'out'), '--checkpoint_dir', GOLDEN_CHECKPOINT])
+    assert code == 0
+    assert capsys.readouterr().out.splitlines()[-1] == '3 written, 0 skipped existing, 0 failed'
+    for i, (image, _) in enumerate(pairs):
+        np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / f'img{i}.png')),
+                                      alone(inpainter, image, shared))
+
+
+def test_folders_image_without_mask_is_a_bad_item(tmp_path, inpainter):
+    pairs = write_pairs(str(tmp_path), [(37, 53)] * 3)
+    os.remove(pairs[1][1])
+    jobs = batch.jobs_from_folders(str(tmp_path / 'in'), str(tmp_path / 'masks'),
+                                   str(tmp_path / 'out'))
+    assert [job.error is None for job in jobs] == [True, False, True]
+    summary = batch.run_batch(inpainter, jobs, progress=False)
+    assert summary.written == 2 and [job for job, _ in summary.failed] == [jobs[1]]
+    assert summary.failed[0][1].startswith(f'{pairs[1][0]}: no mask named img1.png')
+    assert not os.path.exists(tmp_path / 'out' / 'img1.png')
+
+
+def test_folders_two_masks_for_one_image_is_a_bad_item(tmp_path):
+    pairs = write_pairs(str(tmp_path), [(37, 53)])
+    write_mask(str(tmp_path / 'masks' / 'img0.bmp'), read_mask(pairs[0][1]))
+    (job,) = batch.jobs_from_folders(str(tmp_path / 'in'), str(tmp_path / 'masks'),
+                                     str(tmp_path / 'out'))
+    assert job.mask is None
+    assert job.error == f'{pairs[0][0]}: several masks in {tmp_path / "masks"} (img0.bmp, img0.png); keep one'
+
+
+def test_cli_existing_outputs_skipped_unless_overwrite(tmp_path, capsys, inpainter, cli):
+    write_pairs(str(tmp_path), [(37, 53), (40, 48), (37, 53)])
+    argv = ['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+            '--output_dir', str(tmp_path / 'out'), '--checkpoint_dir', GOLDEN_CHECKPOINT]
+    assert cli.main(argv) == 0
+    outputs = [str(tmp_path / 'out' / f'img{i}.png') for i in range(3)]
+    first = [file_bytes(path) for path in outputs]
+    stale = np.full((5, 5, 3), 7, np.uint8)  # an "old" result the resume must not touch
+    write_image(outputs[1], stale)
+    stale_bytes = file_bytes(outputs[1])
+    capsys.readouterr()
+
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == ['0 written, 3 skipped existing, 0 failed']
+    assert [file_bytes(path) for path in outputs] == [first[0], stale_bytes, first[2]]
+
+    assert cli.main(argv + ['--overwrite']) == 0
+    assert capsys.readouterr().out.splitlines() == ['3 written, 0 skipped existing, 0 failed']
+    assert [file_bytes(path) for path in outputs] == first
+    assert not [name for name in os.listdir(tmp_path / 'out') if name.endswith('.partial')]
+
+
+def test_cli_bad_items_reported_and_skipped(tmp_path, capsys, inpainter, cli):
+    pairs = write_pairs(str(tmp_path), [(37, 53), (40, 48), (37, 53), (21, 35), (40, 48)])
+    corrupt, empty = str(tmp_path / 'in' / 'corrupt.png'), str(tmp_path / 'in' / 'empty.png')
+    with open(corrupt, 'wb') as handle:
+        handle.write(b'\x89PNG\r\n\x1a\n not really a png')
+    open(empty, 'wb').close()
+    missing_mask = str(tmp_path / 'masks' / 'missing.png')
+    lines = [f'{pairs[0][0]} {pairs[0][1]} out/good0.png',
+             f'{corrupt} {pairs[1][1]} out/corrupt.png',
+             f'{pairs[2][0]} {missing_mask} out/missing.png',
+             f'{pairs[3][0]} {pairs[4][1]} out/mismatch.png',  # 35x21 image, 48x40 mask
+             f'{empty} {pairs[1][1]} out/empty.png',
+             f'{pairs[4][0]} {pairs[4][1]} out/good4.png']
+    (tmp_path / 'jobs.txt').write_text('\n'.join(lines) + '\n')
+    before = {path: file_bytes(path) for pair in pairs for path in pair}
+    code = cli.main(['--flist', str(tmp_path / 'jobs.txt'), '--checkpoint_dir', GOLDEN_CHECKPOINT])
+    assert code == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == '2 written, 0 skipped existing, 4 failed'
+    assert len(out) == 5
+    assert out[0].startswith(f'{corrupt}: cannot decode')
+    assert out[1].startswith(f'{missing_mask}: file not found')
+    assert out[2].startswith(f'{pairs[4][1]}: mask is 48x40 but the image {pairs[3][0]} is 35x21')
+    assert out[3].startswith(f'{empty}: file is empty')
+    assert sorted(os.listdir(tmp_path / 'out')) == ['good0.png', 'good4.png']
+    np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / 'good4.png')),
+                                  alone(inpainter, *pairs[4]))
+    assert {path: file_bytes(path) for path in before} == before
+
+
+def test_output_equal_to_an_input_is_refused(tmp_path, capsys, inpainter, cli):
+    pairs = write_pairs(str(tmp_path), [(37, 53), (40, 48), (21, 35)])
+    before = {path: file_bytes(path) for pair in pairs for path in pair}
+    (tmp_path / 'jobs.txt').write_text(
+        f'in/img0.png masks/img0.png in/img0.png\n'       # its own image
+        f'in/img1.png masks/img1.png masks/img1.png\n'    # its own mask
+        f'in/img2.png masks/img2.png ./in/../masks/img0.png\n')  # another job's mask
+    code = cli.main(['--flist', str(tmp_path / 'jobs.txt'), '--checkpoint_dir', GOLDEN_CHECKPOINT,
+                     '--overwrite'])
+    assert code == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == '0 written, 0 skipped existing, 3 failed'
+    assert all('the output would overwrite an input' in line for line in out[:3])
+    assert out[0].startswith(str(tmp_path / 'in' / 'img0.png') + ': ')
+    assert {path: file_bytes(path) for path in before} == before
+
+
+def test_folder_output_dir_equal_to_input_dir_is_refused(tmp_path, inpainter):
+    pairs = write_pairs(str(tmp_path), [(37, 53)])
+    before = file_bytes(pairs[0][0])
+    jobs = batch.jobs_from_folders(str(tmp_path / 'in'), str(tmp_path / 'masks'),
+                                   str(tmp_path / 'in'))
+    summary = batch.run_batch(inpainter, jobs, overwrite=True, progress=False)
+    assert summary.written == 0 and len(summary.failed) == 1
+    assert file_bytes(pairs[0][0]) == before
+
+
+def test_duplicate_outputs_and_bad_extension_are_bad_items(tmp_path, inpainter):
+    pairs = write_pairs(str(tmp_path), [(37, 53), (37, 53), (37, 53)])
+    jobs = [batch.Job(*pairs[0], str(tmp_path / 'same.png')),
+            batch.Job(*pairs[1], str(tmp_path / 'same.png')),
+            batch.Job(*pairs[2], str(tmp_path / 'out.unknown'))]
+    summary = batch.run_batch(inpainter, jobs, progress=False)
+    assert summary.written == 1
+    assert [message.split(': ', 1)[1].split(';')[0] for _, message in summary.failed] == [
+        f'also the output of {pairs[0][0]}', 'cannot write this image type']
+    np.testing.assert_array_equal(read_image(str(tmp_path / 'same.png')),
+                                  alone(inpainter, *pairs[0]))
+
+
+def test_original_mode_tiny_image_is_a_bad_item(tmp_path, inpainter):
+    pairs = write_pairs(str(tmp_path), [(5, 7), (37, 53)])
+    jobs = [batch.Job(*pair, str(tmp_path / f'o{i}.png')) for i, pair in enumerate(pairs)]
+    summary = batch.run_batch(inpainter, jobs, original=True, progress=False)
+    assert summary.written == 1
+    assert summary.failed[0][1].startswith(f'{pairs[0][0]}: image of 7x5 is smaller than 8x8')
+
+
+@pytest.mark.parametrize('flag, name', [('--flist', 'missing.txt'), ('--input_dir', 'no_dir')])
+def test_cli_missing_list_or_folder_exits_2(tmp_path, capsys, cli, flag, name):
+    path = str(tmp_path / name)
+    argv = [flag, path, '--checkpoint_dir', GOLDEN_CHECKPOINT]
+    if flag == '--input_dir':
+        argv += ['--mask', str(tmp_path / 'm.png'), '--output_dir', str(tmp_path / 'out')]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ''
+    assert len(captured.err.splitlines()) == 1 and captured.err.startswith(f'error: {path}: ')
+    assert 'not found' in captured.err
+
+
+def test_cli_bad_checkpoint_exits_2(tmp_path, capsys, cli):
+    pairs = write_pairs(str(tmp_path), [(37, 53)])
+    (tmp_path / 'jobs.txt').write_text(f'{pairs[0][0]} {pairs[0][1]} out.png\n')
+    code = cli.main(['--flist', str(tmp_path / 'jobs.txt'),
+                     '--checkpoint_dir', str(tmp_path / 'nowhere')])
+    assert code == 2
+    assert len(capsys.readouterr().err.splitlines()) == 1
+    assert not os.path.exists(tmp_path / 'out.png')
+
+
+@pytest.mark.parametrize('argv', [
+    [],                                                          # no mode
+    ['--image', 'a.png', '--mask', 'm.png', '--flist', 'l.txt'],  # two modes
+    ['--flist', 'l.txt', '--input_dir', 'in'],
+    ['--image', 'a.png'],                                        # single mode without a mask
+    ['--image', 'a.png', '--mask', 'm.png', '--output_dir', 'o'],  # batch flag in single mode
+    ['--flist', 'l.txt', '--output', 'o.png'],
+    ['--flist', 'l.txt', '--mask', 'm.png'],
+    ['--input_dir', 'in', '--output_dir', 'o'],                  # no mask
+    ['--input_dir', 'in', '--mask', 'm.png', '--mask_dir', 'm', '--output_dir', 'o'],
+    ['--input_dir', 'in', '--mask', 'm.png'],                    # no output_dir
+    ['--flist', 'l.txt', '--batch_size', '0'],
+])
+def test_cli_usage_errors_exit_2(capsys, cli, argv):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv + ['--checkpoint_dir', GOLDEN_CHECKPOINT])
+    assert stop.value.code == 2
+    assert 'error:' in capsys.readouterr().err
+
+
+def test_cli_single_image_mode_unchanged(tmp_path, capsys, inpainter, cli):
+    pairs = write_pairs(str(tmp_path), [(37, 53)])
+    output = str(tmp_path / 'single.png')
+    assert cli.main(['--image', pairs[0][0], '--mask', pairs[0][1], '--output', output,
+                     '--checkpoint_dir', GOLDEN_CHECKPOINT]) == 0
+    assert capsys.readouterr().out.startswith(f'Inpainted {pairs[0][0]} -> {output} (53x37)')
+    np.testing.assert_array_equal(read_image(output), alone(inpainter, *pairs[0]))
+
+
+def test_summary_lines():
+    job = batch.Job('a.png', 'm.png', 'o.png')
+    summary = batch.BatchSummary(written=3, skipped_existing=2,
+                                 failed=[(job, 'a.png: cannot decode the image')])
+    assert summary.lines() == ['a.png: cannot decode the image',
+                               '3 written, 2 skipped existing, 1 failed']
