@@ -8,7 +8,7 @@ Inputs are only read.
 
 Differences from the authors' `batch_test.py`, on purpose:
 - Relative paths in a file list are resolved against the list's own folder (as
-  `data.read_flist`), not the working directory, so a list works from anywhere.
+  `imageio.read_flist`), not the working directory, so a list works from anywhere.
 - Any image size works; there are no --image_height/--image_width flags and nothing is resized.
 - With `original=True` each image runs alone through the authors' `test.py` semantics
   (`Inpainter.inpaint(original=True)`: crop to a multiple of 8, truncating cast). Like
@@ -22,7 +22,7 @@ import cv2
 from absl import logging
 from tqdm import tqdm
 
-from inpaint import data
+from inpaint import imageio
 from inpaint.imageio import InputError, read_image, read_mask, write_image
 
 # What an unreadable or unwritable file raises: imageio's one-line errors, OS errors (permissions,
@@ -75,7 +75,7 @@ def jobs_from_flist(path):
 
     Fields are separated by whitespace (so paths cannot contain spaces, as in the original).
     Blank lines and lines starting with '#' are skipped. Relative paths are resolved against the
-    list file's own folder (the rule of `data.read_flist`); absolute paths are kept.
+    list file's own folder (the rule of `imageio.read_flist`); absolute paths are kept.
 
     Args:
         path: the list file.
@@ -113,8 +113,8 @@ def jobs_from_folders(input_dir, mask, output_dir):
     """Lists a job for every image of a folder.
 
     Args:
-        input_dir: folder of images (the extensions of `data.IMAGE_EXTENSIONS`, any case; sorted,
-            not recursive, as `data.list_images`).
+        input_dir: folder of images (the extensions of `imageio.IMAGE_EXTENSIONS`, any case; sorted,
+            not recursive, as `imageio.list_images`).
         mask: a folder of masks matched by file stem (`photo.jpg` takes `photo.png`, or
             `photo.<any image extension>`), or a single mask file used for every image. An image
             without a mask, or with several (`photo.png` and `photo.bmp`), gets a job whose
@@ -131,10 +131,10 @@ def jobs_from_folders(input_dir, mask, output_dir):
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise InputError(f'{output_dir}: output folder is a file; give a folder (it is created '
                          f'if missing)')
-    images = data.list_images(input_dir)
+    images = imageio.list_images(input_dir)
     if os.path.isdir(mask):
         by_stem = {}
-        for path in _images_in(mask):
+        for path in imageio.folder_images(mask):
             by_stem.setdefault(_stem(path), []).append(path)
     elif os.path.isfile(mask):
         by_stem = None
@@ -292,13 +292,6 @@ def _message(path, error, *named):
     if any(text.startswith(f'{name}: ') for name in (path, *named) if name):
         return text
     return f'{path}: {text}'
-
-
-def _images_in(folder):
-    """Image files of a folder, with `data.list_images`' extension rule, sorted; may be empty."""
-    return sorted(os.path.join(folder, name) for name in os.listdir(folder)
-                  if name.lower().endswith(data.IMAGE_EXTENSIONS)
-                  and os.path.isfile(os.path.join(folder, name)))
 
 
 def _stem(path):

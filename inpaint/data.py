@@ -27,64 +27,12 @@ import tensorflow as tf
 from absl import logging
 
 from inpaint import imageio
-from inpaint.imageio import InputError
+from inpaint.imageio import IMAGE_EXTENSIONS, InputError, list_images, read_flist  # noqa: F401 (re-exported)
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
 # What an unreadable file raises: imageio's one-line errors, OS errors (permissions, I/O) and
 # OpenCV decoder errors. Anything else is a bug and is not swallowed.
 _DECODE_ERRORS = (InputError, OSError, cv2.error)
-
-
-def read_flist(path):
-    """Reads a file list: one image path per line.
-
-    Blank lines, surrounding whitespace and lines starting with '#' are ignored. Relative paths
-    are resolved against the list file's own folder, so a list works from any working directory.
-
-    Args:
-        path: the list file.
-    Returns:
-        list of str paths, in file order.
-    Raises:
-        InputError: the list file is missing or is a folder.
-    """
-    if not os.path.isfile(path):
-        what = 'is a folder, not a file list' if os.path.isdir(path) else 'file list not found'
-        raise InputError(f'{path}: {what}; give a text file with one image path per line')
-    folder = os.path.dirname(os.path.abspath(path))
-    paths = []
-    with open(path, encoding='utf-8') as handle:
-        for line in handle:
-            entry = line.strip()
-            if entry and not entry.startswith('#'):
-                paths.append(os.path.join(folder, entry))  # join keeps absolute entries as they are
-    return paths
-
-
-def list_images(source):
-    """Lists training images from a file list or a folder.
-
-    Args:
-        source: a file list (see `read_flist`) or a folder; a folder gives its image files
-            (extensions in `IMAGE_EXTENSIONS`, any case), sorted, not recursive.
-    Returns:
-        non-empty list of str paths.
-    Raises:
-        InputError: the source is missing or holds no images.
-    """
-    if os.path.isdir(source):
-        paths = sorted(
-            os.path.join(source, name) for name in os.listdir(source)
-            if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(source, name)))
-    elif os.path.exists(source):
-        paths = read_flist(source)
-    else:
-        raise InputError(f'{source}: not found; give a file list or a folder of images')
-    if not paths:
-        raise InputError(f'{source}: no images listed; give a non-empty file list or folder '
-                         f'with {"/".join(IMAGE_EXTENSIONS)} files')
-    return paths
 
 
 def decode_bgr(path):

@@ -56,7 +56,7 @@ import numpy as np
 from inpaint import imageio
 from inpaint.imageio import InputError
 
-IMAGE_EXTENSIONS = ('.bmp', '.jpeg', '.jpg', '.png', '.tif', '.tiff', '.webp')
+IMAGE_EXTENSIONS = imageio.IMAGE_EXTENSIONS
 METRICS = ('psnr', 'ssim', 'l1', 'l2')
 # Hole-fraction buckets [lower, upper): 0-10%, ..., 50-60%, then >=60% (reported only if used).
 BUCKET_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -232,30 +232,16 @@ def list_images(source):
     """The images of a file list or of a folder, in order (the order gives the mask index).
 
     Args:
-        source: a text file with one image path per line (blank lines skipped; relative paths are
-            resolved against the list's folder), or a folder (its files with an image extension,
-            sorted by name, not recursive).
+        source: a file list or a folder, with the rules of `imageio.list_images`.
     Returns:
-        list of `ImageItem`.
+        list of `ImageItem`, named relative to the list's folder (or the folder).
     Raises:
         InputError: missing or empty source, or two images with the same stem (their mask and
             output files would collide).
     """
-    if os.path.isdir(source):
-        names = sorted(n for n in os.listdir(source)
-                       if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS
-                       and os.path.isfile(os.path.join(source, n)))
-        items = [ImageItem(n, os.path.join(source, n)) for n in names]
-    elif os.path.isfile(source):
-        folder = os.path.dirname(os.path.abspath(source))
-        with open(source, encoding='utf-8') as handle:
-            lines = [line.strip() for line in handle]
-        items = [ImageItem(line, os.path.join(folder, line)) for line in lines if line]
-    else:
-        raise InputError(f'{source}: file list or image folder not found; check the path')
-    if not items:
-        raise InputError(f'{source}: no images listed; give a list with one image path per line '
-                         f'or a folder of {"/".join(IMAGE_EXTENSIONS)} files')
+    paths = imageio.list_images(source)
+    base = source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
+    items = [ImageItem(os.path.relpath(path, base), path) for path in paths]
     seen = {}
     for item in items:
         if item.stem in seen:

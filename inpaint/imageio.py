@@ -10,6 +10,9 @@ import cv2
 import numpy as np
 
 
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+
+
 class InputError(ValueError):
     """A user-facing input problem; the message is one line naming the file and the fix."""
 
@@ -67,6 +70,62 @@ def read_mask(path):
         array = array.astype(np.float32) / 257.0
     first = array if array.ndim == 2 else array[:, :, 0]  # OpenCV's first channel, as the original
     return first > 127.5
+
+
+def read_flist(path):
+    """Reads a file list: one image path per line.
+
+    Blank lines, surrounding whitespace and lines starting with '#' are ignored. Relative paths
+    are resolved against the list file's own folder, so a list works from any working directory.
+
+    Args:
+        path: the list file.
+    Returns:
+        list of str paths, in file order.
+    Raises:
+        InputError: the list file is missing or is a folder.
+    """
+    if not os.path.isfile(path):
+        what = 'is a folder, not a file list' if os.path.isdir(path) else 'file list not found'
+        raise InputError(f'{path}: {what}; give a text file with one image path per line')
+    folder = os.path.dirname(os.path.abspath(path))
+    paths = []
+    with open(path, encoding='utf-8') as handle:
+        for line in handle:
+            entry = line.strip()
+            if entry and not entry.startswith('#'):
+                paths.append(os.path.join(folder, entry))  # join keeps absolute entries as they are
+    return paths
+
+
+def list_images(source):
+    """Lists images from a file list or a folder.
+
+    Args:
+        source: a file list (see `read_flist`) or a folder; a folder gives its image files
+            (extensions in `IMAGE_EXTENSIONS`, any case), sorted, not recursive.
+    Returns:
+        non-empty list of str paths.
+    Raises:
+        InputError: the source is missing or holds no images.
+    """
+    if os.path.isdir(source):
+        paths = folder_images(source)
+    elif os.path.exists(source):
+        paths = read_flist(source)
+    else:
+        raise InputError(f'{source}: not found; give a file list or a folder of images')
+    if not paths:
+        raise InputError(f'{source}: no images listed; give a non-empty file list or folder '
+                         f'with {"/".join(IMAGE_EXTENSIONS)} files')
+    return paths
+
+
+def folder_images(folder):
+    """Image files of a folder (extensions in `IMAGE_EXTENSIONS`, any case), sorted, not recursive;
+    may be empty."""
+    return sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                  if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name)))
 
 
 def write_image(path, rgb):
