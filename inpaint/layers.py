@@ -153,9 +153,12 @@ class ContextualAttention(keras.layers.Layer):
         ksize: matching patch size (3).
         stride: matching stride; only 1 (what DeepFill uses) is supported.
         rate: downscaling rate for matching (2).
-        fuse_k: size of the identity kernel of the fuse step (3).
+        fuse_k: size of the identity kernel of the fuse step; only 3 is supported.
         softmax_scale: multiplier before the softmax (10).
         fuse: whether to fuse scores.
+        block_bytes: memory for one block of query rows. The (hw x hw) score matrix is never held
+            whole (1 GiB per image at 1024x1024, 16 GiB at 2048): rows are processed in blocks of
+            about this size, recomputing the few neighbouring rows the fuse step needs.
     Call args:
         f: (B, H, W, C) foreground; b: (B, H, W, C) background, same size; H and W multiples of `rate`.
         mask: (B or 1, H, W, 1), 1 = hole, or None (no hole).
@@ -165,10 +168,11 @@ class ContextualAttention(keras.layers.Layer):
     """
 
     def __init__(self, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True,
-                 **kwargs):
+                 block_bytes=128 * 2**20, **kwargs):
         super().__init__(**kwargs)
-        if int(stride) != 1:
-            raise NotImplementedError('ContextualAttention supports stride=1 only (DeepFill uses 1)')
+        if int(stride) != 1 or int(fuse_k) != 3:
+            raise NotImplementedError('ContextualAttention supports stride=1 and fuse_k=3 only '
+                                      '(what DeepFill uses)')
         # === Config ===
         self.ksize = int(ksize)
         self.stride = int(stride)
@@ -176,6 +180,7 @@ class ContextualAttention(keras.layers.Layer):
         self.fuse_k = int(fuse_k)
         self.softmax_scale = float(softmax_scale)
         self.fuse = bool(fuse)
+        self.block_bytes = int(block_bytes)
 
     def call(self, f, b, mask=None):
         rate, k = self.rate, self.ksize
@@ -199,43 +204,24 @@ class ContextualAttention(keras.layers.Layer):
             mask = resize_nearest(mask, small)  # mask is given at f's size
 
         # Normalized matching patches of b and the same-size neighbourhoods of f: (B, hw, k*k*C).
-        w = tf.reshape(tf.image.extract_patches(b, [1, k, k, 1], [1, 1, 1, 1], [1, 1, 1, 1], 'SAME'),
-                       [batch, -1, k * k * channels])
-        w = w / tf.maximum(tf.norm(w, axis=-1, keepdims=True), 1e-4)
+        # scores[p, q] = fp[p] . wn[q] is the original's conv of f with the normalized patches.
+        wn = tf.reshape(tf.image.extract_patches(b, [1, k, k, 1], [1, 1, 1, 1], [1, 1, 1, 1], 'SAME'),
+                        [batch, -1, k * k * channels])
+        wn = wn / tf.maximum(tf.norm(wn, axis=-1, keepdims=True), 1e-4)
         fp = tf.reshape(tf.image.extract_patches(f, [1, k, k, 1], [1, 1, 1, 1], [1, 1, 1, 1], 'SAME'),
                         [batch, -1, k * k * channels])
-        scores = tf.matmul(fp, w, transpose_b=True)  # (B, hw_f, hw_b): conv of f with the patches
-        h, w_ = small
-        if self.fuse:
-            scores = self._fuse(scores)  # (B, hw_f, hw_b)
-            scores = tf.reshape(scores, [batch, h, w_, h, w_])
-            scores = tf.transpose(scores, [0, 2, 1, 4, 3])  # (B, w, h, w, h): other diagonal
-            scores = self._fuse(tf.reshape(scores, [batch, h * w_, h * w_]))
-            scores = tf.reshape(scores, [batch, w_, h, w_, h])
-            scores = tf.transpose(scores, [0, 2, 1, 4, 3])
-        scores = tf.reshape(scores, [batch, h, w_, h * w_])
-
-        # mm = 1 where a k x k mask patch has no hole: (Bm, 1, 1, hw_b).
+        # mm = 1 where a k x k mask patch has no hole: (Bm, 1, hw).
         m = tf.image.extract_patches(mask, [1, k, k, 1], [1, 1, 1, 1], [1, 1, 1, 1], 'SAME')
-        mm = tf.cast(tf.equal(tf.reduce_mean(m, axis=-1), 0.0), scores.dtype)
-        mm = tf.reshape(mm, [tf.shape(mask)[0], 1, 1, h * w_])
-        attention = tf.nn.softmax(scores * mm * self.softmax_scale, axis=-1) * mm  # (B, h, w, hw)
+        mm = tf.cast(tf.equal(tf.reduce_mean(m, axis=-1), 0.0), fp.dtype)
+        mm = tf.reshape(mm, [tf.shape(mask)[0], 1, -1])
 
-        index = tf.argmax(attention, axis=-1, output_type=tf.int32)  # (B, h, w)
-        flow = self._flow_image(index, h, w_)
-
+        index, patches = _BlockedAttention(self, fp, wn, mm, raw, small).run()
+        h, w = small
+        flow = self._flow_image(tf.reshape(index, [batch, h, w]), h, w)
         # Paste back: transposed conv with the raw patches, stride r: (B, H, W, C).
-        patches = tf.matmul(tf.reshape(attention, [batch, h * w_, h * w_]), raw)
-        patches = tf.reshape(patches, [batch, h, w_, 2 * rate, 2 * rate, channels])
+        patches = tf.reshape(patches, [batch, h, w, 2 * rate, 2 * rate, channels])
         y = self._overlap_add(patches, height, width, channels) / 4.0
         return y, flow
-
-    def _fuse(self, scores):
-        """Sums scores along the main diagonal of the (hw_f, hw_b) matrix: SAME conv with eye(k)."""
-        k = self.fuse_k
-        kernel = tf.reshape(tf.eye(k, dtype=scores.dtype), [k, k, 1, 1])
-        out = tf.nn.conv2d(scores[..., None], kernel, strides=1, padding='SAME')
-        return out[..., 0]
 
     def _overlap_add(self, patches, height, width, channels):
         """col2im of (B, h, w, 2r, 2r, C) patches at stride r with TF's 'SAME' transposed padding."""
@@ -267,8 +253,102 @@ class ContextualAttention(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(ksize=self.ksize, stride=self.stride, rate=self.rate, fuse_k=self.fuse_k,
-                      softmax_scale=self.softmax_scale, fuse=self.fuse)
+                      softmax_scale=self.softmax_scale, fuse=self.fuse,
+                      block_bytes=self.block_bytes)
         return config
+
+
+class _BlockedAttention:
+    """Scores, fuse, masked softmax, argmax and paste-back matmul over blocks of query rows.
+
+    The original fuses the full score matrix S (queries p x keys q, both flattened row-major over
+    the (h, w) grid) twice with a 3x3 identity kernel: first F1[p, q] = sum_t S[p+t, q+t] in
+    row-major order, then the same in column-major order, t in {-1, 0, 1}, zero outside. In
+    column-major order the neighbours of query (i, j) are (i +- 1, j), wrapping from row 0 to
+    (h-1, j-1) and from row h-1 to (0, j+1). So a block of image rows [i0, i1) needs F1 for rows
+    i0-1 .. i1 (or the wrapped rows), and F1 for a row needs S for the flattened rows next to it:
+    each block is computed exactly as on the full matrix, which is never held whole.
+    """
+
+    def __init__(self, layer, fp, wn, mm, raw, small):
+        self.layer, self.fp, self.wn, self.mm, self.raw = layer, fp, wn, mm, raw
+        self.h, self.w = small
+        self.batch = tf.shape(fp)[0]
+        self.size = self.h * self.w  # P = Q
+        # Key-side gather for the column-major neighbours: key q=(k, l) -> (k + t, l), wrapped;
+        # index `size` (a zero column) where there is none.
+        q = tf.range(self.size)
+        column_major = (q % self.w) * self.h + q // self.w
+        self.key_index = {}
+        for t in (-1, 1):
+            moved = column_major + t
+            source = (moved % self.h) * self.w + moved // self.h
+            self.key_index[t] = tf.where((moved >= 0) & (moved < self.size), source, self.size)
+
+    def run(self):
+        """Returns argmax indices (B, hw) and pasted patches (B, hw, 4r*r*C)."""
+        bytes_per_row = 4 * tf.cast(self.batch, tf.int64) * tf.cast(self.w * self.size, tf.int64)
+        rows = tf.cast(tf.maximum(tf.cast(self.layer.block_bytes, tf.int64) // bytes_per_row, 1),
+                       tf.int32)
+        num_blocks = (self.h + rows - 1) // rows
+        indices = tf.TensorArray(tf.int32, size=num_blocks, infer_shape=False)
+        patches = tf.TensorArray(self.raw.dtype, size=num_blocks, infer_shape=False)
+
+        def body(n, indices, patches):
+            i0 = n * rows
+            i1 = tf.minimum(i0 + rows, self.h)
+            if self.layer.fuse:
+                scores = self._fused(i0, i1)
+            else:
+                scores = self._scores(i0 * self.w, (i1 - i0) * self.w)
+            scores = scores * self.mm * self.layer.softmax_scale  # (B, n*w, hw)
+            attention = tf.nn.softmax(scores, axis=-1) * self.mm
+            index = tf.argmax(attention, axis=-1, output_type=tf.int32)  # (B, n*w)
+            pasted = tf.matmul(attention, self.raw)  # (B, n*w, 4r*r*C)
+            # Rows first, so that the blocks concatenate along axis 0.
+            return (n + 1, indices.write(n, tf.transpose(index)),
+                    patches.write(n, tf.transpose(pasted, [1, 0, 2])))
+
+        _, indices, patches = tf.while_loop(lambda n, *_: n < num_blocks, body,
+                                            (tf.constant(0), indices, patches))
+        return tf.transpose(indices.concat()), tf.transpose(patches.concat(), [1, 0, 2])
+
+    def _scores(self, start, count):
+        """S for flattened query rows [start, start + count), zero outside [0, hw): (B, count, hw)."""
+        rows = start + tf.range(count)
+        valid = tf.cast((rows >= 0) & (rows < self.size), self.fp.dtype)
+        queries = tf.gather(self.fp, tf.clip_by_value(rows, 0, self.size - 1), axis=1)
+        return tf.matmul(queries, self.wn, transpose_b=True) * valid[None, :, None]
+
+    def _row_major_fused(self, start, count):
+        """F1 for flattened rows [start, start + count): S[p-1, q-1] + S[p, q] + S[p+1, q+1]."""
+        s = self._scores(start - 1, count + 2)
+        before = tf.pad(s[:, :-2], [[0, 0], [0, 0], [1, 0]])[:, :, :-1]  # S[p-1, q-1]
+        after = tf.pad(s[:, 2:], [[0, 0], [0, 0], [0, 1]])[:, :, 1:]  # S[p+1, q+1]
+        return before + s[:, 1:-1] + after
+
+    def _image_row(self, i):
+        """F1 of image row i: (B, w, hw)."""
+        return self._row_major_fused(i * self.w, self.w)
+
+    def _fused(self, i0, i1):
+        """F for the queries of image rows [i0, i1): (B, (i1-i0)*w, hw)."""
+        n = i1 - i0
+        main = tf.reshape(self._row_major_fused(i0 * self.w, n * self.w),
+                          [self.batch, n, self.w, self.size])
+        # Column-major neighbours above row i0 and below row i1 - 1, wrapped at the image's ends.
+        above = tf.cond(
+            i0 > 0, lambda: self._image_row(i0 - 1),
+            lambda: tf.pad(self._image_row(self.h - 1), [[0, 0], [1, 0], [0, 0]])[:, :-1])
+        below = tf.cond(
+            i1 < self.h, lambda: self._image_row(i1),
+            lambda: tf.pad(self._image_row(0), [[0, 0], [0, 1], [0, 0]])[:, 1:])
+        rows = tf.concat([above[:, None], main, below[:, None]], axis=1)  # (B, n + 2, w, hw)
+        rows = tf.pad(rows, [[0, 0], [0, 0], [0, 0], [0, 1]])  # a zero key column at index hw
+        total = rows[:, 1:-1, :, :-1]
+        for t, part in ((-1, rows[:, :-2]), (1, rows[:, 2:])):
+            total += tf.gather(part, self.key_index[t], axis=3)
+        return tf.reshape(total, [self.batch, n * self.w, self.size])
 
 
 def _color_wheel():

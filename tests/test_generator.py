@@ -117,3 +117,19 @@ def test_traced_call_with_unknown_shapes_equals_eager(golden_models):
     traced = tf.function(lambda x, m: golden_models[0](x, m), input_signature=spec)
     for a, b in zip(traced(image, mask), _run(golden_models[0], image, mask)):
         np.testing.assert_allclose(a.numpy(), b, rtol=0, atol=1e-5)
+
+
+def test_matches_golden_with_attention_in_one_row_blocks(golden_models):
+    """The blocked attention (the default memory bound holds all of 256x256 in one block) gives the
+    same result when forced to one query row per block, wrap-around rows included."""
+    case = golden_case('rocket256')
+    attention = golden_models[0].contextual_attention
+    default = attention.block_bytes
+    try:
+        attention.block_bytes = 1
+        x1, x2, flow = _run(golden_models[0], *_inputs(case))
+    finally:
+        attention.block_bytes = default
+    diff = np.abs(x2 - case['x_stage2'])
+    assert diff.max() < STAGE_MAX and diff.mean() < STAGE_MEAN
+    assert _flow_same(flow, case['offset_flow']) >= 0.99

@@ -52,7 +52,7 @@ def np_conv_same(x, kernel, stride=1, dilation=1):
     return out
 
 
-def np_contextual_attention(f, b, mask, rate=2, k=3, scale=10.0):
+def np_contextual_attention(f, b, mask, rate=2, k=3, scale=10.0, fuse=True):
     """The original's steps for one image: f, b (H, W, C); mask (H, W, 1). Returns y, offsets."""
     height, width, c = f.shape
     raw = np_same_patches(b, 2 * rate, rate)  # (h, w, 2r, 2r, C)
@@ -63,7 +63,7 @@ def np_contextual_attention(f, b, mask, rate=2, k=3, scale=10.0):
     filters = (patches / norms[:, None, None, None]).transpose(1, 2, 3, 0)  # (k, k, C, L)
     scores = np_conv_same(fs, filters).reshape(h * w, h * w)  # (P, Q)
 
-    def fuse(s):
+    def fuse_diagonal(s):
         out = np.zeros_like(s)
         for p in range(s.shape[0]):
             for q in range(s.shape[1]):
@@ -72,9 +72,11 @@ def np_contextual_attention(f, b, mask, rate=2, k=3, scale=10.0):
                         out[p, q] += s[p + t, q + t]
         return out
 
-    scores = fuse(scores)
-    scores = scores.reshape(h, w, h, w).transpose(1, 0, 3, 2).reshape(h * w, h * w)
-    scores = fuse(scores).reshape(w, h, w, h).transpose(1, 0, 3, 2).reshape(h, w, h * w)
+    if fuse:
+        scores = fuse_diagonal(scores)
+        scores = scores.reshape(h, w, h, w).transpose(1, 0, 3, 2).reshape(h * w, h * w)
+        scores = fuse_diagonal(scores).reshape(w, h, w, h).transpose(1, 0, 3, 2)
+    scores = scores.reshape(h, w, h * w)
     mm = (np_same_patches(ms, k, 1).reshape(h * w, -1).mean(axis=1) == 0).astype(np.float64)
     scores = scores * mm * scale
     att = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -197,9 +199,14 @@ def _ca_inputs(seed, batch=2, size=(16, 12), channels=4):
     return f, masks
 
 
-def test_contextual_attention_matches_numpy_loops():
+# Blocks of query rows: the whole 8-row grid at once, one row, three rows (a partial last block).
+BLOCKS = {'whole': 128 * 2**20, 'one_row': 1, 'three_rows': 3 * 4 * 2 * 6 * 48}
+
+
+@pytest.mark.parametrize('block', BLOCKS)
+def test_contextual_attention_matches_numpy_loops(block):
     f, masks = _ca_inputs(4)
-    layer = ContextualAttention(name='contextual_attention')
+    layer = ContextualAttention(name='contextual_attention', block_bytes=BLOCKS[block])
     y, flow = check_layer(layer, [f, f, masks], f.shape)
     assert flow.shape == f.shape[:3] + (3,)
     for i in range(2):
@@ -216,10 +223,11 @@ def test_flow_colours_match_numpy():
     np.testing.assert_array_equal(got, ref)
 
 
-def test_contextual_attention_offsets_match_numpy():
+@pytest.mark.parametrize('block', BLOCKS)
+def test_contextual_attention_offsets_match_numpy(block):
     f, masks = _ca_inputs(5, batch=1)
     _, offsets = np_contextual_attention(f[0], f[0], masks[0])
-    layer = ContextualAttention()
+    layer = ContextualAttention(block_bytes=BLOCKS[block])
     _, flow = layer(tf.constant(f), tf.constant(f), tf.constant(masks))
     from inpaint.layers import resize_bilinear
     expected = resize_bilinear(flow_to_image(tf.constant(offsets[None], tf.int32)), f.shape[1:3])
@@ -236,10 +244,12 @@ def test_flow_normalization_is_a_running_maximum_over_the_batch():
     assert not np.array_equal(after_large, alone[0])
 
 
-def test_contextual_attention_matches_golden():
+@pytest.mark.parametrize('block_bytes', [128 * 2**20, 1, 5 * 2 * 16 * 192 * 4])
+def test_contextual_attention_matches_golden(block_bytes):
     data = np.load(os.path.join(GOLDEN, 'contextual_attention.npz'))
     layer = ContextualAttention(int(data['ksize']), int(data['stride']), int(data['rate']),
-                                int(data['fuse_k']), float(data['softmax_scale']))
+                                int(data['fuse_k']), float(data['softmax_scale']),
+                                block_bytes=block_bytes)
     f = tf.constant(data['f'])
     y, flow = layer(f, f, tf.constant(data['mask']))
     # Golden README: y within 1e-4 relative to max|y|; flow identical on >= 99% of pixels.
@@ -259,6 +269,13 @@ def test_contextual_attention_masks_per_image():
     tiled, _ = layer(tf.constant(f), tf.constant(f), tf.constant(np.repeat(masks[:1], 2, 0)))
     np.testing.assert_allclose(shared.numpy(), tiled.numpy(), rtol=1e-6, atol=1e-6)
     assert np.abs(shared.numpy()[1] - y.numpy()[1]).max() > 1e-3  # the mask matters
+
+
+def test_contextual_attention_without_fuse_matches_numpy():
+    f, masks = _ca_inputs(8, batch=1)
+    y, _ = ContextualAttention(fuse=False, block_bytes=1)(tf.constant(f), tf.constant(f), tf.constant(masks))
+    ref, _ = np_contextual_attention(f[0], f[0], masks[0], fuse=False)
+    np.testing.assert_allclose(y.numpy()[0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
 def test_contextual_attention_rejects_sizes_not_divisible_by_rate():
