@@ -212,3 +212,30 @@ def export_tf1(prefix, generator, discriminator=None):
     if discriminator is not None:
         table.update(discriminator_table(discriminator))
     save_tf1_checkpoint(prefix, {name: v.numpy() for name, v in table.items()})
+
+
+def main(argv=None):
+    """`python -m inpaint.checkpoint SOURCE PREFIX`: re-saves any loadable checkpoint (e.g. a
+    train.py log_dir, with its optimizer state) in the authors' TF1 layout, weights only.
+
+    Returns 0, or 2 with a one-line message when SOURCE cannot be loaded.
+    """
+    import sys
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print('usage: python -m inpaint.checkpoint SOURCE PREFIX   (e.g. runs/x checkpoints/mine/snap-0)',
+              file=sys.stderr)
+        return 2
+    try:
+        generator, discriminator, report = load_models(argv[0])
+    except CheckpointError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    export_tf1(argv[1], generator, discriminator)
+    print(f'{report.prefix} -> {argv[1]} (generator width {report.generator_cnum}, discriminator '
+          f'{report.discriminator_cnum})')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

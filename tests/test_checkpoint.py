@@ -206,3 +206,13 @@ def test_fixture_copy_equals_shared_golden():
         theirs = np.load(os.path.join(SHARED_GOLDEN, case, 'intermediates.npz'))
         for key in theirs:
             np.testing.assert_array_equal(mine[key], theirs[key])
+
+
+def test_export_command(tmp_path, capsys):
+    from inpaint.checkpoint import main
+    assert main([GOLDEN_CHECKPOINT, str(tmp_path / 'out' / 'snap-0')]) == 0
+    generator, discriminator, _ = load_models(str(tmp_path / 'out'))
+    reader = tf.train.load_checkpoint(os.path.join(GOLDEN_CHECKPOINT, 'snap-0'))
+    np.testing.assert_array_equal(generator.weights[5].numpy(), reader.get_tensor(generator.weights[5].path))
+    assert main([str(tmp_path / 'nothing'), str(tmp_path / 'x')]) == 2
+    assert 'nothing' in capsys.readouterr().err
