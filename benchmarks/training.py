@@ -1,0 +1,176 @@
+"""Times DeepFill v2 training iterations (one D step + one G step) and prints a Markdown table.
+
+Each setting runs in its own subprocess (`--one SIZE:BATCH`), so its peak RSS is its own; the
+parent imports nothing heavy (see benchmarks/inference.py on why a parent holding TensorFlow would
+inflate its children's `ru_maxrss`).
+
+Per setting, a `Trainer` is built from the project's inpaint.yml with img_shapes SIZE x SIZE,
+batch_size BATCH, the box mask scaled as at 256 (height = width = SIZE / 2, max_delta = SIZE / 8)
+and the given widths; its data are random (uniform 0..255, a new pair of batches per iteration, so
+no file decoding is timed) and its masks the real training masks (drawn in NumPy each step, as
+`Trainer.train` does, and included in the time):
+  * warm-up: the first `--warmup` iterations, which include tracing the two tf.functions;
+  * s/iter: median over the timed iterations (at least `--iters`, and at least `--min_seconds`
+    of them) of D step + G step, and each step's own median;
+  * iter/s = 1 / (s/iter); images/s = 2 * BATCH / (s/iter), since an iteration consumes one
+    batch for the discriminator and another for the generator, as the original;
+  * ratio: s/iter over the reference setting's (the first of `--sizes`), measured in the same run.
+
+Usage:
+    .venv/bin/python benchmarks/training.py [--sizes 64:4,256:16] [--iters 2] [--min_seconds 5]
+        [--warmup 1]
+        [--cnum_generator 48] [--cnum_discriminator 64]
+
+Exit code 0 when every setting ran, 1 when any failed (the table names the reason).
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULT_PREFIX = 'BENCH_RESULT '
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--sizes', default='64:4,256:16',
+                        help='comma-separated SIZE:BATCH settings (SIZE a multiple of 8); the first is '
+                             'the reference of the ratio column')
+    parser.add_argument('--iters', type=int, default=2, help='timed iterations per setting (at least)')
+    parser.add_argument('--min_seconds', type=float, default=5.0,
+                        help='keep timing iterations until this many seconds have passed')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed iterations first (tracing)')
+    parser.add_argument('--cnum_generator', type=int, default=48, help='generator width (48 = release)')
+    parser.add_argument('--cnum_discriminator', type=int, default=64, help='discriminator width (64 = release)')
+    parser.add_argument('--timeout', type=float, default=1200, help='seconds allowed per setting')
+    parser.add_argument('--one', metavar='SIZE:BATCH', help=argparse.SUPPRESS)  # child mode
+    args = parser.parse_args(argv)
+    try:
+        args.settings = [_setting(item) for item in args.sizes.split(',') if item.strip()]
+    except ValueError:
+        parser.error(f'--sizes must be SIZE:BATCH pairs such as 64:4,256:16, got {args.sizes!r}')
+    if not args.settings or any(size <= 0 or size % 8 or batch < 1 for size, batch in args.settings):
+        parser.error(f'--sizes: sizes must be positive multiples of 8 and batches >= 1, got {args.sizes!r}')
+    if args.iters < 1 or args.warmup < 1:
+        parser.error('--iters and --warmup must be at least 1')
+    return args
+
+
+def _setting(text):
+    size, batch = text.strip().split(':')
+    return int(size), int(batch)
+
+
+def peak_rss_bytes():
+    """This process's peak resident set size (Linux reports `ru_maxrss` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# === Child side: imports TensorFlow ===
+
+def run_one(size, batch, args):
+    sys.path.insert(0, str(REPO))
+    import numpy as np
+
+    from inpaint.config import DEFAULT_CONFIG, load_config
+    from inpaint.training import Trainer
+
+    with tempfile.TemporaryDirectory() as log_dir:
+        config = load_config(DEFAULT_CONFIG, [
+            f'img_shapes=[{size},{size},3]', f'batch_size={batch}', f'height={size // 2}',
+            f'width={size // 2}', f'max_delta_height={size // 8}', f'max_delta_width={size // 8}',
+            f'cnum_generator={args.cnum_generator}', f'cnum_discriminator={args.cnum_discriminator}',
+            f'log_dir={log_dir}', 'random_seed=True'])
+        trainer = Trainer(config)
+        rng = np.random.default_rng(0)
+
+        def iteration():
+            batches = rng.uniform(0, 255, (2, batch, size, size, 3)).astype(np.float32)
+            start = time.perf_counter()
+            trainer.d_step(batches[0], trainer.sample_mask(rng))
+            middle = time.perf_counter()
+            trainer.g_step(batches[1], trainer.sample_mask(rng))
+            end = time.perf_counter()
+            return end - start, middle - start, end - middle
+
+        start = time.perf_counter()
+        for _ in range(args.warmup):
+            iteration()
+        warmup = time.perf_counter() - start
+        timed, start = [], time.perf_counter()
+        while len(timed) < args.iters or time.perf_counter() - start < args.min_seconds:
+            timed.append(iteration())
+    return {'size': size, 'batch': batch, 'warmup_s': warmup,
+            'iter_s': statistics.median(t[0] for t in timed),
+            'd_step_s': statistics.median(t[1] for t in timed),
+            'g_step_s': statistics.median(t[2] for t in timed),
+            'timed': len(timed), 'peak_rss': peak_rss_bytes()}
+
+
+# === Parent side ===
+
+def spawn(size, batch, args):
+    command = [sys.executable, str(Path(__file__).resolve()), '--one', f'{size}:{batch}',
+               '--iters', str(args.iters), '--min_seconds', str(args.min_seconds),
+               '--warmup', str(args.warmup),
+               '--cnum_generator', str(args.cnum_generator),
+               '--cnum_discriminator', str(args.cnum_discriminator)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2'))
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {'size': size, 'batch': batch, 'error': f'timed out after {args.timeout:.0f} s'}
+    for line in run.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    last = (run.stderr.strip().splitlines() or ['no output'])[-1]
+    return {'size': size, 'batch': batch, 'error': f'exit {run.returncode}: {last[:200]}'}
+
+
+def table(results, args):
+    reference = results[0] if 'error' not in results[0] else None
+    lines = ['| setting | s/iter | D step s | G step s | iter/s | images/s | timed iters | warm-up s | '
+             'peak RSS | ratio vs reference |', '|---|---|---|---|---|---|---|---|---|---|']
+    for result in results:
+        name = (f'{result["size"]}x{result["size"]}, batch {result["batch"]}, '
+                f'widths {args.cnum_generator}/{args.cnum_discriminator}')
+        if 'error' in result:
+            lines.append(f'| {name} | failed: {result["error"]} | | | | | | | | |')
+            continue
+        ratio = f'{result["iter_s"] / reference["iter_s"]:.1f}x' if reference else 'n/a'
+        lines.append(
+            f'| {name} | {result["iter_s"]:.3f} | {result["d_step_s"]:.3f} | {result["g_step_s"]:.3f} | '
+            f'{1 / result["iter_s"]:.3g} | {2 * result["batch"] / result["iter_s"]:.3g} | '
+            f'{result["timed"]} | {result["warmup_s"]:.1f} | {result["peak_rss"] / 2**30:.2f} GiB | {ratio} |')
+    return '\n'.join(lines)
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.one:
+        size, batch = _setting(args.one)
+        print(RESULT_PREFIX + json.dumps(run_one(size, batch, args)), flush=True)
+        return 0
+    start = time.perf_counter()
+    results = []
+    for size, batch in args.settings:
+        print(f'running {size}x{size} batch {batch} ...', file=sys.stderr, flush=True)
+        results.append(spawn(size, batch, args))
+    print(f'Training iterations (D step + G step) on {os.cpu_count()} CPU core(s) '
+          f'({platform.processor() or platform.machine()}), random data; per setting {args.warmup} '
+          f'warm-up iteration(s), then the median of at least {args.iters} timed ones (and at least '
+          f'{args.min_seconds:g} s); reference = the first setting. Total {time.perf_counter() - start:.0f} s.\n')
+    print(table(results, args))
+    return 1 if any('error' in result for result in results) else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
