@@ -125,7 +125,7 @@ def main(argv=None):
         print(f'evaluate: error: {error}', file=sys.stderr)
         return 2
     print(f'evaluate: {len(result.records)} results, {len(result.failures)} skipped; '
-          f'report in {result.files["summary.md"]}', file=sys.stderr)
+          f'report in {result.files["summary.md"]}')
     return 0 if result.ok else 1
 
 
