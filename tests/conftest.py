@@ -1,4 +1,5 @@
 """Shared test helpers: the golden fixtures and a generic Keras layer check."""
+import contextlib
 import os
 
 import numpy as np
@@ -51,6 +52,21 @@ def check_layer(layer, inputs, expected_shape):
         assert grad is not None, weight.path
         assert float(tf.reduce_max(tf.abs(grad))) > 0, weight.path
     return eager
+
+
+@contextlib.contextmanager
+def perturbed_weights(model, relative=1e-7, seed=0):
+    """Multiplies every weight by (1 + relative * N(0, 1)) inside the block: float32 rounding scale,
+    to measure how sensitive an output is to summation order."""
+    saved = [w.numpy() for w in model.weights]
+    rng = np.random.default_rng(seed)
+    try:
+        for w, v in zip(model.weights, saved):
+            w.assign(v * (1 + relative * rng.normal(size=v.shape)).astype(np.float32))
+        yield
+    finally:
+        for w, v in zip(model.weights, saved):
+            w.assign(v)
 
 
 @pytest.fixture(scope='session')

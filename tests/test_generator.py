@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import CASES, STAGE_MAX, STAGE_MEAN, golden_case
+from conftest import STAGE_MAX, STAGE_MEAN, golden_case, perturbed_weights
 from inpaint.generator import build_generator
 from inpaint.imageio import read_image, read_mask
 from inpaint.inference import to_network
@@ -43,19 +43,6 @@ def test_matches_golden(golden_models, name):
     assert _flow_same(flow, case['offset_flow']) >= 0.99
 
 
-def _perturbed_run(generator, image, mask, relative=1e-7, seed=0):
-    """Output with every weight multiplied by (1 + relative * N(0, 1)): float32 rounding scale."""
-    saved = [w.numpy() for w in generator.weights]
-    rng = np.random.default_rng(seed)
-    try:
-        for w, v in zip(generator.weights, saved):
-            w.assign(v * (1 + relative * rng.normal(size=v.shape)).astype(np.float32))
-        return _run(generator, image, mask)
-    finally:
-        for w, v in zip(generator.weights, saved):
-            w.assign(v)
-
-
 def test_coffee_matches_golden_to_float32_noise_floor(golden_models):
     """coffee400x600 with these random weights is ill-conditioned: changing every weight by one
     float32 rounding step (1e-7 relative) moves x_stage1 by ~2e-3 and x_stage2 by ~8e-3 (max), more
@@ -65,7 +52,8 @@ def test_coffee_matches_golden_to_float32_noise_floor(golden_models):
     case = golden_case('coffee400x600')
     image, mask = _inputs(case)
     got = dict(zip(NAMES, _run(golden_models[0], image, mask)))
-    noise = dict(zip(NAMES, _perturbed_run(golden_models[0], image, mask)))
+    with perturbed_weights(golden_models[0]):
+        noise = dict(zip(NAMES, _run(golden_models[0], image, mask)))
     assert _flow_same(got['offset_flow'], case['offset_flow']) >= 0.99
     assert np.abs(got['x_stage1'] - case['x_stage1']).mean() < STAGE_MEAN
     for key in ('x_stage1', 'x_stage2'):
