@@ -41,6 +41,14 @@ def spatial_shape(x):
     return [static[i] if static[i] is not None else dynamic[i] for i in range(2)]
 
 
+def _add_conv_weights(layer, input_shape):
+    """Creates `kernel` (k, k, Cin, filters) and `bias` (filters,) as tf.layers.conv2d does."""
+    k = layer.kernel_size
+    layer.kernel = layer.add_weight(name='kernel', shape=(k, k, int(input_shape[-1]), layer.filters),
+                                    initializer='glorot_uniform')
+    layer.bias = layer.add_weight(name='bias', shape=(layer.filters,), initializer='zeros')
+
+
 class GatedConv2D(keras.layers.Layer):
     """The original's `gen_conv`: one conv, then `act(first half) * sigmoid(second half)`.
 
@@ -73,11 +81,7 @@ class GatedConv2D(keras.layers.Layer):
         return self.activation is not None and self.filters != 3
 
     def build(self, input_shape):
-        k = self.kernel_size
-        self.kernel = self.add_weight(
-            name='kernel', shape=(k, k, int(input_shape[-1]), self.filters),
-            initializer='glorot_uniform')
-        self.bias = self.add_weight(name='bias', shape=(self.filters,), initializer='zeros')
+        _add_conv_weights(self, input_shape)
 
     def call(self, x):
         x = tf.nn.conv2d(x, self.kernel, strides=self.strides, padding='SAME',
@@ -423,11 +427,7 @@ class SpectralNormConv2D(keras.layers.Layer):
         self.strides = int(strides)
 
     def build(self, input_shape):
-        k = self.kernel_size
-        self.kernel = self.add_weight(
-            name='kernel', shape=(k, k, int(input_shape[-1]), self.filters),
-            initializer='glorot_uniform')
-        self.bias = self.add_weight(name='bias', shape=(self.filters,), initializer='zeros')
+        _add_conv_weights(self, input_shape)
         self.u = self.add_weight(
             name='u', shape=(1, self.filters), trainable=False,
             initializer=keras.initializers.TruncatedNormal(stddev=1.0),
