@@ -1,6 +1,6 @@
 """The SN-PatchGAN discriminator (`discriminator/sn_patch_gan`)."""
 import keras
-import tensorflow as tf
+from keras import ops
 
 from inpaint.layers import SpectralNormConv2D
 
@@ -26,8 +26,8 @@ class SNPatchGAN(keras.Model):
 
     def call(self, x):
         for conv in self.convs:
-            x = tf.nn.leaky_relu(conv(x), alpha=0.2)
-        return tf.reshape(x, [tf.shape(x)[0], -1])  # row-major NHWC, as tf.contrib's flatten
+            x = ops.leaky_relu(conv(x), negative_slope=0.2)
+        return ops.reshape(x, (-1, x.shape[1] * x.shape[2] * x.shape[3]))  # row-major NHWC, as tf.contrib's flatten
 
     def get_config(self):
         return {'cnum': self.cnum, 'name': self.name}

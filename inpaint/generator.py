@@ -1,6 +1,6 @@
 """The two-stage DeepFill v2 generator (`inpaint_net`), layers named as the authors' variables."""
 import keras
-import tensorflow as tf
+from keras import ops
 
 from inpaint.layers import ContextualAttention, GatedConv2D, GatedUpsample, resize_nearest
 from inpaint.layers import spatial_shape
@@ -84,7 +84,9 @@ class InpaintGenerator(keras.Model):
         image: (B, H, W, 3) BGR in [-1, 1]; hole pixels may hold anything (they are zeroed here).
         mask: (B or 1, H, W, 1), 1 = hole. H and W must be multiples of 8.
     Returns:
-        x_stage1, x_stage2: (B, H, W, 3) in [-1, 1]; offset_flow: (B, H/4, W/4, 3) in [-1, 1].
+        x_stage1, x_stage2: (B, H, W, 3) in [-1, 1]; offsets: int32 (B, H/8, W/8, 2), the
+        contextual attention's offsets (`inpaint.flow.offset_flow` turns them into the original's
+        `offset_flow` picture, (B, H/4, W/4, 3)).
     """
 
     def __init__(self, cnum=48, name='inpaint_net', **kwargs):
@@ -104,21 +106,22 @@ class InpaintGenerator(keras.Model):
         return {layer.name: layer for layer in layers}
 
     def call(self, image, mask):
+        mask = ops.cast(mask, image.dtype)
         image = image * (1.0 - mask)  # (B, H, W, 3), the original feeds the incomplete image
-        ones = tf.ones_like(image[..., :1])
-        x = tf.concat([image, ones, ones * mask], axis=-1)  # (B, H, W, 5)
+        ones = ops.ones_like(image[..., :1])
+        x = ops.concatenate([image, ones, ones * mask], axis=-1)  # (B, H, W, 5)
         x = _run(self.stage1[:6], x)  # (B, H/4, W/4, 2cnum)
         mask_small = resize_nearest(mask, spatial_shape(x))  # (B|1, H/4, W/4, 1), align corners
-        x_stage1 = tf.tanh(_run(self.stage1[6:], x))
+        x_stage1 = ops.tanh(_run(self.stage1[6:], x))
 
         x = x_stage1 * mask + image * (1.0 - mask)  # (B, H, W, 3)
         hallucinated = _run(self.hallucination, x)
         attended = _run(self.attention_in, x)
-        attended, offset_flow = self.contextual_attention(attended, attended, mask_small)
+        attended, offsets = self.contextual_attention(attended, attended, mask_small)
         attended = _run(self.attention_out, attended)
-        x = tf.concat([hallucinated, attended], axis=-1)  # (B, H/4, W/4, 4cnum)
-        x_stage2 = tf.tanh(_run(self.stage2_out, x))
-        return x_stage1, x_stage2, offset_flow
+        x = ops.concatenate([hallucinated, attended], axis=-1)  # (B, H/4, W/4, 4cnum)
+        x_stage2 = ops.tanh(_run(self.stage2_out, x))
+        return x_stage1, x_stage2, offsets
 
     def get_config(self):
         return {'cnum': self.cnum, 'name': self.name}
@@ -133,5 +136,5 @@ def _run(layers, x):
 def build_generator(cnum=48):
     """Creates an `InpaintGenerator` with its weights built (input of 64x64)."""
     generator = InpaintGenerator(cnum)
-    generator(tf.zeros([1, 64, 64, 3]), tf.zeros([1, 64, 64, 1]))
+    generator(ops.zeros((1, 64, 64, 3)), ops.zeros((1, 64, 64, 1)))
     return generator

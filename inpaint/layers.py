@@ -1,47 +1,75 @@
 """Keras layers of DeepFill v2: gated convolution, gated x2 upsampling, contextual attention and
 spectral-normalized convolution, each computing exactly what the authors' TF1 code computes.
 
-All tensors are NHWC float32. Resizing uses TensorFlow's align-corners kernels (the original's
-`resize(..., align_corners=True)`), which are not plain striding for downscaling.
+Written in `keras.ops` only, so the same layers and weights run on TensorFlow, JAX and PyTorch.
+All tensors are NHWC float32 with static spatial sizes (callers compile once per input shape).
+Resizing follows TensorFlow's align-corners kernels (the original's `resize(..., align_corners=True)`):
+the source indices are computed here in NumPy, exactly as TensorFlow computes them, and gathered
+with `ops.take`.
 """
-import math
-
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-_ACTIVATIONS = {'elu': tf.nn.elu, 'relu': tf.nn.relu, None: None}
+_ACTIVATIONS = {'elu': ops.elu, 'relu': ops.relu, None: None}
+
+
+def align_corners_indices(size_in, size_out):
+    """Source rows of TensorFlow's align-corners nearest resize: `roundf(i * scale)` in float32.
+
+    `scale = (in - 1) / (out - 1)` as a float32 (0 when out == 1), `roundf` rounds half away from
+    zero, and the index is clipped to `in - 1`, as `ResizeNearestNeighbor(align_corners=True)`.
+
+    Returns:
+        int32 NumPy (size_out,).
+    """
+    scale = np.float32(size_in - 1) / np.float32(size_out - 1) if size_out > 1 else np.float32(0)
+    position = np.arange(size_out, dtype=np.float32) * scale
+    index = np.floor(position + np.float32(0.5)).astype(np.int64)  # roundf for non-negatives
+    return np.minimum(index, size_in - 1).astype(np.int32)
 
 
 def resize_nearest(x, size):
     """Nearest-neighbour resize with `align_corners=True` (source index `round(i*(in-1)/(out-1))`).
 
     Args:
-        x: (B, H, W, C).
-        size: (out_h, out_w), ints or int32 tensors.
+        x: (B, H, W, C) with static H, W.
+        size: (out_h, out_w), Python ints.
     Returns:
         (B, out_h, out_w, C).
     """
-    return tf.raw_ops.ResizeNearestNeighbor(
-        images=x, size=tf.cast(tf.stack(size), tf.int32), align_corners=True,
-        half_pixel_centers=False)
-
-
-def resize_bilinear(x, size):
-    """Bilinear resize with `align_corners=True`, as the original's flow upscaling. (B, H, W, C)."""
-    return tf.raw_ops.ResizeBilinear(
-        images=x, size=tf.cast(tf.stack(size), tf.int32), align_corners=True,
-        half_pixel_centers=False)
+    height, width = x.shape[1], x.shape[2]
+    if (height, width) == tuple(size):
+        return x
+    x = ops.take(x, align_corners_indices(height, size[0]), axis=1)
+    return ops.take(x, align_corners_indices(width, size[1]), axis=2)
 
 
 def spatial_shape(x):
-    """(H, W) of an NHWC tensor: static ints when known, else int32 scalars."""
-    static = x.shape[1:3]
-    dynamic = tf.shape(x)[1:3]
-    return [static[i] if static[i] is not None else dynamic[i] for i in range(2)]
+    """(H, W) of an NHWC tensor as Python ints (shapes are static in this project)."""
+    height, width = x.shape[1], x.shape[2]
+    if height is None or width is None:
+        raise ValueError(f'spatial size must be static, got {tuple(x.shape)}; compile per input shape')
+    return int(height), int(width)
 
 
-def _add_conv_weights(layer, input_shape):
+def extract_patches(x, size, stride):
+    """`tf.image.extract_patches` with 'SAME' padding: (B, H, W, C) -> (B, h, w, size*size*C).
+
+    Patch values are ordered (row, column, channel), as TensorFlow's; zeros outside the image.
+    h = ceil(H / stride), w = ceil(W / stride).
+    """
+    height, width = spatial_shape(x)
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    pad_h = max((out_h - 1) * stride + size - height, 0)
+    pad_w = max((out_w - 1) * stride + size - width, 0)
+    x = ops.pad(x, [[0, 0], [pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2], [0, 0]])
+    shifts = [x[:, dy:dy + stride * (out_h - 1) + 1:stride, dx:dx + stride * (out_w - 1) + 1:stride, :]
+              for dy in range(size) for dx in range(size)]
+    return ops.concatenate(shifts, axis=-1)
+
+
+def add_conv_weights(layer, input_shape):
     """Creates `kernel` (k, k, Cin, filters) and `bias` (filters,) as tf.layers.conv2d does."""
     k = layer.kernel_size
     layer.kernel = layer.add_weight(name='kernel', shape=(k, k, int(input_shape[-1]), layer.filters),
@@ -81,16 +109,16 @@ class GatedConv2D(keras.layers.Layer):
         return self.activation is not None and self.filters != 3
 
     def build(self, input_shape):
-        _add_conv_weights(self, input_shape)
+        add_conv_weights(self, input_shape)
 
     def call(self, x):
-        x = tf.nn.conv2d(x, self.kernel, strides=self.strides, padding='SAME',
-                         dilations=self.dilation_rate)
-        x = tf.nn.bias_add(x, self.bias)
+        x = ops.conv(x, ops.cast(self.kernel, x.dtype), strides=self.strides, padding='same',
+                     dilation_rate=self.dilation_rate)
+        x = x + ops.cast(self.bias, x.dtype)
         if not self.gated:
             return x
-        feature, gate = tf.split(x, 2, axis=-1)
-        return _ACTIVATIONS[self.activation](feature) * tf.sigmoid(gate)
+        feature, gate = ops.split(x, 2, axis=-1)
+        return _ACTIVATIONS[self.activation](feature) * ops.sigmoid(gate)
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape
@@ -120,9 +148,9 @@ class GatedUpsample(keras.layers.Layer):
         super().__init__(**kwargs)
         # === Config ===
         self.filters = int(filters)
+        self.conv = GatedConv2D(self.filters, 3, name=f'{self.name}_conv')
 
     def build(self, input_shape):
-        self.conv = GatedConv2D(self.filters, 3, name=f'{self.name}_conv')
         self.conv.build((input_shape[0], None, None, input_shape[-1]))
 
     def call(self, x):
@@ -153,6 +181,9 @@ class ContextualAttention(keras.layers.Layer):
     Unlike the original, which uses the first image's mask for the whole batch, each image uses its
     own mask; a mask of batch 1 is shared, which gives the original's result exactly.
 
+    The layer returns the attention offsets as integers; `inpaint.flow.flow_to_image` colours them
+    as the original's `offset_flow` picture (a visualisation, computed outside the model in float64).
+
     Args:
         ksize: matching patch size (3).
         stride: matching stride; only 1 (what DeepFill uses) is supported.
@@ -168,7 +199,8 @@ class ContextualAttention(keras.layers.Layer):
         mask: (B or 1, H, W, 1), 1 = hole, or None (no hole).
     Returns:
         y: (B, H, W, C) reconstructed features.
-        flow: (B, H, W, 3) attention offsets as a colour image in [-1, 1].
+        offsets: int32 (B, H/rate, W/rate, 2), (row, column) of the best-matching patch minus the
+            query's own position.
     """
 
     def __init__(self, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True,
@@ -188,71 +220,61 @@ class ContextualAttention(keras.layers.Layer):
 
     def call(self, f, b, mask=None):
         rate, k = self.rate, self.ksize
-        batch = tf.shape(b)[0]
-        channels = b.shape[-1] if b.shape[-1] is not None else tf.shape(b)[-1]
+        batch, channels = b.shape[0], b.shape[-1]
         height, width = spatial_shape(f)
-        if isinstance(height, int) and isinstance(width, int) and (height % rate or width % rate):
+        if height % rate or width % rate:
             raise ValueError(f'ContextualAttention needs H and W divisible by rate={rate}, '
                              f'got {height}x{width}; pad the input')
         # Full-resolution patches of b to paste back: (B, L, 2r*2r*C), L = (H/r)*(W/r).
-        raw = tf.image.extract_patches(b, [1, 2 * rate, 2 * rate, 1], [1, rate, rate, 1],
-                                       [1, 1, 1, 1], padding='SAME')
-        raw = tf.reshape(raw, [batch, -1, 4 * rate * rate * channels])
+        raw = ops.reshape(extract_patches(b, 2 * rate, rate), (batch, -1, 4 * rate * rate * channels))
 
         small = (height // rate, width // rate)
         f = resize_nearest(f, small)  # (B, h, w, C)
         b = resize_nearest(b, small)
         if mask is None:
-            mask = tf.zeros_like(b[:1, :, :, :1])
+            mask = ops.zeros_like(b[:1, :, :, :1])
         else:
-            mask = resize_nearest(mask, small)  # mask is given at f's size
+            mask = resize_nearest(ops.cast(mask, b.dtype), small)  # mask is given at f's size
 
         # Normalized matching patches of b and the same-size neighbourhoods of f: (B, hw, k*k*C).
         # scores[p, q] = fp[p] . wn[q] is the original's conv of f with the normalized patches.
-        wn = tf.reshape(tf.image.extract_patches(b, [1, k, k, 1], [1, 1, 1, 1], [1, 1, 1, 1], 'SAME'),
-                        [batch, -1, k * k * channels])
-        wn = wn / tf.maximum(tf.norm(wn, axis=-1, keepdims=True), 1e-4)
-        fp = tf.reshape(tf.image.extract_patches(f, [1, k, k, 1], [1, 1, 1, 1], [1, 1, 1, 1], 'SAME'),
-                        [batch, -1, k * k * channels])
+        wn = ops.reshape(extract_patches(b, k, 1), (batch, -1, k * k * channels))
+        wn = wn / ops.maximum(ops.sqrt(ops.sum(ops.square(wn), axis=-1, keepdims=True)), 1e-4)
+        fp = ops.reshape(extract_patches(f, k, 1), (batch, -1, k * k * channels))
         # mm = 1 where a k x k mask patch has no hole: (Bm, 1, hw).
-        m = tf.image.extract_patches(mask, [1, k, k, 1], [1, 1, 1, 1], [1, 1, 1, 1], 'SAME')
-        mm = tf.cast(tf.equal(tf.reduce_mean(m, axis=-1), 0.0), fp.dtype)
-        mm = tf.reshape(mm, [tf.shape(mask)[0], 1, -1])
+        m = extract_patches(mask, k, 1)
+        mm = ops.cast(ops.equal(ops.mean(m, axis=-1), 0.0), fp.dtype)
+        mm = ops.reshape(mm, (mask.shape[0], 1, -1))
 
-        index, patches = _BlockedAttention(self, fp, wn, mm, raw, small).run()
+        index, patches = BlockedAttention(self, fp, wn, mm, raw, small).run()
         h, w = small
-        flow = self._flow_image(tf.reshape(index, [batch, h, w]), h, w)
+        offsets = attention_offsets(ops.reshape(index, (batch, h, w)), h, w)
         # Paste back: transposed conv with the raw patches, stride r: (B, H, W, C).
-        patches = tf.reshape(patches, [batch, h, w, 2 * rate, 2 * rate, channels])
-        y = self._overlap_add(patches, height, width, channels) / 4.0
-        return y, flow
+        patches = ops.reshape(patches, (batch, h, w, 2 * rate, 2 * rate, channels))
+        y = self._overlap_add(patches, height, width) / 4.0
+        return y, offsets
 
-    def _overlap_add(self, patches, height, width, channels):
+    def _overlap_add(self, patches, height, width):
         """col2im of (B, h, w, 2r, 2r, C) patches at stride r with TF's 'SAME' transposed padding."""
         r = self.rate
-        batch, h, w = tf.shape(patches)[0], tf.shape(patches)[1], tf.shape(patches)[2]
+        batch, h, w, channels = patches.shape[0], patches.shape[1], patches.shape[2], patches.shape[-1]
         # kernel index = a * r + q with a in {0, 1}: each (a, a') block tiles the plane at stride r.
-        patches = tf.reshape(patches, [batch, h, w, 2, r, 2, r, channels])
+        patches = ops.reshape(patches, (batch, h, w, 2, r, 2, r, channels))
         canvas = 0.0
         for a in range(2):
             for a2 in range(2):
                 block = patches[:, :, :, a, :, a2, :, :]  # (B, h, w, r, r, C)
-                block = tf.reshape(tf.transpose(block, [0, 1, 3, 2, 4, 5]),
-                                   [batch, h * r, w * r, channels])
-                canvas += tf.pad(block, [[0, 0], [a * r, (1 - a) * r], [a2 * r, (1 - a2) * r],
-                                         [0, 0]])
+                block = ops.reshape(ops.transpose(block, (0, 1, 3, 2, 4, 5)),
+                                    (batch, h * r, w * r, channels))
+                canvas = canvas + ops.pad(block, [[0, 0], [a * r, (1 - a) * r],
+                                                  [a2 * r, (1 - a2) * r], [0, 0]])
         top = r // 2  # TF 'SAME': total padding r (kernel 2r, stride r), the smaller half first
         return canvas[:, top:top + height, top:top + width, :]
 
-    def _flow_image(self, index, h, w):
-        """Offsets (argmax position minus own position) as a colour image upscaled by `rate`."""
-        offsets = tf.stack([index // w - tf.range(h)[None, :, None],
-                            index % w - tf.range(w)[None, None, :]], axis=-1)
-        image = flow_to_image(offsets)  # (B, h, w, 3) in [-1, 1]
-        return resize_bilinear(image, (h * self.rate, w * self.rate))
-
     def compute_output_shape(self, f_shape, b_shape=None, mask_shape=None):
-        return tuple(f_shape), tuple(f_shape[:3]) + (3,)
+        b, h, w = f_shape[:3]
+        small = lambda n: None if n is None else n // self.rate
+        return tuple(f_shape), (b, small(h), small(w), 2)
 
     def get_config(self):
         config = super().get_config()
@@ -262,149 +284,121 @@ class ContextualAttention(keras.layers.Layer):
         return config
 
 
-class _BlockedAttention:
+def attention_offsets(index, h, w):
+    """Argmax key positions (B, h, w) -> int32 offsets (B, h, w, 2): key (row, col) - own (row, col)."""
+    index = ops.cast(index, 'int32')
+    rows = ops.reshape(ops.arange(h, dtype='int32'), (1, h, 1))
+    cols = ops.reshape(ops.arange(w, dtype='int32'), (1, 1, w))
+    return ops.stack([index // w - rows, index % w - cols], axis=-1)
+
+
+def _shift(x, step, axis=-1):
+    """x[..., j - step, ...] along `axis`, zero where out of range (step is +1 or -1)."""
+    axis = axis % len(x.shape)
+    pad = [[0, 0] for _ in x.shape]
+    pad[axis] = [1, 0] if step > 0 else [0, 1]
+    keep = [slice(None)] * len(x.shape)
+    keep[axis] = slice(None, -1) if step > 0 else slice(1, None)
+    return ops.pad(x, pad)[tuple(keep)]
+
+
+class BlockedAttention:
     """Scores, fuse, masked softmax, argmax and paste-back matmul over blocks of query rows.
 
     The original fuses the full score matrix S (queries p x keys q, both flattened row-major over
     the (h, w) grid) twice with a 3x3 identity kernel: first F1[p, q] = sum_t S[p+t, q+t] in
     row-major order, then the same in column-major order, t in {-1, 0, 1}, zero outside. In
     column-major order the neighbours of query (i, j) are (i +- 1, j), wrapping from row 0 to
-    (h-1, j-1) and from row h-1 to (0, j+1). So a block of image rows [i0, i1) needs F1 for rows
-    i0-1 .. i1 (or the wrapped rows), and F1 for a row needs S for the flattened rows next to it:
+    (h-1, j-1) and from row h-1 to (0, j+1). So a block of image rows [i0, i0 + R) needs F1 for rows
+    i0-1 .. i0+R (or the wrapped rows), and F1 for a row needs S for the flattened rows next to it:
     each block is computed exactly as on the full matrix, which is never held whole.
+
+    The block count is static (R rows a block, the last block padded with rows past the image
+    whose results are dropped), so the loop compiles on every backend (`ops.fori_loop`).
     """
 
     def __init__(self, layer, fp, wn, mm, raw, small):
         self.layer, self.fp, self.wn, self.mm, self.raw = layer, fp, wn, mm, raw
         self.h, self.w = small
-        self.batch = tf.shape(fp)[0]
+        self.batch = fp.shape[0]
         self.size = self.h * self.w  # P = Q
+        bytes_per_row = 4 * self.batch * self.w * self.size
+        self.rows = int(min(max(layer.block_bytes // bytes_per_row, 1), self.h))
+        self.num_blocks = -(-self.h // self.rows)
         # Key-side gather for the column-major neighbours: key q=(k, l) -> (k + t, l), wrapped;
         # index `size` (a zero column) where there is none.
-        q = tf.range(self.size)
+        q = np.arange(self.size)
         column_major = (q % self.w) * self.h + q // self.w
         self.key_index = {}
         for t in (-1, 1):
             moved = column_major + t
             source = (moved % self.h) * self.w + moved // self.h
-            self.key_index[t] = tf.where((moved >= 0) & (moved < self.size), source, self.size)
+            self.key_index[t] = np.where((moved >= 0) & (moved < self.size), source,
+                                         self.size).astype(np.int32)
 
     def run(self):
         """Returns argmax indices (B, hw) and pasted patches (B, hw, 4r*r*C)."""
-        bytes_per_row = 4 * tf.cast(self.batch, tf.int64) * tf.cast(self.w * self.size, tf.int64)
-        rows = tf.cast(tf.maximum(tf.cast(self.layer.block_bytes, tf.int64) // bytes_per_row, 1),
-                       tf.int32)
-        num_blocks = (self.h + rows - 1) // rows
-        indices = tf.TensorArray(tf.int32, size=num_blocks, infer_shape=False)
-        patches = tf.TensorArray(self.raw.dtype, size=num_blocks, infer_shape=False)
+        count = self.rows * self.w
+        depth = self.raw.shape[-1]
+        if self.layer.fuse:
+            # F1 of the image's last and first rows, shifted: the wrapped column-major neighbours
+            # of row 0 (above) and of row h-1 (below).
+            wrapped = (_shift(self._image_rows(self.h - 1, 1), +1, axis=2),
+                       _shift(self._image_rows(0, 1), -1, axis=2))  # each (B, 1, w, hw)
+        else:
+            wrapped = None
 
-        def body(n, indices, patches):
-            i0 = n * rows
-            i1 = tf.minimum(i0 + rows, self.h)
+        def block(n):
+            i0 = n * self.rows
             if self.layer.fuse:
-                scores = self._fused(i0, i1)
+                scores = self._fused(i0, wrapped)
             else:
-                scores = self._scores(i0 * self.w, (i1 - i0) * self.w)
-            scores = scores * self.mm * self.layer.softmax_scale  # (B, n*w, hw)
-            attention = tf.nn.softmax(scores, axis=-1) * self.mm
-            index = tf.argmax(attention, axis=-1, output_type=tf.int32)  # (B, n*w)
-            pasted = tf.matmul(attention, self.raw)  # (B, n*w, 4r*r*C)
-            # Rows first, so that the blocks concatenate along axis 0.
-            return (n + 1, indices.write(n, tf.transpose(index)),
-                    patches.write(n, tf.transpose(pasted, [1, 0, 2])))
+                scores = self._scores(i0 * self.w, count)
+            scores = scores * self.mm * self.layer.softmax_scale  # (B, R*w, hw)
+            attention = ops.softmax(scores, axis=-1) * self.mm
+            index = ops.cast(ops.argmax(attention, axis=-1), 'int32')  # (B, R*w)
+            return index, ops.matmul(attention, self.raw)  # pasted patches (B, R*w, 4r*r*C)
 
-        _, indices, patches = tf.while_loop(lambda n, *_: n < num_blocks, body,
-                                            (tf.constant(0), indices, patches))
-        return tf.transpose(indices.concat()), tf.transpose(patches.concat(), [1, 0, 2])
+        if self.num_blocks == 1:
+            indices, patches = (x[None] for x in block(0))
+        else:  # a compiled loop over blocks, its outputs stacked: (nb, B, R*w, ...)
+            indices, patches = ops.map(block, ops.arange(self.num_blocks, dtype='int32'))
+        # (nb, B, R*w, ...) -> (B, nb*R*w, ...), rows past the image dropped.
+        indices = ops.reshape(ops.transpose(indices, (1, 0, 2)), (self.batch, -1))[:, :self.size]
+        patches = ops.reshape(ops.transpose(patches, (1, 0, 2, 3)), (self.batch, -1, depth))
+        return indices, patches[:, :self.size]
 
     def _scores(self, start, count):
         """S for flattened query rows [start, start + count), zero outside [0, hw): (B, count, hw)."""
-        rows = start + tf.range(count)
-        valid = tf.cast((rows >= 0) & (rows < self.size), self.fp.dtype)
-        queries = tf.gather(self.fp, tf.clip_by_value(rows, 0, self.size - 1), axis=1)
-        return tf.matmul(queries, self.wn, transpose_b=True) * valid[None, :, None]
+        rows = start + ops.arange(count, dtype='int32')
+        valid = ops.cast((rows >= 0) & (rows < self.size), self.fp.dtype)
+        queries = ops.take(self.fp, ops.clip(rows, 0, self.size - 1), axis=1)
+        return ops.matmul(queries, ops.swapaxes(self.wn, 1, 2)) * valid[None, :, None]
 
     def _row_major_fused(self, start, count):
         """F1 for flattened rows [start, start + count): S[p-1, q-1] + S[p, q] + S[p+1, q+1]."""
         s = self._scores(start - 1, count + 2)
-        before = tf.pad(s[:, :-2], [[0, 0], [0, 0], [1, 0]])[:, :, :-1]  # S[p-1, q-1]
-        after = tf.pad(s[:, 2:], [[0, 0], [0, 0], [0, 1]])[:, :, 1:]  # S[p+1, q+1]
-        return before + s[:, 1:-1] + after
+        return _shift(s[:, :-2], +1) + s[:, 1:-1] + _shift(s[:, 2:], -1)
 
-    def _image_row(self, i):
-        """F1 of image row i: (B, w, hw)."""
-        return self._row_major_fused(i * self.w, self.w)
+    def _image_rows(self, i, n):
+        """F1 of image rows [i, i + n): (B, n, w, hw)."""
+        return ops.reshape(self._row_major_fused(i * self.w, n * self.w),
+                           (self.batch, n, self.w, self.size))
 
-    def _fused(self, i0, i1):
-        """F for the queries of image rows [i0, i1): (B, (i1-i0)*w, hw)."""
-        n = i1 - i0
-        main = tf.reshape(self._row_major_fused(i0 * self.w, n * self.w),
-                          [self.batch, n, self.w, self.size])
-        # Column-major neighbours above row i0 and below row i1 - 1, wrapped at the image's ends.
-        above = tf.cond(
-            i0 > 0, lambda: self._image_row(i0 - 1),
-            lambda: tf.pad(self._image_row(self.h - 1), [[0, 0], [1, 0], [0, 0]])[:, :-1])
-        below = tf.cond(
-            i1 < self.h, lambda: self._image_row(i1),
-            lambda: tf.pad(self._image_row(0), [[0, 0], [0, 1], [0, 0]])[:, 1:])
-        rows = tf.concat([above[:, None], main, below[:, None]], axis=1)  # (B, n + 2, w, hw)
-        rows = tf.pad(rows, [[0, 0], [0, 0], [0, 0], [0, 1]])  # a zero key column at index hw
-        total = rows[:, 1:-1, :, :-1]
-        for t, part in ((-1, rows[:, :-2]), (1, rows[:, 2:])):
-            total += tf.gather(part, self.key_index[t], axis=3)
-        return tf.reshape(total, [self.batch, n * self.w, self.size])
-
-
-def _color_wheel():
-    """The Middlebury flow colour wheel (55 colours, RGB 0..255), as the original builds it."""
-    segments = [(15, (255, None, 0)), (6, (None, 255, 0)), (4, (0, 255, None)),
-                (11, (0, None, 255)), (13, (None, 0, 255)), (6, (255, 0, None))]
-    falling = [False, True, False, True, False, True]  # ramps that go down (255 - ramp)
-    wheel = []
-    for (n, colour), down in zip(segments, falling):
-        ramp = np.floor(255 * np.arange(n) / n)
-        for i in range(n):
-            wheel.append([(255 - ramp[i] if down else ramp[i]) if c is None else c for c in colour])
-    return np.array(wheel, np.float64)
-
-
-_WHEEL = _color_wheel()
-
-
-def flow_to_image(offsets):
-    """Colour-codes integer offsets like the original's `flow_to_image` (float64, then uint8).
-
-    The maximum radius used for normalization is a running maximum over the batch, as in the
-    original's loop, so a batch of one image gives that image's own colours.
-
-    Args:
-        offsets: int (B, h, w, 2), (row, column) displacement.
-    Returns:
-        float32 (B, h, w, 3) in [-1, 1].
-    """
-    u = tf.cast(offsets[..., 0], tf.float64)
-    v = tf.cast(offsets[..., 1], tf.float64)
-    radius = tf.sqrt(u * u + v * v)
-    max_radius = tf.maximum(tf.reduce_max(radius, axis=[1, 2]), -1.0)  # (B,)
-    # Running maximum over the batch: max over j <= i.
-    n = tf.shape(max_radius)[0]
-    earlier = tf.linalg.band_part(tf.ones([n, n], tf.bool), -1, 0)
-    max_radius = tf.reduce_max(tf.where(earlier, max_radius[None, :], -1.0), axis=1)
-    scale = (max_radius + np.finfo(np.float64).eps)[:, None, None]
-    u, v = u / scale, v / scale
-    ncols = _WHEEL.shape[0]
-    rad = tf.sqrt(u * u + v * v)
-    angle = tf.atan2(-v, -u) / math.pi
-    fk = (angle + 1) / 2 * (ncols - 1) + 1
-    k0 = tf.cast(tf.floor(fk), tf.int32)
-    k1 = tf.where(k0 + 1 == ncols + 1, 1, k0 + 1)
-    frac = (fk - tf.cast(k0, tf.float64))[..., None]
-    wheel = tf.constant(_WHEEL / 255, tf.float64)
-    col = (1 - frac) * tf.gather(wheel, k0 - 1) + frac * tf.gather(wheel, k1 - 1)  # (B, h, w, 3)
-    inside = (rad <= 1)[..., None]
-    col = tf.where(inside, 1 - rad[..., None] * (1 - col), col * 0.75)
-    image = tf.floor(255 * col)  # values 0..255: uint8 conversion is exact
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
+    def _fused(self, i0, wrapped):
+        """F for the queries of image rows [i0, i0 + R): (B, R*w, hw)."""
+        r = self.rows
+        rows = self._image_rows(i0 - 1, r + 2)  # (B, R + 2, w, hw): rows i0-1 .. i0+R
+        # Rows -1 and h are the wrapped neighbours (rows past h only feed dropped queries).
+        row_index = i0 - 1 + ops.arange(r + 2, dtype='int32')
+        above, below = wrapped  # (B, 1, w, hw)
+        rows = ops.where((row_index == -1)[None, :, None, None], above, rows)
+        rows = ops.where((row_index == self.h)[None, :, None, None], below, rows)
+        rows = ops.pad(rows, [[0, 0], [0, 0], [0, 0], [0, 1]])  # a zero key column at index hw
+        # (No in-place `+=`: on PyTorch the slices are views of `rows`.)
+        total = (rows[:, 1:-1, :, :-1] + ops.take(rows[:, :-2], self.key_index[-1], axis=3)
+                 + ops.take(rows[:, 2:], self.key_index[1], axis=3))
+        return ops.reshape(total, (self.batch, r * self.w, self.size))
 
 
 class SpectralNormConv2D(keras.layers.Layer):
@@ -412,7 +406,8 @@ class SpectralNormConv2D(keras.layers.Layer):
 
     The kernel reshaped to (k*k*Cin, Cout) is divided by sigma estimated from the non-trainable
     `u` (1, Cout); `u` is replaced by the new estimate on every call, training or not, as the
-    original graph does. The checkpoints store `u` as `<conv>/kernel_sn/u`.
+    original graph does (under JAX's `stateless_call` the new `u` comes back as non-trainable
+    state). The checkpoints store `u` as `<conv>/kernel_sn/u`.
 
     Args:
         filters: output channels; kernel_size: square size; strides: stride. Padding is 'SAME'.
@@ -427,7 +422,7 @@ class SpectralNormConv2D(keras.layers.Layer):
         self.strides = int(strides)
 
     def build(self, input_shape):
-        _add_conv_weights(self, input_shape)
+        add_conv_weights(self, input_shape)
         self.u = self.add_weight(
             name='u', shape=(1, self.filters), trainable=False,
             initializer=keras.initializers.TruncatedNormal(stddev=1.0),
@@ -435,16 +430,17 @@ class SpectralNormConv2D(keras.layers.Layer):
 
     def normalized_kernel(self):
         """Returns (kernel / sigma, new u) after one power iteration."""
-        w = tf.reshape(self.kernel, [-1, self.filters])  # (k*k*Cin, Cout)
-        v = _l2_normalize(tf.matmul(self.u, w, transpose_b=True))  # (1, k*k*Cin)
-        u = _l2_normalize(tf.matmul(v, w))  # (1, Cout)
-        sigma = tf.matmul(tf.matmul(v, w), u, transpose_b=True)  # (1, 1)
-        return tf.reshape(w / sigma, tf.shape(self.kernel)), u
+        w = ops.reshape(self.kernel, (-1, self.filters))  # (k*k*Cin, Cout)
+        v = _l2_normalize(ops.matmul(self.u, ops.transpose(w)))  # (1, k*k*Cin)
+        u = _l2_normalize(ops.matmul(v, w))  # (1, Cout)
+        sigma = ops.matmul(ops.matmul(v, w), ops.transpose(u))  # (1, 1)
+        return ops.reshape(w / sigma, self.kernel.shape), u
 
     def call(self, x):
         kernel, u = self.normalized_kernel()
         self.u.assign(u)
-        return tf.nn.conv2d(x, kernel, strides=self.strides, padding='SAME') + self.bias
+        y = ops.conv(x, ops.cast(kernel, x.dtype), strides=self.strides, padding='same')
+        return y + ops.cast(self.bias, x.dtype)
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape
@@ -458,4 +454,4 @@ class SpectralNormConv2D(keras.layers.Layer):
 
 
 def _l2_normalize(x, epsilon=1e-12):
-    return x / (tf.sqrt(tf.reduce_sum(tf.square(x))) + epsilon)
+    return x / (ops.sqrt(ops.sum(ops.square(x))) + epsilon)

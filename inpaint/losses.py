@@ -1,11 +1,14 @@
 """GAN losses (hinge for SN-PatchGAN, WGAN with gradient penalty) and the reconstruction loss.
 
 The formulas are the original's (generative_inpainting v2.0.0 `inpaint_model.py` and neuralgym
-`gan_ops.py`); see REFERENCE.md "Losses and training". All functions are plain TensorFlow ops, so
-they work eagerly and inside `tf.function`. Discriminator outputs `pos` (real) and `neg` (completed)
+`gan_ops.py`); see REFERENCE.md "Losses and training". All functions are `keras.ops`, so they run
+on every backend, eagerly and compiled. Discriminator outputs `pos` (real) and `neg` (completed)
 may have any shape; every mean is over all their elements, as in the original.
 """
-import tensorflow as tf
+import keras
+from keras import ops
+
+from inpaint import backends
 
 
 def hinge_losses(pos, neg):
@@ -18,10 +21,10 @@ def hinge_losses(pos, neg):
         dict of scalars: `d_loss = 0.5 * hinge_pos + 0.5 * hinge_neg`, `g_loss = -mean(neg)`,
         `hinge_pos = mean(relu(1 - pos))`, `hinge_neg = mean(relu(1 + neg))`.
     """
-    hinge_pos = tf.reduce_mean(tf.nn.relu(1.0 - pos))
-    hinge_neg = tf.reduce_mean(tf.nn.relu(1.0 + neg))
+    hinge_pos = ops.mean(ops.relu(1.0 - pos))
+    hinge_neg = ops.mean(ops.relu(1.0 + neg))
     return {
-        'g_loss': -tf.reduce_mean(neg),
+        'g_loss': -ops.mean(neg),
         'd_loss': 0.5 * hinge_pos + 0.5 * hinge_neg,
         'hinge_pos': hinge_pos,
         'hinge_neg': hinge_neg,
@@ -37,21 +40,22 @@ def wgan_losses(pos, neg):
     Returns:
         dict of scalars: `g_loss = -mean(neg)`, `d_loss = mean(neg - pos)`.
     """
-    return {'g_loss': -tf.reduce_mean(neg), 'd_loss': tf.reduce_mean(neg - pos)}
+    return {'g_loss': -ops.mean(neg), 'd_loss': ops.mean(neg - pos)}
 
 
-def random_interpolates(real, fake, alpha=None):
+def random_interpolates(real, fake, alpha=None, seed=None):
     """Points on the lines between real and fake samples: `real + alpha * (fake - real)`.
 
     Args:
         real: (B, H, W, C).
         fake: (B, H, W, C).
         alpha: (B, 1, 1, 1), one interpolation weight per sample; None draws them from U[0, 1).
+        seed: a `keras.random.SeedGenerator` (needed inside a compiled JAX step), or None.
     Returns:
         (B, H, W, C).
     """
     if alpha is None:
-        alpha = tf.random.uniform([tf.shape(real)[0], 1, 1, 1], dtype=real.dtype)
+        alpha = keras.random.uniform((real.shape[0], 1, 1, 1), dtype=real.dtype, seed=seed)
     return real + alpha * (fake - real)
 
 
@@ -59,10 +63,10 @@ def gradient_penalty(critic, interpolates, mask=None, norm=1.0):
     """WGAN-GP penalty `mean_b((||grad_b * sqrt(mask)||_2 - norm)^2)` (neuralgym `gradients_penalty`).
 
     The gradient is that of the sum of the critic's outputs with respect to its input, as
-    `tf.gradients` gives in the original. Call this under the caller's `tf.GradientTape` to train the
-    critic on it: the inner tape here is recorded, so the penalty is differentiable with respect to
-    the critic's weights. As in the original there is no epsilon under the square root (a sample
-    whose masked gradient is exactly zero would give a NaN weight gradient).
+    `tf.gradients` gives in the original; taking it is the one backend-specific part
+    (`inpaint.backends.input_gradient`), and it stays differentiable with respect to the critic's
+    weights. As in the original there is no epsilon under the square root (a sample whose masked
+    gradient is exactly zero would give a NaN weight gradient).
 
     Args:
         critic: callable (B, H, W, C) -> (B, N), e.g. the discriminator; called once.
@@ -73,15 +77,12 @@ def gradient_penalty(critic, interpolates, mask=None, norm=1.0):
     Returns:
         scalar.
     """
-    with tf.GradientTape() as tape:
-        tape.watch(interpolates)
-        scores = critic(interpolates)  # (B, N)
-    gradients = tape.gradient(scores, interpolates)  # (B, H, W, C)
-    squared = tf.square(gradients)
+    gradients = backends.input_gradient(critic, interpolates)  # (B, H, W, C)
+    squared = ops.square(gradients)
     if mask is not None:
-        squared = squared * tf.cast(mask, squared.dtype)
-    slopes = tf.sqrt(tf.reduce_sum(squared, axis=[1, 2, 3]))  # (B,)
-    return tf.reduce_mean(tf.square(slopes - norm))
+        squared = squared * ops.cast(mask, squared.dtype)
+    slopes = ops.sqrt(ops.sum(squared, axis=(1, 2, 3)))  # (B,)
+    return ops.mean(ops.square(slopes - norm))
 
 
 def reconstruction_loss(target, x1, x2, l1_loss_alpha):
@@ -97,7 +98,7 @@ def reconstruction_loss(target, x1, x2, l1_loss_alpha):
     Returns:
         scalar.
     """
-    return l1_loss_alpha * (tf.reduce_mean(tf.abs(target - x1)) + tf.reduce_mean(tf.abs(target - x2)))
+    return l1_loss_alpha * (ops.mean(ops.abs(target - x1)) + ops.mean(ops.abs(target - x2)))
 
 
 def generator_total(g_loss, ae_loss, gan_loss_alpha, use_ae_loss):

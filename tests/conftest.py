@@ -1,19 +1,60 @@
-"""Shared test helpers: the golden fixtures and a generic Keras layer check."""
+"""Shared test helpers: the golden fixtures, the shared folder, and a generic Keras layer check.
+
+Every test runs on the Keras backend of `KERAS_BACKEND` (tensorflow, jax or torch); a test that
+only makes sense on TensorFlow is marked `@pytest.mark.tf_only` and skipped elsewhere.
+"""
 import contextlib
+import importlib.util
 import os
 
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+# The shared folder sits next to the repository (../shared), wherever it is checked out.
+SHARED = os.path.normpath(os.path.join(REPO, '..', 'shared'))
+SHARED_GOLDEN = os.path.join(SHARED, 'golden', 'small')
 GOLDEN = os.path.join(HERE, 'data', 'golden_small')  # copy of ../shared/golden/small
-SHARED_GOLDEN = os.path.join(HERE, '..', '..', 'shared', 'golden', 'small')
 CASES = ('rocket256', 'motorcycle184x264', 'coffee400x600')
-GOLDEN_CHECKPOINT = os.path.join(GOLDEN, 'checkpoint_dir')
+GOLDEN_CHECKPOINT = os.path.join(GOLDEN, 'checkpoint_dir')  # TF1, as the original wrote it
+# The same weights in the backend-neutral format (python -m inpaint.checkpoint
+# tests/data/golden_small/checkpoint_dir tests/data/golden_small/weights), for machines without
+# TensorFlow.
+GOLDEN_WEIGHTS = os.path.join(GOLDEN, 'weights')
+HAS_TENSORFLOW = importlib.util.find_spec('tensorflow') is not None
 
 # The golden README's tolerances for x_stage1 / x_stage2.
 STAGE_MAX, STAGE_MEAN = 1e-3, 1e-5
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips `tf_only` tests on other backends."""
+    backend = keras.backend.backend()
+    if backend == 'tensorflow':
+        return
+    skip = pytest.mark.skip(reason=f'TensorFlow backend only (running on {backend}); run with '
+                                   f'KERAS_BACKEND=tensorflow')
+    for item in items:
+        if 'tf_only' in item.keywords:
+            item.add_marker(skip)
+
+
+def shared_path(*parts):
+    """`../shared/<parts>` next to the repository; skips the calling test when it is absent."""
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f'{path} is absent: this test needs the shared folder ../shared next to the '
+                    f'repository ({REPO})')
+    return path
+
+
+@pytest.fixture(scope='session')
+def shared():
+    """The shared folder `../shared` (the test is skipped when it is absent)."""
+    return shared_path()
 
 
 def golden_case(name):
@@ -27,30 +68,65 @@ def golden_case(name):
     }
 
 
+def to_numpy(x):
+    """A backend tensor or Keras variable -> NumPy array."""
+    return np.asarray(ops.convert_to_numpy(x.value if isinstance(x, keras.Variable) else x))
+
+
+def _first(outputs):
+    return outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+
+
+def weight_gradients(layer, inputs, seed=0):
+    """Gradients of `sum(first output * fixed noise)` for `layer.trainable_weights`, as NumPy.
+
+    The one place where the test suite takes gradients, one branch per backend.
+    """
+    inputs = [ops.convert_to_tensor(x) for x in inputs]
+    shape = tuple(_first(layer(*inputs)).shape)
+    noise = ops.convert_to_tensor(np.random.default_rng(seed).normal(size=shape).astype(np.float32))
+    loss = lambda outputs: ops.sum(_first(outputs) * noise)
+    backend = keras.backend.backend()
+    if backend == 'tensorflow':
+        import tensorflow as tf
+        with tf.GradientTape() as tape:
+            value = loss(layer(*inputs))
+        grads = tape.gradient(value, layer.trainable_weights)
+    elif backend == 'jax':
+        import jax
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+        grads = jax.grad(lambda trainable: loss(layer.stateless_call(
+            trainable, non_trainable, *inputs)[0]))([v.value for v in layer.trainable_variables])
+    elif backend == 'torch':
+        import torch
+        grads = torch.autograd.grad(loss(layer(*inputs)), [v.value for v in layer.trainable_weights],
+                                    allow_unused=True)
+    else:
+        raise NotImplementedError(f'no gradient helper for the {backend} backend')
+    return [None if g is None else to_numpy(g) for g in grads]
+
+
 def check_layer(layer, inputs, expected_shape):
-    """Config round trip, eager == tf.function, output shape, a gradient for every weight."""
-    inputs = [tf.constant(x) for x in inputs]
+    """Config round trip, eager call, output shape, a non-zero gradient for every trainable weight.
+
+    Returns the eager outputs as a tuple of NumPy arrays.
+    """
+    inputs = [ops.convert_to_tensor(x) for x in inputs]
     layer(*inputs)  # builds the weights
-    state = [w.numpy() for w in layer.weights]  # stateful layers (spectral norm's u) are reset
-    restore = lambda: [w.assign(v) for w, v in zip(layer.weights, state)]
+    state = [to_numpy(w).copy() for w in layer.weights]  # stateful layers (spectral norm's u) are reset
     eager = layer(*inputs)
-    eager = eager if isinstance(eager, (tuple, list)) else (eager,)
-    assert tuple(eager[0].shape) == tuple(expected_shape)
+    eager = tuple(to_numpy(x) for x in (eager if isinstance(eager, (tuple, list)) else (eager,)))
+    assert eager[0].shape == tuple(expected_shape)
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
-    restore()
-    traced = tf.function(lambda *xs: layer(*xs))(*inputs)
-    traced = traced if isinstance(traced, (tuple, list)) else (traced,)
-    for a, b in zip(eager, traced):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
-    with tf.GradientTape() as tape:
-        out = layer(*inputs)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        loss = tf.reduce_sum(out * tf.random.stateless_normal(out.shape, [1, 2]))
-    grads = tape.gradient(loss, layer.trainable_weights)
+    for w, value in zip(layer.weights, state):
+        w.assign(value)
+    grads = weight_gradients(layer, inputs)
+    assert len(grads) == len(layer.trainable_weights)
     for weight, grad in zip(layer.trainable_weights, grads):
         assert grad is not None, weight.path
-        assert float(tf.reduce_max(tf.abs(grad))) > 0, weight.path
+        assert grad.shape == tuple(weight.shape), weight.path
+        assert np.abs(grad).max() > 0, weight.path
     return eager
 
 
@@ -58,7 +134,7 @@ def check_layer(layer, inputs, expected_shape):
 def perturbed_weights(model, relative=1e-7, seed=0):
     """Multiplies every weight by (1 + relative * N(0, 1)) inside the block: float32 rounding scale,
     to measure how sensitive an output is to summation order."""
-    saved = [w.numpy() for w in model.weights]
+    saved = [to_numpy(w).copy() for w in model.weights]
     rng = np.random.default_rng(seed)
     try:
         for w, v in zip(model.weights, saved):
@@ -69,7 +145,13 @@ def perturbed_weights(model, relative=1e-7, seed=0):
             w.assign(v)
 
 
+def load_golden_models():
+    """(generator, discriminator, report) of the golden checkpoint: the TF1 original where
+    TensorFlow can read it, the converted weights folder elsewhere."""
+    from inpaint.checkpoint import load_models
+    return load_models(GOLDEN_CHECKPOINT if HAS_TENSORFLOW else GOLDEN_WEIGHTS)
+
+
 @pytest.fixture(scope='session')
 def golden_models():
-    from inpaint.checkpoint import load_models
-    return load_models(GOLDEN_CHECKPOINT)
+    return load_golden_models()

@@ -1,10 +1,11 @@
 """Inpainter: the original's exact behaviour against golden output.png, and the default's promises."""
+import keras
 import numpy as np
 import pytest
 
 from conftest import golden_case, perturbed_weights
 from inpaint.imageio import InputError, read_image, read_mask
-from inpaint.inference import Inpainter, from_network, to_network
+from inpaint.inference import Inpainter, from_network, padded_size, to_network
 
 
 @pytest.fixture(scope='module')
@@ -59,6 +60,7 @@ def test_default_mode_keeps_known_pixels_and_size(inpainter):
 
 
 @pytest.mark.parametrize('shape', [(37, 53), (8, 8), (5, 3), (250, 17)])
+@pytest.mark.filterwarnings('ignore:You are using a softmax over axis -1')  # 8x8: one 1x1 patch
 def test_any_size_works(inpainter, shape):
     rng = np.random.default_rng(sum(shape))
     image = rng.integers(0, 256, size=shape + (3,), dtype=np.uint8)
@@ -74,11 +76,52 @@ def test_padding_equals_running_the_padded_image(inpainter):
     image, mask, _ = _case('motorcycle184x264')
     crop, crop_mask = image[:181, :259], mask[:181, :259]
     out = inpainter.inpaint(crop, crop_mask)
-    padded = np.pad(crop, [(0, 3), (0, 5), (0, 0)], mode='edge')
-    padded_mask = np.pad(crop_mask, [(0, 3), (0, 5)])
+    pad_h, pad_w = padded_size(181) - 181, padded_size(259) - 259  # 192 - 181, 288 - 259
+    assert (pad_h, pad_w) == (11, 29)
+    padded = np.pad(crop, [(0, pad_h), (0, pad_w), (0, 0)], mode='edge')
+    padded_mask = np.pad(crop_mask, [(0, pad_h), (0, pad_w)])
     _, x2, _ = inpainter.predict(to_network(padded[None]), padded_mask[None, :, :, None].astype(np.float32))
     expected = from_network(x2, rounding=True)[0, :181, :259]
     assert np.array_equal(out[crop_mask], expected[crop_mask])
+
+
+def test_padded_size_values():
+    examples = {1: 8, 5: 8, 8: 8, 9: 16, 37: 40, 64: 64, 65: 72, 181: 192, 250: 256, 252: 256,
+                255: 256, 256: 256, 257: 288, 272: 288, 289: 320, 300: 320, 600: 640, 1000: 1024, 2048: 2048}
+    assert {n: padded_size(n) for n in examples} == examples
+
+
+def test_padded_size_is_a_bucketed_multiple_of_8():
+    sizes = np.arange(1, 4097)
+    padded = np.array([padded_size(int(n)) for n in sizes])
+    assert np.all(padded >= sizes) and np.all(padded % 8 == 0)
+    assert np.all(np.diff(padded) >= 0)  # monotonic
+    assert all(padded_size(int(p)) == p for p in padded)  # a padded size is its own bucket
+    small = sizes <= 64
+    assert np.array_equal(padded[small], -(-sizes[small] // 8) * 8)  # next multiple of 8
+    # Above 64 px: at most 12.5% extra, and at most 8 buckets per octave.
+    assert np.all(padded[~small] - sizes[~small] <= 0.125 * sizes[~small])
+    for low in (64, 128, 256, 512, 1024, 2048):
+        assert len(set(padded[(sizes > low) & (sizes <= 2 * low)])) <= 8, low
+
+
+def test_compiles_once_per_padded_shape(golden_models):
+    if keras.backend.backend() == 'torch':
+        pytest.skip('the torch backend runs eagerly: nothing is compiled')
+    inpainter = Inpainter(golden_models[0])
+    rng = np.random.default_rng(9)
+    def inpaint(height, width):
+        image = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+        mask = np.zeros((height, width), bool)
+        mask[height // 4:height // 2, width // 4:width // 2] = True
+        assert inpainter.inpaint(image, mask).shape == image.shape
+    assert inpainter.compiled_shapes() == 0
+    inpaint(250, 250)
+    inpaint(252, 255)  # the same 256x256 bucket
+    inpaint(256, 241)
+    assert inpainter.compiled_shapes() == 1
+    inpaint(250, 300)  # 256x320
+    assert inpainter.compiled_shapes() == 2
 
 
 def test_gray_and_rgba_inputs(inpainter):

@@ -4,11 +4,14 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
-from conftest import GOLDEN, check_layer
+from conftest import GOLDEN, check_layer, to_numpy
+from inpaint.flow import flow_to_image, offset_flow
 from inpaint.layers import (ContextualAttention, GatedConv2D, GatedUpsample, SpectralNormConv2D,
-                            flow_to_image, resize_nearest)
+                            resize_nearest)
+
+T = ops.convert_to_tensor
 
 
 # ---------- NumPy references (loops; written from the original's description) ----------
@@ -129,19 +132,19 @@ def np_flow_colours(u, v):
                                      ((46, 66), (23, 33)), ((1, 4), (1, 2))])
 def test_resize_nearest_is_align_corners(src, dst):
     x = np.random.default_rng(0).normal(size=src + (2,)).astype(np.float32)
-    got = resize_nearest(tf.constant(x[None]), dst).numpy()[0]
+    got = to_numpy(resize_nearest(T(x[None]), dst))[0]
     np.testing.assert_array_equal(got, np_resize_nearest(x, *dst))
 
 
 def test_align_corners_downscale_is_not_striding():
     x = np.arange(64, dtype=np.float32).reshape(1, 64, 1, 1)
-    got = resize_nearest(tf.constant(x), (32, 1)).numpy().ravel()
+    got = to_numpy(resize_nearest(T(x), (32, 1))).ravel()
     assert got[-1] == 63 and not np.array_equal(got, x.ravel()[::2])
 
 
 def test_x2_upsampling_equals_repetition():
     x = np.random.default_rng(1).normal(size=(1, 13, 9, 3)).astype(np.float32)
-    got = resize_nearest(tf.constant(x), (26, 18)).numpy()
+    got = to_numpy(resize_nearest(T(x), (26, 18)))
     np.testing.assert_array_equal(got, x.repeat(2, axis=1).repeat(2, axis=2))
 
 
@@ -155,10 +158,10 @@ def test_gated_conv_matches_numpy(stride, dilation, activation):
     layer = GatedConv2D(8, 3, stride, dilation, activation, name='conv')
     oh, ow = -(-11 // stride), -(-10 // stride)
     channels = 8 if activation is None else 4
-    got = check_layer(layer, [x], (2, oh, ow, channels))[0].numpy()
-    kernel, bias = layer.kernel.numpy(), rng.normal(size=8).astype(np.float32)
+    check_layer(layer, [x], (2, oh, ow, channels))
+    kernel, bias = to_numpy(layer.kernel), rng.normal(size=8).astype(np.float32)
     layer.bias.assign(bias)
-    got = layer(tf.constant(x)).numpy()
+    got = to_numpy(layer(T(x)))
     for i in range(2):
         ref = np_conv_same(x[i], kernel, stride, dilation) + bias
         if activation is not None:
@@ -170,15 +173,15 @@ def test_gated_conv_matches_numpy(stride, dilation, activation):
 def test_rgb_output_conv_is_not_gated():
     layer = GatedConv2D(3, 3, activation='elu')
     assert not layer.gated
-    assert layer(tf.zeros([1, 8, 8, 4])).shape == (1, 8, 8, 3)
+    assert tuple(layer(ops.zeros([1, 8, 8, 4])).shape) == (1, 8, 8, 3)
 
 
 def test_gated_upsample():
     x = np.random.default_rng(3).normal(size=(2, 5, 6, 4)).astype(np.float32)
     layer = GatedUpsample(6, name='conv13_upsample')
-    out = check_layer(layer, [x], (2, 10, 12, 3))[0].numpy()
+    out = check_layer(layer, [x], (2, 10, 12, 3))[0]
     assert layer.conv.name == 'conv13_upsample_conv'
-    np.testing.assert_allclose(out, layer.conv(tf.constant(x.repeat(2, 1).repeat(2, 2))).numpy(),
+    np.testing.assert_allclose(out, to_numpy(layer.conv(T(x.repeat(2, 1).repeat(2, 2)))),
                                rtol=1e-6, atol=1e-6)
 
 
@@ -199,6 +202,12 @@ def _ca_inputs(seed, batch=2, size=(16, 12), channels=4):
     return f, masks
 
 
+def _attend(layer, f, mask):
+    """(y, offsets) of `layer(f, f, mask)` as NumPy."""
+    y, offsets = layer(T(f), T(f), T(mask))
+    return to_numpy(y), to_numpy(offsets)
+
+
 # Blocks of query rows: the whole 8-row grid at once, one row, three rows (a partial last block).
 BLOCKS = {'whole': 128 * 2**20, 'one_row': 1, 'three_rows': 3 * 4 * 2 * 6 * 48}
 
@@ -207,16 +216,30 @@ BLOCKS = {'whole': 128 * 2**20, 'one_row': 1, 'three_rows': 3 * 4 * 2 * 6 * 48}
 def test_contextual_attention_matches_numpy_loops(block):
     f, masks = _ca_inputs(4)
     layer = ContextualAttention(name='contextual_attention', block_bytes=BLOCKS[block])
-    y, flow = check_layer(layer, [f, f, masks], f.shape)
-    assert flow.shape == f.shape[:3] + (3,)
+    y, offsets = check_layer(layer, [f, f, masks], f.shape)
+    assert offsets.shape == (2, 8, 6, 2) and offsets.dtype == np.int32
     for i in range(2):
-        ref_y, _ = np_contextual_attention(f[i], f[i], masks[i])
-        np.testing.assert_allclose(y.numpy()[i], ref_y, rtol=1e-4, atol=1e-4 * np.abs(ref_y).max())
+        ref_y, ref_offsets = np_contextual_attention(f[i], f[i], masks[i])
+        np.testing.assert_allclose(y[i], ref_y, rtol=1e-4, atol=1e-4 * np.abs(ref_y).max())
+        np.testing.assert_array_equal(offsets[i], ref_offsets)
+
+
+def test_block_sizes_of_the_parametrization():
+    """The block sizes the tests above use: 'three_rows' gives 3-row blocks over the 8-row grid
+    (a partial last block), 'one_row' 1-row blocks; the golden test's 5-row blocks over 12 rows."""
+    from inpaint.layers import BlockedAttention
+    cases = [(BLOCKS['whole'], 2, (8, 6), 8, 1), (BLOCKS['one_row'], 2, (8, 6), 1, 8),
+             (BLOCKS['three_rows'], 2, (8, 6), 3, 3), (5 * 2 * 16 * 192 * 4, 2, (12, 16), 5, 3)]
+    for block_bytes, batch, small, rows, count in cases:
+        queries = np.zeros((batch, small[0] * small[1], 36), np.float32)
+        blocked = BlockedAttention(ContextualAttention(block_bytes=block_bytes), queries, None, None,
+                                   None, small)
+        assert (blocked.rows, blocked.num_blocks) == (rows, count), block_bytes
 
 
 def test_flow_colours_match_numpy():
     offsets = np.random.default_rng(5).integers(-20, 21, size=(1, 40, 40, 2)).astype(np.int32)
-    got = flow_to_image(tf.constant(offsets)).numpy()[0]
+    got = flow_to_image(offsets)[0]
     radius = np.sqrt((offsets.astype(np.float64) ** 2).sum(-1)).max()
     uv = offsets[0] / (radius + np.finfo(np.float64).eps)
     ref = (np_flow_colours(uv[..., 0], uv[..., 1]).astype(np.float32) / np.float32(127.5) - 1)
@@ -226,20 +249,17 @@ def test_flow_colours_match_numpy():
 @pytest.mark.parametrize('block', BLOCKS)
 def test_contextual_attention_offsets_match_numpy(block):
     f, masks = _ca_inputs(5, batch=1)
-    _, offsets = np_contextual_attention(f[0], f[0], masks[0])
-    layer = ContextualAttention(block_bytes=BLOCKS[block])
-    _, flow = layer(tf.constant(f), tf.constant(f), tf.constant(masks))
-    from inpaint.layers import resize_bilinear
-    expected = resize_bilinear(flow_to_image(tf.constant(offsets[None], tf.int32)), f.shape[1:3])
-    np.testing.assert_array_equal(flow.numpy(), expected.numpy())
+    _, expected = np_contextual_attention(f[0], f[0], masks[0])
+    _, offsets = _attend(ContextualAttention(block_bytes=BLOCKS[block]), f, masks)
+    np.testing.assert_array_equal(offsets[0], expected)
 
 
 def test_flow_normalization_is_a_running_maximum_over_the_batch():
     small = np.zeros((1, 2, 2, 2), np.int32); small[0, 0, 0] = (1, 0)
     large = np.zeros((1, 2, 2, 2), np.int32); large[0, 0, 0] = (4, 0)
-    alone = flow_to_image(tf.constant(small)).numpy()
-    after_large = flow_to_image(tf.constant(np.concatenate([large, small]))).numpy()[1]
-    before_large = flow_to_image(tf.constant(np.concatenate([small, large]))).numpy()[0]
+    alone = flow_to_image(small)
+    after_large = flow_to_image(np.concatenate([large, small]))[1]
+    before_large = flow_to_image(np.concatenate([small, large]))[0]
     np.testing.assert_array_equal(before_large, alone[0])
     assert not np.array_equal(after_large, alone[0])
 
@@ -247,40 +267,42 @@ def test_flow_normalization_is_a_running_maximum_over_the_batch():
 @pytest.mark.parametrize('block_bytes', [128 * 2**20, 1, 5 * 2 * 16 * 192 * 4])
 def test_contextual_attention_matches_golden(block_bytes):
     data = np.load(os.path.join(GOLDEN, 'contextual_attention.npz'))
-    layer = ContextualAttention(int(data['ksize']), int(data['stride']), int(data['rate']),
+    rate = int(data['rate'])
+    layer = ContextualAttention(int(data['ksize']), int(data['stride']), rate,
                                 int(data['fuse_k']), float(data['softmax_scale']),
                                 block_bytes=block_bytes)
-    f = tf.constant(data['f'])
-    y, flow = layer(f, f, tf.constant(data['mask']))
+    y, offsets = _attend(layer, data['f'], data['mask'])
+    flow = offset_flow(offsets, rate)  # the original's picture, at f's size
     # Golden README: y within 1e-4 relative to max|y|; flow identical on >= 99% of pixels.
-    assert np.abs(y.numpy() - data['y']).max() < 1e-4 * np.abs(data['y']).max()
-    same = np.all(np.abs(flow.numpy() - data['flow']) < 1e-6, axis=-1)
+    assert np.abs(y - data['y']).max() < 1e-4 * np.abs(data['y']).max()
+    assert flow.shape == data['flow'].shape
+    same = np.all(np.abs(flow - data['flow']) < 1e-6, axis=-1)
     assert same.mean() >= 0.99
 
 
 def test_contextual_attention_masks_per_image():
     f, masks = _ca_inputs(6)
     layer = ContextualAttention()
-    y, _ = layer(tf.constant(f), tf.constant(f), tf.constant(masks))
+    y, _ = _attend(layer, f, masks)
     for i in range(2):
-        yi, _ = layer(tf.constant(f[i:i + 1]), tf.constant(f[i:i + 1]), tf.constant(masks[i:i + 1]))
-        np.testing.assert_allclose(y.numpy()[i], yi.numpy()[0], rtol=1e-5, atol=1e-5)
-    shared, _ = layer(tf.constant(f), tf.constant(f), tf.constant(masks[:1]))
-    tiled, _ = layer(tf.constant(f), tf.constant(f), tf.constant(np.repeat(masks[:1], 2, 0)))
-    np.testing.assert_allclose(shared.numpy(), tiled.numpy(), rtol=1e-6, atol=1e-6)
-    assert np.abs(shared.numpy()[1] - y.numpy()[1]).max() > 1e-3  # the mask matters
+        yi, _ = _attend(layer, f[i:i + 1], masks[i:i + 1])
+        np.testing.assert_allclose(y[i], yi[0], rtol=1e-5, atol=1e-5)
+    shared, _ = _attend(layer, f, masks[:1])
+    tiled, _ = _attend(layer, f, np.repeat(masks[:1], 2, 0))
+    np.testing.assert_allclose(shared, tiled, rtol=1e-6, atol=1e-6)
+    assert np.abs(shared[1] - y[1]).max() > 1e-3  # the mask matters
 
 
 def test_contextual_attention_without_fuse_matches_numpy():
     f, masks = _ca_inputs(8, batch=1)
-    y, _ = ContextualAttention(fuse=False, block_bytes=1)(tf.constant(f), tf.constant(f), tf.constant(masks))
+    y, _ = _attend(ContextualAttention(fuse=False, block_bytes=1), f, masks)
     ref, _ = np_contextual_attention(f[0], f[0], masks[0], fuse=False)
-    np.testing.assert_allclose(y.numpy()[0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    np.testing.assert_allclose(y[0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
 def test_contextual_attention_rejects_sizes_not_divisible_by_rate():
     with pytest.raises(ValueError, match='divisible'):
-        ContextualAttention()(tf.zeros([1, 9, 8, 2]), tf.zeros([1, 9, 8, 2]), tf.zeros([1, 9, 8, 1]))
+        ContextualAttention()(ops.zeros([1, 9, 8, 2]), ops.zeros([1, 9, 8, 2]), ops.zeros([1, 9, 8, 1]))
 
 
 # ---------- spectral norm ----------
@@ -290,21 +312,22 @@ def test_spectral_norm_conv_matches_numpy_and_updates_u():
     x = rng.normal(size=(2, 9, 9, 3)).astype(np.float32)
     layer = SpectralNormConv2D(5, 5, 2, name='conv1')
     layer.build(x.shape)
-    u0 = layer.u.numpy().copy()
-    out = layer(tf.constant(x)).numpy()
-    w = layer.kernel.numpy().reshape(-1, 5).astype(np.float64)
+    u0 = to_numpy(layer.u).copy()
+    out = to_numpy(layer(T(x)))
+    kernel = to_numpy(layer.kernel)
+    w = kernel.reshape(-1, 5).astype(np.float64)
     l2n = lambda t: t / (np.sqrt((t ** 2).sum()) + 1e-12)
     v = l2n(u0 @ w.T)
     u1 = l2n(v @ w)
     sigma = (v @ w @ u1.T).item()
-    np.testing.assert_allclose(layer.u.numpy(), u1, rtol=1e-5)
+    np.testing.assert_allclose(to_numpy(layer.u), u1, rtol=1e-5)
     for i in range(2):
-        ref = np_conv_same(x[i], layer.kernel.numpy() / sigma, 2) + layer.bias.numpy()
+        ref = np_conv_same(x[i], kernel / sigma, 2) + to_numpy(layer.bias)
         np.testing.assert_allclose(out[i], ref, rtol=1e-4, atol=1e-5)
     # u moves on every call, also outside training.
-    before = layer.u.numpy().copy()
-    layer(tf.constant(x), training=False)
-    assert not np.array_equal(before, layer.u.numpy())
+    before = to_numpy(layer.u).copy()
+    layer(T(x), training=False)
+    assert not np.array_equal(before, to_numpy(layer.u))
     check_layer(SpectralNormConv2D(4, 5, 2), [x], (2, 5, 5, 4))
 
 

@@ -1,0 +1,38 @@
+"""What differs between Keras backends, one module each, chosen by `keras.backend.backend()`.
+
+As in Keras' own `backend/{jax,tensorflow,torch}/`: everything else (layers, models, losses, the
+training loop) is written once in `keras.ops`; a backend module provides only
+- `input_gradient(fn, x)`: d sum(fn(x)) / dx, differentiable again (the WGAN-GP penalty);
+- `compile_inference(model)`: a function (image, mask) -> the model's outputs as NumPy arrays,
+  compiled once per input shape;
+- `TrainingEngine(trainer)`: model-building scope, the number of replicas, and the compiled
+  discriminator and generator update steps.
+"""
+import importlib
+
+import keras
+
+_MODULES = {'tensorflow': 'tf_backend', 'jax': 'jax_backend', 'torch': 'torch_backend'}
+
+
+def current():
+    """The module for the running Keras backend."""
+    name = keras.backend.backend()
+    if name not in _MODULES:
+        raise RuntimeError(f'Keras backend {name!r} is not supported; use tensorflow, jax or torch')
+    return importlib.import_module(f'inpaint.backends.{_MODULES[name]}')
+
+
+def input_gradient(fn, x):
+    """Gradient of `sum(fn(x))` with respect to `x`, kept differentiable. x: (B, H, W, C)."""
+    return current().input_gradient(fn, x)
+
+
+def compile_inference(model):
+    """A function (*NumPy inputs) -> tuple of NumPy outputs running `model`, compiled per shape."""
+    return current().compile_inference(model)
+
+
+def training_engine(trainer, strategy=None):
+    """The backend's `TrainingEngine` for a `Trainer` (strategy: TensorFlow only)."""
+    return current().TrainingEngine(trainer, strategy)

@@ -1,0 +1,141 @@
+"""JAX-only: gradients, compiled inference and training steps (`jax.jit` over stateless calls).
+
+A training step follows keras.io's "training loop from scratch in JAX": every Keras variable the
+step touches is passed in as a value and mapped with `keras.StatelessScope`, so the step itself is
+a pure function under `jax.jit`; the new values (weights, the spectral-norm `u`, the optimizer's
+slots and counter) come back out and are assigned to the Keras variables after the call. The loss
+code is the `Trainer`'s own, unchanged.
+"""
+import jax
+import keras
+import numpy as np
+
+from inpaint.config import ConfigError
+
+
+def input_gradient(fn, x):
+    """d sum(fn(x)) / dx with `jax.grad` (differentiable again, as JAX gradients are)."""
+    return jax.grad(lambda inputs: fn(inputs).sum())(x)
+
+
+def _values(variables):
+    return [variable.value for variable in variables]
+
+
+def _assign(variables, values):
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+
+
+def compile_inference(model):
+    """(inputs...) -> NumPy outputs through `jax.jit(model.stateless_call)`, one compile per shape."""
+    @jax.jit
+    def forward(trainable, non_trainable, *inputs):
+        outputs, _ = model.stateless_call(trainable, non_trainable, *inputs)
+        return outputs
+
+    def run(*inputs):
+        outputs = forward(_values(model.trainable_variables), _values(model.non_trainable_variables),
+                          *[np.asarray(x) for x in inputs])
+        return tuple(np.asarray(output) for output in outputs)
+    run.tracing_count = lambda: forward._cache_size()  # pylint: disable=protected-access
+    return run
+
+
+class TrainingEngine:
+    """Compiled D and G update steps of a `Trainer` on JAX (one device).
+
+    Each step takes the values of all variables it reads (both networks, the optimizer, the
+    random seed's state) and returns the new values of those it changes.
+    """
+
+    def __init__(self, trainer, strategy=None):
+        if strategy is not None or trainer.config.num_gpus_per_job > 1:
+            raise ConfigError('num_gpus_per_job: training on several devices is supported on the '
+                              'TensorFlow backend only; set num_gpus_per_job: 1 or '
+                              'KERAS_BACKEND=tensorflow', 'num_gpus_per_job')
+        self.trainer = trainer
+        self.num_replicas = 1
+        self._steps = {}
+
+    def scope(self):
+        return _NoScope()
+
+    def _groups(self):
+        t = self.trainer
+        optimizer_variables = list(t.optimizer.variables)
+        return {
+            'g': list(t.generator.trainable_variables),
+            'd': list(t.discriminator.trainable_variables),
+            'state': (list(t.generator.non_trainable_variables)
+                      + list(t.discriminator.non_trainable_variables) + [t.seed_generator.state]),
+            'optimizer': optimizer_variables,
+        }
+
+    def _build(self, which):
+        trainer, groups = self.trainer, self._groups()
+        other = 'g' if which == 'd' else 'd'
+        optimizer = trainer.optimizer
+        all_trainable = list(optimizer._trainable_variables)  # pylint: disable=protected-access
+
+        def step(values, batch, mask):
+            def losses(trained):
+                mapping = (list(zip(groups[which], trained)) + list(zip(groups[other], values[other]))
+                           + list(zip(groups['state'], values['state'])))
+                with keras.StatelessScope(state_mapping=mapping) as scope:
+                    x = trainer.to_network(batch)
+                    if which == 'd':
+                        complete = jax.lax.stop_gradient(trainer.inpaint(x, mask)['complete'])
+                        terms = trainer.discriminator_losses(x, complete, mask)
+                    else:
+                        terms = trainer.generator_losses(x, mask)
+                state = [scope.get_current_value(v) for v in groups['state']]
+                return terms[f'{which}_loss'], (terms, state)
+
+            (_, (terms, state)), grads = jax.value_and_grad(losses, has_aux=True)(values[which])
+            # The shared Adam updates only this network's variables (and its one step counter),
+            # like the original's `minimize(var_list=...)` on one tf.train.AdamOptimizer.
+            current = {id(v): value for v, value in zip(groups[which], values[which])}
+            current.update({id(v): value for v, value in zip(groups[other], values[other])})
+            mapping = (list(zip(groups['optimizer'], values['optimizer']))
+                       + [(v, current[id(v)]) for v in all_trainable])
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                optimizer.apply(grads, groups[which])
+            terms = dict(terms)
+            terms[f'{which}_grad_norm'] = jax.numpy.sqrt(sum((g.astype('float32') ** 2).sum() for g in grads))
+            return terms, {
+                which: [scope.get_current_value(v) for v in groups[which]],
+                'optimizer': [scope.get_current_value(v) for v in groups['optimizer']],
+                'state': state,
+            }
+        return jax.jit(step), groups
+
+    def _run(self, which, batch, mask):
+        if which not in self._steps:
+            self._steps[which] = self._build(which)
+        step, groups = self._steps[which]
+        values = {name: _values(variables) for name, variables in groups.items()}
+        terms, new = step(values, np.asarray(batch, np.float32), np.asarray(mask, np.float32))
+        for name, new_values in new.items():
+            _assign(groups[name], new_values)
+        return {name: float(value) for name, value in terms.items()}
+
+    def d_step(self, batch, mask):
+        """One discriminator update; returns {name: float}."""
+        return self._run('d', batch, mask)
+
+    def g_step(self, batch, mask):
+        """One generator update; returns {name: float}."""
+        return self._run('g', batch, mask)
+
+    def tracing_counts(self):
+        return {f'{which}_step': self._steps[which][0]._cache_size() if which in self._steps else 0  # pylint: disable=protected-access
+                for which in ('d', 'g')}
+
+
+class _NoScope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,75 @@
+"""PyTorch-only: gradients, inference and training steps (eager `torch.autograd`).
+
+Keras variables are torch tensors on this backend, so a step is the `Trainer`'s loss code run
+eagerly, `torch.autograd.grad` for the gradients, and the shared Keras optimizer's `apply`.
+"""
+import numpy as np
+import torch
+
+
+def input_gradient(fn, x):
+    """d sum(fn(x)) / dx with `create_graph=True`, so it can be differentiated again."""
+    if not x.requires_grad:
+        x = x.detach().requires_grad_(True)
+    return torch.autograd.grad(fn(x).sum(), x, create_graph=True)[0]
+
+
+def compile_inference(model):
+    """(inputs...) -> NumPy outputs, eager under `torch.no_grad()` (no compilation on torch)."""
+    def run(*inputs):
+        with torch.no_grad():
+            outputs = model(*[np.asarray(x) for x in inputs])
+        return tuple(output.detach().cpu().numpy() for output in outputs)
+    run.tracing_count = lambda: 0
+    return run
+
+
+class TrainingEngine:
+    """D and G update steps of a `Trainer` on PyTorch (one device, eager)."""
+
+    def __init__(self, trainer, strategy=None):
+        from inpaint.config import ConfigError
+        if strategy is not None or trainer.config.num_gpus_per_job > 1:
+            raise ConfigError('num_gpus_per_job: training on several devices is supported on the '
+                              'TensorFlow backend only; set num_gpus_per_job: 1', 'num_gpus_per_job')
+        self.trainer = trainer
+        self.num_replicas = 1
+
+    def scope(self):
+        return _NoScope()
+
+    def _run(self, which, batch, mask):
+        trainer = self.trainer
+        x = trainer.to_network(torch.as_tensor(np.asarray(batch, np.float32)))
+        mask = torch.as_tensor(np.asarray(mask, np.float32))
+        network = trainer.discriminator if which == 'd' else trainer.generator
+        variables = network.trainable_variables
+        if which == 'd':
+            with torch.no_grad():
+                complete = trainer.inpaint(x, mask)['complete']
+            terms = trainer.discriminator_losses(x, complete, mask)
+        else:
+            terms = trainer.generator_losses(x, mask)
+        grads = torch.autograd.grad(terms[f'{which}_loss'], [v.value for v in variables])
+        with torch.no_grad():
+            trainer.optimizer.apply(list(grads), variables)
+        report = {name: float(value.detach()) for name, value in terms.items()}
+        report[f'{which}_grad_norm'] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads)))
+        return report
+
+    def d_step(self, batch, mask):
+        return self._run('d', batch, mask)
+
+    def g_step(self, batch, mask):
+        return self._run('g', batch, mask)
+
+    def tracing_counts(self):
+        return {'d_step': 0, 'g_step': 0}
+
+
+class _NoScope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
