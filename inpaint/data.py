@@ -1,4 +1,7 @@
-"""Training input pipeline: file lists and folders -> tf.data batches of BGR float32 images.
+"""Training input pipeline: file lists and folders -> NumPy batches of BGR float32 images.
+
+No TensorFlow: decoding uses OpenCV in a thread pool (OpenCV releases the GIL while it decodes
+and resizes), so the same pipeline feeds training on TensorFlow, JAX and PyTorch.
 
 Conventions follow the original (neuralgym's `DataFromFNames`): images are decoded as
 `cv2.imread` does (BGR, gray repeated to three channels, alpha dropped, EXIF orientation
@@ -12,18 +15,22 @@ Differences from the original, on purpose:
   uses `(W, H)` correctly.
 - Unreadable files are skipped with a warning and counted (`DecodeStats`), instead of retrying
   forever; a full pass that yields no image raises `InputError` rather than spinning.
-- Crop offsets come from a per-element seed (base seed, element index), so a seeded pipeline
-  gives the same batches on every run even with parallel decoding.
+- File order and crop offsets come from seeds derived from (base seed, pass) and (base seed,
+  element index), and batches are assembled in element order, so a seeded pipeline gives the
+  same batches on every run whatever the thread timing.
 - 16-bit files are scaled to 8 bits as `imageio.read_image` does (`/ 257`, rounded), so
   training and inference see the same pixels; `cv2.imread` would truncate `>> 8`.
 """
+import collections
+import concurrent.futures
+import itertools
 import math
 import os
 import threading
+import weakref
 
 import cv2
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from inpaint import imageio
@@ -33,6 +40,12 @@ from inpaint.imageio import IMAGE_EXTENSIONS, InputError, list_images, read_flis
 # What an unreadable file raises: imageio's one-line errors, OS errors (permissions, I/O) and
 # OpenCV decoder errors. Anything else is a bug and is not swallowed.
 _DECODE_ERRORS = (InputError, OSError, cv2.error)
+
+# Batches decoded ahead of the consumer: enough to hide a slow file behind a training step,
+# few enough to bound memory (elements in flight are uint8 crops).
+PREFETCH_BATCHES = 3
+# Default decoding threads: more than 8 rarely helps one accelerator and crowds small machines.
+MAX_DEFAULT_THREADS = 8
 
 
 def decode_bgr(path):
@@ -160,15 +173,19 @@ class DecodeStats:
 
 
 def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=None, repeat=True,
-                 num_parallel_calls=tf.data.AUTOTUNE, shuffle_buffer=1000):
-    """Builds the training pipeline.
+                 num_parallel_calls=None, shuffle_buffer=1000):
+    """Builds the training pipeline: a stream of batches decoded by a thread pool.
 
-    File names are shuffled (a buffer of `shuffle_buffer` names, reshuffled every pass), then
-    decoded in parallel with OpenCV (`decode_bgr`), cropped or resized (`crop_or_resize`) and
-    batched. Map order is deterministic; crop offsets come from `(seed, element index)`, so two
-    pipelines with the same seed give identical batches. Unreadable files are skipped with one
-    warning each and counted in `dataset.decode_stats` (a `DecodeStats`, attached to the returned
-    object only: keep a reference before chaining more transformations).
+    File names are shuffled each pass through a buffer of `shuffle_buffer` names, as tf.data's
+    `shuffle` does (not its exact random stream): each name is drawn at random from the buffer,
+    whose slot is refilled with the next name; a buffer that holds the whole list gives a uniform
+    permutation, a buffer of 1 keeps the list order. Every pass is reshuffled with a generator
+    seeded from `(seed, pass)`. Names are then decoded by `num_parallel_calls` threads
+    (`decode_bgr`), cropped or resized (`crop_or_resize`, offsets from a generator seeded with
+    `(seed, element index)`) and batched in element order, so two pipelines with the same seed
+    give identical batches whatever the thread timing. From the first `next()` on, up to
+    `PREFETCH_BATCHES` batches are decoded ahead of the consumer. Unreadable files are skipped
+    with one warning each and counted in `.decode_stats`.
 
     Args:
         paths: image paths (e.g. from `list_images`).
@@ -178,17 +195,19 @@ def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=N
         shuffle: shuffle file names each pass.
         seed: int >= 0 for reproducible order and crops; None = fresh randomness.
         repeat: cycle forever (True) or stop after one pass (False).
-        num_parallel_calls: parallel decoders (default `tf.data.AUTOTUNE`).
+        num_parallel_calls: decoding threads; None or -1 (tf.data's AUTOTUNE, as in inpaint.yml)
+            = `min(8, os.cpu_count())`.
         shuffle_buffer: shuffle buffer size, in file names (cheap: names, not pixels).
     Returns:
-        `tf.data.Dataset` of float32 (batch_size, H, W, 3) BGR batches, values 0..255, with a
-        `decode_stats` attribute.
+        A `BatchStream`: an iterator of float32 (batch_size, H, W, 3) BGR NumPy batches, values
+        0..255, with `decode_stats` (a `DecodeStats`) and `batch_shape`. Close it (`close()` or
+        `with`) to stop its threads.
     Raises:
         InputError: no paths, or none of them can be read (checked before building, reading
             files in order until one decodes). If files become unreadable later, iterating
-            raises `tf.errors.InvalidArgumentError` carrying the InputError message after a
-            full pass without an image.
-        ValueError: bad `img_shape`, `batch_size`, `seed` or `shuffle_buffer`.
+            raises InputError after a full pass without an image.
+        ValueError: bad `img_shape`, `batch_size`, `seed`, `num_parallel_calls` or
+            `shuffle_buffer`.
     """
     paths = [os.fspath(path) for path in paths]
     height, width = _check_shape(img_shape)
@@ -196,53 +215,156 @@ def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=N
         raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
     if seed is not None and (int(seed) != seed or seed < 0):
         raise ValueError(f'seed must be a non-negative integer or None, got {seed!r}')
+    if num_parallel_calls is None or num_parallel_calls == -1:
+        num_parallel_calls = min(MAX_DEFAULT_THREADS, os.cpu_count() or 1)
+    if int(num_parallel_calls) != num_parallel_calls or num_parallel_calls < 1:
+        raise ValueError('num_parallel_calls must be a positive integer, or None or -1 for the '
+                         f'default, got {num_parallel_calls!r}')
     if int(shuffle_buffer) != shuffle_buffer or shuffle_buffer < 1:
         raise ValueError(f'shuffle_buffer must be a positive integer, got {shuffle_buffer!r}')
     if not paths:
         raise InputError('no image paths given; give a non-empty file list or folder')
     _check_some_readable(paths)
 
-    num_files = len(paths)
-    stats = DecodeStats(num_files)
-    # Crop offsets need a seed of their own even when unseeded, so that they stay per element.
+    # Unseeded pipelines still derive every generator from one base seed, so that crops stay
+    # per element and the order per pass.
     base_seed = int(seed) if seed is not None else np.random.SeedSequence().entropy
+    order = _file_order(len(paths), shuffle, int(shuffle_buffer), base_seed, repeat)
+    load = _Loader(paths, (height, width), random_crop, base_seed, DecodeStats(len(paths)))
+    return BatchStream(load, order, int(batch_size), int(num_parallel_calls))
 
-    def load(path, index):
-        path = os.fsdecode(path)
-        index = int(index)
+
+class BatchStream:
+    """Iterator of training batches decoded by a thread pool; made by `make_dataset`.
+
+    One stream is one run through the data (calling `iter()` on it returns itself); build another
+    for a fresh start. Iterate it from one thread. An exception raised while loading an element
+    (e.g. the InputError after a full pass without an image) is raised again, unchanged, by the
+    `next()` that reaches that element, and the stream closes.
+
+    Attributes:
+        decode_stats: the `DecodeStats` of this stream.
+        batch_shape: (batch_size, H, W, 3) of every batch.
+        num_threads: decoding threads.
+    """
+
+    def __init__(self, load, order, batch_size, num_threads):
+        self.decode_stats = load.stats
+        self.batch_shape = (batch_size, *load.shape, 3)
+        self.num_threads = num_threads
+        self._load = load
+        self._order = order  # iterator of positions in the file list, pass after pass
+        self._indices = itertools.count()  # global element index: pass = index // num_files
+        self._pending = collections.deque()  # futures in element order
+        self._window = PREFETCH_BATCHES * batch_size + num_threads  # elements in flight
+        self._closed = False
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            num_threads, thread_name_prefix='inpaint-data')
+        # A stream dropped without close() still cancels its queued work.
+        self._finalizer = weakref.finalize(self, self._executor.shutdown, wait=False,
+                                           cancel_futures=True)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        """Returns the next float32 batch; StopIteration after one pass when not repeating."""
+        if self._closed:
+            raise StopIteration
+        batch = np.empty(self.batch_shape, np.float32)
+        filled = 0
+        try:
+            self._submit()  # decoding starts at the first next(), as tf.data's does
+            while filled < len(batch):
+                if not self._pending:  # the single pass is over: drop the incomplete batch
+                    raise StopIteration
+                image = self._pending.popleft().result()  # a worker's exception is raised here
+                self._submit()
+                if image is not None:
+                    batch[filled] = image
+                    filled += 1
+        except BaseException:
+            self.close()
+            raise
+        return batch
+
+    def close(self):
+        """Cancels queued work and waits for the running decodes; later `next()` stops."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pending.clear()
+        self._finalizer.detach()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _submit(self):
+        """Keeps `_window` elements queued or decoding, in element order."""
+        while len(self._pending) < self._window:
+            position = next(self._order, None)
+            if position is None:
+                return
+            self._pending.append(self._executor.submit(self._load, next(self._indices), position))
+
+
+class _Loader:
+    """Loads one element in a worker thread (it holds no reference to the stream, so a dropped
+    stream can be freed and its finalizer run)."""
+
+    def __init__(self, paths, shape, random_crop, base_seed, stats):
+        self.paths, self.shape, self.random_crop = paths, shape, random_crop
+        self.base_seed, self.stats = base_seed, stats
+
+    def __call__(self, index, position):
+        """Returns element `index` as uint8 (H, W, 3), or None if its file is unreadable."""
+        path = self.paths[position]
         try:
             image, failure = decode_bgr(path), None
         except _DECODE_ERRORS as error:
             image, failure = None, error
         if failure is not None:  # recorded outside `except`, so a raise here is not chained
-            stats.record(index, path, failure)  # raises after a full pass with nothing decoded
-            return np.zeros((height, width, 3), np.uint8), False
-        rng = np.random.default_rng([base_seed, index]) if random_crop else None
-        image = crop_or_resize(image, (height, width), random_crop, rng)
-        stats.record(index, path)
-        return image, True
+            self.stats.record(index, path, failure)  # raises after a full pass with nothing decoded
+            return None
+        rng = np.random.default_rng([self.base_seed, index]) if self.random_crop else None
+        image = crop_or_resize(image, self.shape, self.random_crop, rng)
+        self.stats.record(index, path)
+        return image
 
-    def load_op(index, path):
-        image, ok = tf.numpy_function(load, [path, index], [tf.uint8, tf.bool], stateful=True)
-        image.set_shape((height, width, 3))
-        ok.set_shape(())
-        return image, ok
 
-    # Names as bytes: tf.string holds any file-system name, including non-UTF-8 ones.
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant([os.fsencode(p) for p in paths]))
-    if shuffle:
-        dataset = dataset.shuffle(int(shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.enumerate()  # global element index: pass = index // num_files
-    dataset = dataset.map(load_op, num_parallel_calls=num_parallel_calls, deterministic=True)
-    dataset = dataset.filter(lambda image, ok: ok)
-    dataset = dataset.map(lambda image, ok: image)
-    dataset = dataset.batch(int(batch_size), drop_remainder=True)
-    dataset = dataset.map(lambda batch: tf.cast(batch, tf.float32))
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    dataset.decode_stats = stats
-    return dataset
+def _file_order(num_files, shuffle, shuffle_buffer, base_seed, repeat):
+    """Yields positions in the file list, pass after pass (one pass when not `repeat`)."""
+    for pass_number in (itertools.count() if repeat else [0]):
+        if not shuffle:
+            yield from range(num_files)
+            continue
+        # spawn_key keeps these generators apart from the crop ones, seeded with [seed, index].
+        sequence = np.random.SeedSequence([base_seed, pass_number], spawn_key=(1,))
+        rng = np.random.default_rng(sequence)
+        yield from _buffer_shuffle(num_files, shuffle_buffer, rng)
+
+
+def _buffer_shuffle(num_items, buffer_size, rng):
+    """Yields `range(num_items)` shuffled through a buffer of `buffer_size` items (as tf.data).
+
+    Each output is drawn uniformly from the buffer and its slot is refilled with the next item,
+    or with the buffer's last item once the input is exhausted.
+    """
+    buffer = list(range(min(buffer_size, num_items)))
+    upcoming = len(buffer)
+    while buffer:
+        slot = int(rng.integers(len(buffer)))
+        yield buffer[slot]
+        if upcoming < num_items:
+            buffer[slot] = upcoming
+            upcoming += 1
+        else:
+            buffer[slot] = buffer[-1]
+            buffer.pop()
 
 
 def _check_some_readable(paths):

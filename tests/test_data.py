@@ -1,17 +1,22 @@
 """Tests for inpaint/data.py: file lists, decoding conventions, crops, determinism, bad files."""
+import itertools
 import logging
 import os
+import subprocess
+import sys
 import threading
 
 import cv2
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from inpaint import data
 from inpaint.imageio import InputError
 
-SAMPLE = '/work/shared/data/imagenet_sample'
+# The shared folder sits next to the repository (../shared), wherever it is checked out.
+SHARED = os.path.join(os.path.dirname(__file__), '..', '..', 'shared')
+SAMPLE = os.path.join(SHARED, 'data', 'imagenet_sample')
+REPO = os.path.join(os.path.dirname(__file__), '..')
 # A sample JPEG whose EXIF orientation rotates it: cv2.imread gives (392, 294), raw pixels (294, 392).
 EXIF_ROTATED = 'n02951585_can_opener.JPEG'
 TIMEOUT_S = 60  # a hang would be a bug; this only turns it into a failure
@@ -20,7 +25,8 @@ TIMEOUT_S = 60  # a hang would be a bug; this only turns it into a failure
 @pytest.fixture
 def sample_dir():
     if not os.path.isdir(SAMPLE):
-        pytest.skip(f'{SAMPLE} is absent: the real-image tests need the shared ImageNet sample')
+        pytest.skip(f'{os.path.abspath(SAMPLE)} is absent: the real-image tests need the shared '
+                    'ImageNet sample in ../shared/data/imagenet_sample next to the repository')
     return SAMPLE
 
 
@@ -34,13 +40,15 @@ def _noise(shape, seed=0, dtype=np.uint8):
     return np.random.default_rng(seed).integers(0, high, shape, dtype=dtype)
 
 
-def _collect(dataset, timeout=TIMEOUT_S):
-    """Iterates `dataset` in a thread; fails instead of hanging, and re-raises its error."""
+def _collect(dataset, take=None, timeout=TIMEOUT_S):
+    """Iterates `dataset` (its first `take` batches) in a thread and closes it; fails instead of
+    hanging, and re-raises its error."""
     result = {}
 
     def run():
         try:
-            result['batches'] = [batch.numpy() for batch in dataset]
+            with dataset:
+                result['batches'] = list(itertools.islice(dataset, take))
         except Exception as error:  # pylint: disable=broad-except  (re-raised below)
             result['error'] = error
 
@@ -132,9 +140,9 @@ def test_decode_matches_cv2_imread_on_real_jpegs(sample_dir):
 def test_output_shape_dtype_range(tmp_path):
     paths = [_write(tmp_path / f'{i}.png', _noise((40 + 7 * i, 50, 3), seed=i)) for i in range(5)]
     dataset = data.make_dataset(paths, (32, 24, 3), True, batch_size=2, seed=0)
-    assert dataset.element_spec.shape.as_list() == [2, 32, 24, 3]  # static, for the model
-    assert dataset.element_spec.dtype == tf.float32
-    batches = _collect(dataset.take(4))
+    assert dataset.batch_shape == (2, 32, 24, 3)  # known before the first batch, for the model
+    assert iter(dataset) is dataset  # the trainer does `batches = iter(dataset); next(batches)`
+    batches = _collect(dataset, take=4)
     assert len(batches) == 4
     for batch in batches:
         assert batch.shape == (2, 32, 24, 3) and batch.dtype == np.float32
@@ -230,7 +238,7 @@ def test_same_seed_same_batches_with_parallel_decoding(tmp_path):
     def batches(seed):
         dataset = data.make_dataset(paths, (32, 32), True, batch_size=3, seed=seed,
                                     num_parallel_calls=4, shuffle_buffer=7)
-        return np.stack(_collect(dataset.take(6)))  # 18 images: more than two passes
+        return np.stack(_collect(dataset, take=6))  # 18 images: more than two passes
 
     first, second, other = batches(11), batches(11), batches(12)
     np.testing.assert_array_equal(first, second)
@@ -263,7 +271,7 @@ def test_corrupt_empty_and_missing_files_are_skipped_and_counted(tmp_path, caplo
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         dataset = data.make_dataset(paths, (32, 32), False, batch_size=3, seed=0)
-        _collect(dataset.take(3))  # 9 images = 3 full passes over the 3 good files
+        _collect(dataset, take=3)  # 9 images = 3 full passes over the 3 good files
     assert dataset.decode_stats.skipped >= 9
     assert sum(str(corrupt) in record.getMessage() for record in caplog.records) == 1
 
@@ -285,7 +293,7 @@ def test_files_going_bad_after_construction_stop_the_iterator(tmp_path):
     for path in paths:  # e.g. a disk unmounted mid-run
         with open(path, 'wb') as handle:
             handle.write(b'garbage')
-    with pytest.raises(tf.errors.InvalidArgumentError, match='no image could be read in a full pass'):
+    with pytest.raises(InputError, match='no image could be read in a full pass'):
         _collect(dataset)
     assert dataset.decode_stats.decoded == 0 and dataset.decode_stats.skipped >= 3
 
@@ -299,10 +307,119 @@ def test_argument_validation(tmp_path):
         data.make_dataset([path], (8, 8), True, 0)
     with pytest.raises(ValueError, match='seed'):
         data.make_dataset([path], (8, 8), True, 1, seed=-1)
+    for threads in (0, -2, 1.5):
+        with pytest.raises(ValueError, match='num_parallel_calls'):
+            data.make_dataset([path], (8, 8), True, 1, num_parallel_calls=threads)
+    with pytest.raises(ValueError, match='shuffle_buffer'):
+        data.make_dataset([path], (8, 8), True, 1, shuffle_buffer=0)
 
 
 def test_unseeded_pipelines_differ(tmp_path):
     path = _write(tmp_path / 'big.png', _noise((96, 96, 3), seed=8))
-    first, second = (np.stack(_collect(data.make_dataset([path], (16, 16), True, 4).take(2)))
+    first, second = (np.stack(_collect(data.make_dataset([path], (16, 16), True, 4), take=2))
                      for _ in range(2))
     assert not np.array_equal(first, second)  # 8 crops out of 81 x 81 offsets each
+
+
+# --- the thread-pool stream -------------------------------------------------------------------
+
+def _numbered(tmp_path, count):
+    """`count` flat images whose pixel value 10 * i + 5 names their position i in the list."""
+    return [_write(tmp_path / f'{i}.png', np.full((8, 8, 3), 10 * i + 5, np.uint8))
+            for i in range(count)]
+
+
+def _positions(batches):
+    return [int(image[0, 0, 0]) // 10 for batch in batches for image in batch]
+
+
+def test_module_does_not_import_tensorflow():
+    # JAX training runs where TensorFlow is not installed: the input pipeline must not need it.
+    code = "import sys; import inpaint.data; assert 'tensorflow' not in sys.modules, 'tensorflow'"
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
+                            timeout=TIMEOUT_S, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_shuffle_each_pass_is_a_seeded_permutation(tmp_path):
+    paths = _numbered(tmp_path, 10)
+
+    def order(seed, **kwargs):
+        dataset = data.make_dataset(paths, (8, 8), False, batch_size=5, seed=seed, **kwargs)
+        return _positions(_collect(dataset, take=6))  # three passes
+
+    first = order(3)
+    passes = [first[i:i + 10] for i in range(0, 30, 10)]
+    assert all(sorted(p) == list(range(10)) for p in passes)  # each pass sees every file once
+    assert len({tuple(p) for p in passes}) == 3  # reshuffled every pass
+    assert passes[0] != list(range(10))
+    assert order(3) == first and order(4) != first
+    assert order(3, shuffle_buffer=1) == list(range(10)) * 3  # a buffer of one keeps the order
+    assert order(3, shuffle=False) == list(range(10)) * 3
+    # A buffer of 2: the first name is one of the first two, and no name moves back by more
+    # than the buffer allows before it is drawn.
+    small = order(3, shuffle_buffer=2)
+    assert all(small[i] in (0, 1) for i in (0, 10, 20))
+    assert all(p <= i + 1 for i, p in enumerate(small[:10]))
+
+
+def test_same_batches_whatever_the_number_of_threads(tmp_path):
+    paths = [_write(tmp_path / f'{i}.png', _noise((40, 44, 3), seed=i)) for i in range(6)]
+    runs = [np.stack(_collect(data.make_dataset(paths, (32, 32), True, batch_size=4, seed=5,
+                                                num_parallel_calls=threads), take=5))
+            for threads in (1, 3, 8)]
+    for run in runs[1:]:
+        np.testing.assert_array_equal(run, runs[0])
+
+
+def test_single_pass_ends_and_drops_the_incomplete_batch(tmp_path):
+    paths = _numbered(tmp_path, 7)
+    dataset = data.make_dataset(paths, (8, 8), False, batch_size=3, shuffle=False, repeat=False)
+    batches = _collect(dataset)
+    assert len(batches) == 2 and _positions(batches) == list(range(6))  # image 6 is dropped
+    with pytest.raises(StopIteration):
+        next(dataset)
+    # Fewer images than one batch: nothing at all, as tf.data's drop_remainder.
+    assert _collect(data.make_dataset(paths[:2], (8, 8), False, 3, repeat=False)) == []
+
+
+def test_default_threads_and_close(tmp_path):
+    paths = _numbered(tmp_path, 4)
+    expected = min(8, os.cpu_count() or 1)
+    before = set(threading.enumerate())  # other tests' streams may still hold threads
+    for auto in (None, -1):
+        with data.make_dataset(paths, (8, 8), False, 2, num_parallel_calls=auto) as dataset:
+            assert dataset.num_threads == expected
+            assert next(dataset).shape == (2, 8, 8, 3)
+            started = [t for t in threading.enumerate()
+                       if t not in before and t.name.startswith('inpaint-data')]
+            assert 1 <= len(started) <= expected
+        assert not any(t.is_alive() for t in started)  # close() joined them
+    with pytest.raises(StopIteration):
+        next(dataset)  # closed by the `with`
+    dataset.close()  # closing twice is harmless
+
+
+@pytest.mark.parametrize('error_type', [InputError, RuntimeError])
+def test_worker_exception_reaches_the_consumer_unchanged(tmp_path, monkeypatch, error_type):
+    paths = _numbered(tmp_path, 6)
+    raised = {}
+    original = data.crop_or_resize
+
+    def failing(image, *args, **kwargs):
+        if int(image[0, 0, 0]) // 10 == 4:  # the fifth file, in the second batch
+            raised['error'] = error_type('worker failed on file 4')
+            raised['thread'] = threading.current_thread().name
+            raise raised['error']
+        return original(image, *args, **kwargs)
+
+    monkeypatch.setattr(data, 'crop_or_resize', failing)
+    dataset = data.make_dataset(paths, (8, 8), False, batch_size=2, shuffle=False, repeat=False,
+                                num_parallel_calls=2)
+    assert _positions([next(dataset), next(dataset)]) == [0, 1, 2, 3]  # earlier batches come out
+    with pytest.raises(error_type, match='worker failed on file 4') as caught:
+        next(dataset)
+    assert caught.value is raised['error']  # the same object, not wrapped
+    assert raised['thread'].startswith('inpaint-data')  # it was raised in a worker
+    with pytest.raises(StopIteration):
+        next(dataset)  # the stream closed itself
