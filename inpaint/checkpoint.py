@@ -1,17 +1,28 @@
-"""Loading the authors' TF1 checkpoints (and this project's training checkpoints) strictly.
+"""Loading checkpoints strictly, converting them, and the backend-neutral weights format.
 
-A checkpoint is given as a release folder (with `checkpoint`, or `checkpoint.txt` as Google Drive
-saves it), a prefix (`.../snap-0`), or one of our training `log_dir`s. The widths of both networks
-are read from the tensors' shapes. Every tensor the model needs must be present with the right
-shape; every tensor under the model scopes must be used; optimizer slots and counters are ignored
-on purpose and reported.
+Formats, told apart by their files:
+- **weights** (this project's backend-neutral format; `checkpoints/default` ships in it): a folder
+  with `deepfill.json` (widths), `generator.weights.h5` and, optionally, the discriminator as
+  `discriminator.weights.h5` or sharded (`discriminator.weights.json` + shards). Keras' own
+  `save_weights` files of our models: loadable on TensorFlow, JAX and PyTorch.
+- **run**: a `train.py` log_dir; its newest intact `ckpt-<step>.h5` (see `inpaint.training_state`).
+- **TF1**: the authors' release folder (with `checkpoint`, or `checkpoint.txt` as Google Drive saves
+  it), or a prefix (`.../snap-0`); also runs of earlier versions of this project. Reading these needs
+  TensorFlow (`inpaint.tf1_checkpoint`); elsewhere the error says how to convert them once.
+
+The widths of both networks are read from the files. Every tensor the model needs must be present
+with the right shape; every tensor under the model scopes must be used; optimizer slots and
+counters are ignored on purpose and reported. `python -m inpaint.checkpoint SRC DST` converts any
+loadable checkpoint to the weights format (or, with `--format tf1`, to the authors' layout).
 """
 import dataclasses
+import importlib.util
+import json
 import os
 import re
+import sys
 
 import numpy as np
-import tensorflow as tf
 
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import build_generator
@@ -22,8 +33,14 @@ DISCRIMINATOR_SCOPE = 'discriminator/sn_patch_gan'
 # Optimizer slots of a TF1 training snapshot, under the model scopes: ignored on purpose (as are
 # tensors outside the scopes: beta1_power, beta2_power, lr, global_step, our optimizer and step).
 IGNORED_SUFFIXES = ('/Adam', '/Adam_1')
-OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
 STATE_FILES = ('checkpoint', 'checkpoint.txt')
+MANIFEST = 'deepfill.json'
+GENERATOR_FILE = 'generator.weights.h5'
+DISCRIMINATOR_FILE = 'discriminator.weights.h5'
+DISCRIMINATOR_SHARDED = 'discriminator.weights.json'
+FORMAT_NAME = 'deepfill-tf2 weights'
+# Keras' `max_shard_size` is in GB: shards stay under the repository's 20 MB a file.
+SHARD_GB = 0.015
 
 
 class CheckpointError(ValueError):
@@ -32,16 +49,17 @@ class CheckpointError(ValueError):
 
 @dataclasses.dataclass
 class LoadReport:
-    """What a load did: tensor names loaded, ignored on purpose, and the checkpoint prefix."""
+    """What a load did: tensor names loaded, ignored on purpose, and where they came from."""
     prefix: str
     loaded: list
     ignored: list
     generator_cnum: int
     discriminator_cnum: int = None  # None when the checkpoint has no discriminator
+    format: str = 'tf1'
 
 
 def resolve_prefix(path):
-    """Turns a folder, a prefix or a state file into a checkpoint prefix (`.../snap-0`).
+    """Turns a TF1 folder, a prefix or a state file into a checkpoint prefix (`.../snap-0`).
 
     Raises:
         CheckpointError: nothing loadable there.
@@ -56,11 +74,14 @@ def resolve_prefix(path):
     for state in STATE_FILES:
         state_path = os.path.join(path, state)
         if os.path.isfile(state_path):
-            with open(state_path) as handle:
-                found = re.search(r'^model_checkpoint_path:\s*"(.*)"', handle.read(), re.M)
+            try:
+                with open(state_path, encoding='utf-8') as handle:
+                    found = re.search(r'^model_checkpoint_path:\s*"(.*)"', handle.read(), re.M)
+            except (UnicodeDecodeError, OSError):
+                found = None
             if not found:
                 raise CheckpointError(f'{state_path}: no model_checkpoint_path line; the file is '
-                                      f'damaged, download it again')
+                                      f'damaged, download or export it again')
             named = found.group(1)
             # The authors' state files may hold absolute paths from their machine.
             for candidate in (os.path.join(path, named), os.path.join(path, os.path.basename(named))):
@@ -72,8 +93,9 @@ def resolve_prefix(path):
     if len(indexes) == 1:
         return os.path.join(path, indexes[0])
     if not indexes:
-        raise CheckpointError(f'{path}: no checkpoint here (no `checkpoint` file and no *.index); '
-                              f'put the authors\' release folder there (see checkpoints/README.md)')
+        raise CheckpointError(f'{path}: no checkpoint here (no {MANIFEST}, no `checkpoint` file and '
+                              f'no *.index); put the authors\' release folder there (see '
+                              f'checkpoints/README.md) or convert one with python -m inpaint.checkpoint')
     raise CheckpointError(f'{path}: several checkpoints ({", ".join(indexes)}) and no '
                           f'`checkpoint` file; give the prefix, e.g. {os.path.join(path, indexes[-1])}')
 
@@ -100,140 +122,244 @@ def discriminator_table(discriminator):
     return table
 
 
-def training_checkpoint(generator, discriminator, **others):
-    """A `tf.train.Checkpoint` for training, keyed by the authors' variable names.
+def model_tensors(generator, discriminator=None):
+    """{authors' name: float32 NumPy array} of both models' weights."""
+    table = dict(generator_table(generator))
+    if discriminator is not None:
+        table.update(discriminator_table(discriminator))
+    return {name: np.asarray(variable.numpy(), np.float32) for name, variable in table.items()}
 
-    Keras 3 models are not tracked by `tf.train.Checkpoint` through their layer lists, so the
-    variables are given as {authors' name: tf.Variable} under `generator` and `discriminator`;
-    `others` (optimizer, step, ...) are added as they are. `load_models` reads what this writes.
+
+def load_tensors(tensors, source, with_discriminator=True):
+    """Builds the models whose widths the tensors' shapes say and assigns every tensor strictly.
+
+    Args:
+        tensors: (shapes, load): {authors' name (or other key): shape} and load(name) -> array.
+        source: the file or prefix, for messages.
+        with_discriminator: also build and load the discriminator when the tensors have one.
+    Returns:
+        (generator, discriminator or None, LoadReport).
+    Raises:
+        CheckpointError: missing, unused or mis-shaped tensor (named).
     """
-    def tracked(table):
-        return {name: variable.value for name, variable in table.items()}  # the tf.Variable
-    return tf.train.Checkpoint(generator=tracked(generator_table(generator)),
-                               discriminator=tracked(discriminator_table(discriminator)), **others)
+    shapes, load = tensors
+    first = f'{GENERATOR_SCOPE}/conv1/kernel'
+    if first not in shapes:
+        raise CheckpointError(f'{source}: no tensor {first}; this is not a DeepFill v2 checkpoint '
+                              f'(v1 checkpoints and other models are not supported)')
+    cnum = int(shapes[first][-1])
+    generator = build_generator(cnum)
+    table = generator_table(generator)
+    discriminator, d_cnum = None, None
+    d_first = f'{DISCRIMINATOR_SCOPE}/conv1/kernel'
+    if with_discriminator and d_first in shapes:
+        d_cnum, channels = int(shapes[d_first][-1]), int(shapes[d_first][2])
+        discriminator = build_discriminator(d_cnum, channels)
+        table.update(discriminator_table(discriminator))
+    scopes = (GENERATOR_SCOPE + '/',) + ((DISCRIMINATOR_SCOPE + '/',) if discriminator else ())
+
+    ignored = []
+    for name in sorted(shapes):
+        if name in table:
+            continue
+        if name.startswith(scopes) and not name.endswith(IGNORED_SUFFIXES):
+            raise CheckpointError(f'{source}: tensor {name} {shapes[name]} has no place in the '
+                                  f'model (width {cnum}); the checkpoint is not of this architecture')
+        ignored.append(name)  # optimizer slots, counters, the discriminator when not asked for
+    missing = [name for name in table if name not in shapes]
+    if missing:
+        raise CheckpointError(f'{source}: missing tensor {missing[0]}' +
+                              (f' and {len(missing) - 1} more' if len(missing) > 1 else '') +
+                              '; the checkpoint is incomplete or of another model')
+    for name, variable in table.items():
+        if tuple(shapes[name]) != tuple(variable.shape):
+            raise CheckpointError(f'{source}: tensor {name} has shape {tuple(shapes[name])}, '
+                                  f'the model needs {tuple(variable.shape)}; the checkpoint is not '
+                                  f'of this architecture')
+    for name, variable in table.items():
+        variable.assign(load(name))
+    return generator, discriminator, LoadReport(source, sorted(table), ignored, cnum, d_cnum)
+
+
+def checkpoint_format(path):
+    """'weights', 'run' or 'tf1' for a path that exists; raises CheckpointError otherwise."""
+    from inpaint import training_state
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST)):
+        return 'weights'
+    if os.path.isdir(path) and training_state.list_checkpoints(path):
+        return 'run'
+    if os.path.isfile(path) and path.endswith(training_state.SUFFIX):
+        return 'run'
+    if not os.path.exists(path) and not os.path.isfile(path + '.index'):
+        raise CheckpointError(f'{path}: no such checkpoint folder or file; give a folder made by '
+                              f'python -m inpaint.checkpoint, a train.py log_dir, or the authors\' '
+                              f'release folder')
+    return 'tf1'
 
 
 def load_models(path, with_discriminator=True):
     """Builds the generator (and discriminator when present) and loads a checkpoint into them.
 
     Args:
-        path: release folder, prefix, or training log_dir.
+        path: a weights folder, a train.py log_dir (or one of its ckpt-*.h5), the authors' release
+            folder or prefix.
         with_discriminator: also load the discriminator if the checkpoint has one.
     Returns:
         (generator, discriminator or None, LoadReport).
     Raises:
         CheckpointError: unreadable checkpoint, missing, unused or mis-shaped tensor (named).
     """
+    path = os.fspath(path)
+    kind = checkpoint_format(path)
+    if kind == 'weights':
+        return load_weights_folder(path, with_discriminator)
+    if kind == 'run':
+        from inpaint import training_state
+        try:
+            state = (training_state.read(path) if os.path.isfile(path)
+                     else training_state.latest_intact(path))
+        except training_state.DamagedCheckpointError as error:
+            raise CheckpointError(f'{error}; export it again or use an intact checkpoint') from None
+        generator, discriminator, report = load_tensors(
+            (state.shapes(), state.model_tensor), state.path, with_discriminator)
+        report.format = 'run'
+        return generator, discriminator, report
     prefix = resolve_prefix(path)
+    if importlib.util.find_spec('tensorflow') is None:
+        raise CheckpointError(f'{prefix}: a TensorFlow checkpoint, and TensorFlow is not installed '
+                              f'here; convert it once where it is: python -m inpaint.checkpoint '
+                              f'{path} FOLDER, then use FOLDER')
+    from inpaint import tf1_checkpoint
     try:
-        reader = tf.train.load_checkpoint(prefix)
-    except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError(f'{prefix}: cannot read the checkpoint ({error.__class__.__name__}); '
-                              f'the .index/.data files are damaged or incomplete') from None
-    shapes = reader.get_variable_to_shape_map()
-    # Authors' name -> key in the file; a training checkpoint stores them as object attributes.
-    keys = _object_keys(shapes) if OBJECT_GRAPH_KEY in shapes else {name: name for name in shapes}
-    first = f'{GENERATOR_SCOPE}/conv1/kernel'
-    if first not in keys:
-        raise CheckpointError(f'{prefix}: no tensor {first}; this is not a DeepFill v2 checkpoint '
-                              f'(v1 checkpoints and other models are not supported)')
-    cnum = int(shapes[keys[first]][-1])
-    generator = build_generator(cnum)
-    table = generator_table(generator)
-    discriminator, d_cnum = None, None
-    d_first = f'{DISCRIMINATOR_SCOPE}/conv1/kernel'
-    if with_discriminator and d_first in keys:
-        d_cnum, channels = int(shapes[keys[d_first]][-1]), int(shapes[keys[d_first]][2])
-        discriminator = build_discriminator(d_cnum, channels)
-        table.update(discriminator_table(discriminator))
-    scopes = (GENERATOR_SCOPE + '/',) + ((DISCRIMINATOR_SCOPE + '/',) if discriminator else ())
-
-    ignored = []
-    for name in sorted(keys):
-        if name in table:
-            continue
-        if name.startswith(scopes) and not name.endswith(IGNORED_SUFFIXES):
-            raise CheckpointError(f'{prefix}: tensor {name} {shapes[keys[name]]} has no place in the '
-                                  f'model (width {cnum}); the checkpoint is not of this architecture')
-        ignored.append(name)  # optimizer slots, counters, the discriminator when not asked for
-    missing = [name for name in table if name not in keys]
-    if missing:
-        raise CheckpointError(f'{prefix}: missing tensor {missing[0]}' +
-                              (f' and {len(missing) - 1} more' if len(missing) > 1 else '') +
-                              '; the checkpoint is incomplete or of another model')
-    for name, variable in table.items():
-        if tuple(shapes[keys[name]]) != tuple(variable.shape):
-            raise CheckpointError(f'{prefix}: tensor {name} has shape {tuple(shapes[keys[name]])}, '
-                                  f'the model needs {tuple(variable.shape)}; the checkpoint is not '
-                                  f'of this architecture')
-    for name, variable in table.items():
-        variable.assign(reader.get_tensor(keys[name]).astype(np.float32))
-    return generator, discriminator, LoadReport(prefix, sorted(table), ignored, cnum, d_cnum)
+        tensors = tf1_checkpoint.read_tensors(prefix)
+        return load_tensors(tensors, prefix, with_discriminator)
+    except tf1_checkpoint.TF1ReadError as error:
+        raise CheckpointError(f'{prefix}: cannot read the checkpoint ({error}); the .index/.data '
+                              f'files are damaged or incomplete, download or export them again') from None
 
 
-def _object_keys(shapes):
-    """Authors' name -> key, for a checkpoint written through `training_checkpoint`.
+def save_weights_folder(folder, generator, discriminator=None):
+    """Writes the backend-neutral weights format (see the module docstring) into `folder`.
 
-    Keys look like `generator/inpaint_net.Sconv1.Skernel/.ATTRIBUTES/VARIABLE_VALUE` (TF escapes
-    '/' as '.S' and '.' as '..'); everything else (optimizer, step) keeps its own key.
+    Files are written under temporary names and renamed, so an interrupted save leaves either
+    the old files or the new ones.
     """
-    keys = {}
-    suffix = '/.ATTRIBUTES/VARIABLE_VALUE'
-    for key in shapes:
-        top, _, rest = key.partition('/')
-        if top in ('generator', 'discriminator') and rest.endswith(suffix) and '/' not in rest[:-len(suffix)]:
-            escaped = rest[:-len(suffix)]
-            keys[re.sub(r'\.(S|\.)', lambda m: '/' if m.group(1) == 'S' else '.', escaped)] = key
-        elif key != OBJECT_GRAPH_KEY:
-            keys[key] = key
-    return keys
-
-
-def save_tf1_checkpoint(prefix, tensors):
-    """Writes a name-based (TF1 `tf.train.Saver` format) checkpoint and its `checkpoint` file.
-
-    Args:
-        prefix: e.g. `folder/snap-0`.
-        tensors: name -> array.
-    """
-    folder = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
-    names = sorted(tensors)
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[''] * len(names),
-                      tensors=[tf.convert_to_tensor(tensors[n]) for n in names])
-    with open(os.path.join(folder, 'checkpoint'), 'w') as handle:
-        base = os.path.basename(prefix)
-        handle.write(f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n')
+    manifest = {'format': FORMAT_NAME, 'version': 1, 'cnum_generator': generator.cnum,
+                'cnum_discriminator': None, 'discriminator_channels': None}
+    generator.save_weights(os.path.join(folder, GENERATOR_FILE))
+    for name in os.listdir(folder):  # an earlier discriminator, in either layout
+        if name.startswith('discriminator'):
+            os.remove(os.path.join(folder, name))
+    if discriminator is not None:
+        manifest['cnum_discriminator'] = discriminator.cnum
+        manifest['discriminator_channels'] = int(discriminator.convs[0].kernel.shape[2])
+        discriminator.save_weights(os.path.join(folder, DISCRIMINATOR_SHARDED),
+                                   max_shard_size=SHARD_GB)
+    temporary = os.path.join(folder, MANIFEST + '.partial')
+    with open(temporary, 'w') as handle:
+        json.dump(manifest, handle, indent=1)
+    os.replace(temporary, os.path.join(folder, MANIFEST))
+
+
+def load_weights_folder(folder, with_discriminator=True):
+    """Loads the weights format; see `load_models`."""
+    manifest_path = os.path.join(folder, MANIFEST)
+    try:
+        with open(manifest_path, encoding='utf-8') as handle:
+            manifest = json.load(handle)
+        cnum = int(manifest['cnum_generator'])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f'{manifest_path}: unreadable ({error.__class__.__name__}); the folder '
+                              f'is damaged, convert or download it again') from None
+    if manifest.get('format') != FORMAT_NAME:
+        raise CheckpointError(f'{manifest_path}: not a {FORMAT_NAME} manifest')
+    generator = build_generator(cnum)
+    _load_keras_weights(generator, os.path.join(folder, GENERATOR_FILE))
+    discriminator, d_cnum = None, manifest.get('cnum_discriminator')
+    if with_discriminator and d_cnum:
+        discriminator = build_discriminator(int(d_cnum), int(manifest['discriminator_channels']))
+        sharded = os.path.join(folder, DISCRIMINATOR_SHARDED)
+        _load_keras_weights(discriminator, sharded if os.path.isfile(sharded)
+                            else os.path.join(folder, DISCRIMINATOR_FILE))
+    names = sorted(generator_table(generator)) + (
+        sorted(discriminator_table(discriminator)) if discriminator is not None else [])
+    return generator, discriminator, LoadReport(folder, names, [], cnum, d_cnum, 'weights')
+
+
+def _load_keras_weights(model, path):
+    """`model.load_weights(path)`, with every weight checked to have changed shape-for-shape."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f'{path}: missing; the weights folder is incomplete, convert or '
+                              f'download it again')
+    try:
+        model.load_weights(path)
+    except Exception as error:  # h5py/Keras raise many types for damaged or mismatched files
+        detail = ' '.join(str(error).split())[:200]
+        raise CheckpointError(f'{path}: cannot load ({error.__class__.__name__}: {detail}); the '
+                              f'file is damaged or of another width, convert or download it again') from None
 
 
 def export_tf1(prefix, generator, discriminator=None):
     """Saves models in the authors' layout and names, readable by the original TF1 code."""
-    table = generator_table(generator)
-    if discriminator is not None:
-        table.update(discriminator_table(discriminator))
-    save_tf1_checkpoint(prefix, {name: v.numpy() for name, v in table.items()})
+    from inpaint import tf1_checkpoint
+    tf1_checkpoint.save_tf1_checkpoint(prefix, model_tensors(generator, discriminator))
+
+
+def _inside_run(path):
+    """The train.py log_dir that contains `path`, or None."""
+    from inpaint import training_state
+    folder = os.path.abspath(path)
+    while True:
+        if os.path.isdir(folder) and (training_state.list_checkpoints(folder)
+                                      or os.path.isfile(os.path.join(folder, 'config.yml'))):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
 def main(argv=None):
-    """`python -m inpaint.checkpoint SOURCE PREFIX`: re-saves any loadable checkpoint (e.g. a
-    train.py log_dir, with its optimizer state) in the authors' TF1 layout, weights only.
+    """`python -m inpaint.checkpoint SRC DST [--format weights|tf1]`: converts any loadable
+    checkpoint (the authors' release, a train.py log_dir, a weights folder) to the backend-neutral
+    weights folder DST (default), or to the authors' TF1 layout at prefix DST (`--format tf1`).
 
-    Returns 0, or 2 with a one-line message when SOURCE cannot be loaded.
+    Returns 0, or 2 with a one-line message when SRC cannot be loaded or DST cannot be written.
     """
-    import sys
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print('usage: python -m inpaint.checkpoint SOURCE PREFIX   (e.g. runs/x checkpoints/mine/snap-0)',
-              file=sys.stderr)
+    import argparse
+    from inpaint import quiet
+    parser = argparse.ArgumentParser(prog='python -m inpaint.checkpoint', description=main.__doc__)
+    parser.add_argument('source')
+    parser.add_argument('destination')
+    parser.add_argument('--format', choices=('weights', 'tf1'), default='weights')
+    parser.add_argument('--verbose', action='store_true', help='show TensorFlow start-up messages')
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    quiet.silence_tensorflow(args.verbose)
+    run = _inside_run(args.destination)
+    if run is not None:
+        print(f'error: {args.destination} is inside the training run {run}; write the export to '
+              f'another folder so that the run\'s checkpoints are never touched', file=sys.stderr)
+        return 2
+    if os.path.abspath(args.destination) == os.path.abspath(args.source):
+        print(f'error: {args.destination} is the source itself; choose another folder', file=sys.stderr)
         return 2
     try:
-        generator, discriminator, report = load_models(argv[0])
+        generator, discriminator, report = load_models(args.source)
     except CheckpointError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    export_tf1(argv[1], generator, discriminator)
-    print(f'{report.prefix} -> {argv[1]} (generator width {report.generator_cnum}, discriminator '
-          f'{report.discriminator_cnum})')
+    try:
+        if args.format == 'tf1':
+            export_tf1(args.destination, generator, discriminator)
+        else:
+            save_weights_folder(args.destination, generator, discriminator)
+    except OSError as error:
+        print(f'error: {args.destination}: cannot write ({error.strerror}); choose a writable folder',
+              file=sys.stderr)
+        return 2
+    print(f'{report.prefix} -> {args.destination} ({args.format}; generator width '
+          f'{report.generator_cnum}, discriminator {report.discriminator_cnum})')
     return 0
 
 
