@@ -95,6 +95,9 @@ class Config:
     num_parallel_calls: int
     shuffle_buffer: int
     seed: int
+    mixed_precision: bool
+    heldout_steps: int
+    heldout_images: int
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -317,10 +320,10 @@ def _check_values(c):
 
     # Comparisons are written so that NaN fails them.
     for key in ('train_spe', 'max_iters', 'viz_max_out', 'val_psteps', 'batch_size', 'height', 'width',
-                'cnum_discriminator', 'max_to_keep', 'log_steps', 'shuffle_buffer'):
+                'cnum_discriminator', 'max_to_keep', 'log_steps', 'shuffle_buffer', 'heldout_images'):
         require(getattr(c, key) >= 1, key, 'must be >= 1')
     for key in ('num_gpus_per_job', 'static_view_size', 'vertical_margin', 'horizontal_margin',
-                'max_delta_height', 'max_delta_width'):
+                'max_delta_height', 'max_delta_width', 'heldout_steps'):
         require(getattr(c, key) >= 0, key, 'must be >= 0')
     for key in ('gan_loss_alpha', 'l1_loss_alpha', 'gp_lambda'):
         require(getattr(c, key) >= 0 and math.isfinite(getattr(c, key)), key, 'must be a finite number >= 0')
@@ -363,5 +366,7 @@ def _check_values(c):
     require(0 <= c.beta1 < 1, 'beta1', 'must be in [0, 1)')
     require(0 <= c.beta2 < 1, 'beta2', 'must be in [0, 1)')
     require(c.num_parallel_calls == -1 or c.num_parallel_calls >= 1, 'num_parallel_calls',
-            'must be -1 (AUTOTUNE) or >= 1')
+            'must be -1 (min(8, CPUs) decoding threads) or >= 1')
+    require(not c.heldout_steps or c.val_flist is not None, 'heldout_steps',
+            f'> 0 needs a validation file list: data_flist[{c.dataset!r}] has only a training list')
     require(0 <= c.seed < 2**32, 'seed', 'must be in [0, 2**32)')

@@ -24,92 +24,48 @@ Deliberate differences from the original (each also noted where it happens):
   height // 2, left = width // 2, size height x width) without the random shrink and without the
   random brush strokes the original's `build_infer_graph` adds on every evaluation, so a view
   shows the same hole at every step and the pictures are comparable over time.
-- The input pipeline's position is not checkpointed: a resumed run re-seeds the data order and
-  the masks from (seed, step) when `random_seed`, so it is reproducible without replaying the
-  steps already done.
+- The input pipeline's position is not checkpointed: a resumed run re-seeds the data order, the
+  masks and the WGAN-GP interpolation weights from (seed, step) when `random_seed`, so it is
+  reproducible without replaying the steps already done (and it continues exactly as the same
+  Trainer would, had it not been stopped).
+
+Backends: the losses and the loop are written once in `keras.ops`; taking gradients and compiling
+the two update steps is the backend's (`inpaint.backends`: `tf.function` under a tf.distribute
+strategy on TensorFlow, `jax.jit` over stateless calls on JAX, eager autograd on PyTorch).
+Checkpoints are `inpaint.training_state` files, readable on every backend; logs are TensorBoard
+event files written by `inpaint.summaries`.
 """
 import math
 import os
+import signal
 import sys
 import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import logging
-from tensorflow.core.framework import summary_pb2
+from keras import ops
 from tqdm import tqdm
 
+from inpaint import backends
 from inpaint import data as data_lib
 from inpaint import losses
 from inpaint import masks as masks_lib
+from inpaint import training_state
 from inpaint.checkpoint import (CheckpointError, discriminator_table, generator_table, load_models,
-                                training_checkpoint)
+                                model_tensors)
 from inpaint.config import ConfigError, save_config
 from inpaint.discriminator import build_discriminator
+from inpaint.flow import offset_flow, resize_bilinear
 from inpaint.generator import build_generator
-from inpaint.layers import resize_bilinear
+from inpaint.summaries import EventWriter
 
 CONFIG_FILE = 'config.yml'
-CHECKPOINT_NAME = 'ckpt'
 ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's default (Keras' default is 1e-7)
-
-
-def _summary_metadata(plugin, data_class):
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = plugin
-    metadata.data_class = data_class
-    return metadata.SerializeToString()
-
-
-# TensorBoard's own summary ops (tf.summary.scalar/image) live in the `tensorboard` package, which
-# training does not need; these write the same records with TensorFlow's core `tf.summary.write`.
-_SCALAR_METADATA = _summary_metadata('scalars', summary_pb2.DATA_CLASS_SCALAR)
-_IMAGE_METADATA = _summary_metadata('images', summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
-
-
-def write_scalar(tag, value, step):
-    """Writes a scalar summary, as `tf.summary.scalar` would, to the default writer."""
-    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
-
-
-def write_images(tag, images, step, max_outputs):
-    """Writes an image summary, as `tf.summary.image` would (PNGs), to the default writer.
-
-    Args:
-        tag: summary tag.
-        images: (N, H, W, 3) float in [0, 1].
-        step: int.
-        max_outputs: at most this many images are written.
-    """
-    images = tf.image.convert_image_dtype(images[:max_outputs], tf.uint8, saturate=True)
-    pngs = [tf.image.encode_png(image) for image in images]
-    height, width = images.shape[1:3]
-    tensor = tf.stack([tf.constant(str(width)), tf.constant(str(height))] + pngs)  # TensorBoard's layout
-    tf.summary.write(tag, tensor, step=step, metadata=_IMAGE_METADATA)
 
 
 class NonFiniteLossError(RuntimeError):
     """Training met a NaN or Inf loss; the message names the step, the loss and the kept checkpoint."""
-
-
-def make_strategy(num_gpus):
-    """The default strategy for `num_gpus <= 1`, else a `MirroredStrategy` over the first GPUs.
-
-    Args:
-        num_gpus: config `num_gpus_per_job`.
-    Returns:
-        a `tf.distribute.Strategy`.
-    Raises:
-        ConfigError: fewer GPUs are visible than requested.
-    """
-    if num_gpus <= 1:
-        return tf.distribute.get_strategy()
-    gpus = tf.config.list_logical_devices('GPU')
-    if len(gpus) < num_gpus:
-        raise ConfigError(f'num_gpus_per_job: {num_gpus} GPUs requested but {len(gpus)} visible; '
-                          f'set num_gpus_per_job to at most {max(len(gpus), 1)}', 'num_gpus_per_job')
-    return tf.distribute.MirroredStrategy([device.name for device in gpus[:num_gpus]])
 
 
 def static_view_mask(config):
@@ -128,31 +84,31 @@ def static_view_mask(config):
 
 
 def to_summary_images(x, incomplete, complete, flow):
-    """Side by side raw | incomplete | complete | offset flow, as RGB in [0, 1] for tf.summary.
+    """Side by side raw | incomplete | complete | offset flow, as RGB in [0, 1] for TensorBoard.
 
     Args:
-        x, incomplete, complete: (B, H, W, 3) BGR in [-1, 1].
+        x, incomplete, complete: NumPy (B, H, W, 3) BGR in [-1, 1].
         flow: (B, H/4, W/4, 3) offset-flow colour image in [-1, 1] (upscaled x4 here, bilinear
             with align_corners as the original's summary).
     Returns:
         (B, H, 4W, 3) RGB in [0, 1].
     """
-    flow = resize_bilinear(flow, tf.shape(x)[1:3])
-    grid = tf.concat([x, incomplete, complete, flow], axis=2)  # (B, H, 4W, 3)
-    return tf.clip_by_value((grid[..., ::-1] + 1.0) / 2.0, 0.0, 1.0)
+    flow = resize_bilinear(flow, x.shape[1:3])
+    grid = np.concatenate([x, incomplete, complete, flow], axis=2)  # (B, H, 4W, 3)
+    return np.clip((grid[..., ::-1] + 1.0) / 2.0, 0.0, 1.0)
 
 
 class Trainer:
     """Trains (or fine-tunes) the generator and the SN-PatchGAN discriminator from a `Config`.
 
-    Construction builds both networks and the optimizer under the strategy's scope and restores
-    state: the latest checkpoint in `config.log_dir` if there is one (resume: step, optimizer and
-    spectral-norm vectors included), else `config.model_restore` if set (fine-tuning from a
-    release or another run: weights only).
+    Construction builds both networks and the optimizer and restores state: the newest intact
+    checkpoint in `config.log_dir` if there is one (resume: step, optimizer and spectral-norm
+    vectors included), else `config.model_restore` if set (fine-tuning from a release, a weights
+    folder or another run: weights only).
 
     Args:
         config: a `Config`.
-        strategy: a `tf.distribute.Strategy`; None = `make_strategy(config.num_gpus_per_job)`.
+        strategy: TensorFlow only: a `tf.distribute.Strategy`; None = from `num_gpus_per_job`.
     Raises:
         ConfigError: not enough GPUs, or batch_size not divisible by the number of replicas.
         CheckpointError: the checkpoint to resume or fine-tune from cannot be used (widths differ,
@@ -162,71 +118,87 @@ class Trainer:
     Attributes:
         generator, discriminator: the Keras models.
         optimizer: the one Adam both networks share.
-        step: int64 tf.Variable, iterations (D step + G step) completed.
-        restored_from: checkpoint prefix or release path restored at construction, or None.
+        step: int, iterations (D step + G step) completed.
+        restored_from: checkpoint or release path restored at construction, or None.
     """
 
     def __init__(self, config, strategy=None):
         self.config = config
-        self.strategy = strategy if strategy is not None else make_strategy(config.num_gpus_per_job)
-        self.num_replicas = self.strategy.num_replicas_in_sync
+        if config.random_seed:
+            keras.utils.set_random_seed(config.seed)  # Python, NumPy and the backend: initial weights too
+        self.engine = backends.training_engine(self, strategy)
+        self.num_replicas = self.engine.num_replicas
         if config.batch_size % self.num_replicas:
             raise ConfigError(f'batch_size: {config.batch_size} images cannot be split evenly over '
                               f'{self.num_replicas} replicas; use a multiple of {self.num_replicas}',
                               'batch_size')
-        if config.random_seed:
-            keras.utils.set_random_seed(config.seed)  # Python, NumPy and TF: initial weights too
         self.image_size = tuple(config.img_shapes[:2])
         self.d_channels = 4 if config.gan_with_mask else 3
-        with self.strategy.scope():
-            self.generator = build_generator(config.cnum_generator)
-            self.discriminator = build_discriminator(config.cnum_discriminator, self.d_channels)
+        policy = keras.config.dtype_policy()
+        with self.engine.scope():
+            if config.mixed_precision:
+                keras.config.set_dtype_policy('mixed_bfloat16')  # float32 weights, bfloat16 compute
+            try:
+                self.generator = build_generator(config.cnum_generator)
+                self.discriminator = build_discriminator(config.cnum_discriminator, self.d_channels)
+            finally:
+                keras.config.set_dtype_policy(policy)
             # The original passes the same tf.train.AdamOptimizer as g_optimizer and d_optimizer, so
             # its beta1_power/beta2_power (bias correction) advance on both updates of an
             # iteration. One Keras Adam built over both networks' variables does the same: its
             # single `iterations` counter, from which the bias correction is computed, advances on
-            # every apply_gradients (2 per iteration); each variable keeps its own m and v.
+            # every update (2 per iteration); each variable keeps its own m and v.
             self.optimizer = keras.optimizers.Adam(
                 learning_rate=config.lr, beta_1=config.beta1, beta_2=config.beta2,
                 epsilon=ADAM_EPSILON)
             self.optimizer.build(self.generator.trainable_variables
                                  + self.discriminator.trainable_variables)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-        # Keyed by the authors' variable names under `generator` and `discriminator`, which is what
-        # inpaint.checkpoint.load_models (and so inference) reads from a log_dir.
-        self.checkpoint = training_checkpoint(self.generator, self.discriminator,
-                                              optimizer=self.optimizer, step=self.step)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, config.log_dir,
-                                                  max_to_keep=config.max_to_keep,
-                                                  checkpoint_name=CHECKPOINT_NAME)
-        self._d_step_fn = tf.function(self._d_step_distributed)
-        self._g_step_fn = tf.function(self._g_step_distributed)
-        height, width = self.image_size
-        self._preview_fn = tf.function(self._preview, input_signature=[
-            tf.TensorSpec([None, height, width, 3], tf.float32),
-            tf.TensorSpec([None, height, width, 1], tf.float32)])
+            self.seed_generator = keras.random.SeedGenerator(config.seed if config.random_seed else None)
+        self.step = 0
+        self._infer = backends.compile_inference(self.generator)
         self.static_images = self._load_static_views() if config.val else None
+        self.heldout = self._load_heldout() if config.heldout_steps else None
         self.restored_from = self._restore()
 
     # --- state ---------------------------------------------------------------------------------
 
     def _restore(self):
         """Resumes from log_dir, else loads config.model_restore; returns what was restored."""
-        latest = self.manager.latest_checkpoint
-        if latest:
+        log_dir = self.config.log_dir
+        if training_state.list_checkpoints(log_dir):
             try:
-                self.checkpoint.restore(latest).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError) as error:
-                raise CheckpointError(
-                    f'{latest}: cannot resume from it ({" ".join(str(error).split())[:300]}); it was '
-                    f'written with other settings (compare {os.path.join(self.config.log_dir, CONFIG_FILE)}) '
-                    f'or is damaged; use another log_dir') from None
-            logging.info('Resumed from %s at step %d', latest, int(self.step.numpy()))
-            return latest
+                state = training_state.latest_intact(log_dir)
+            except training_state.DamagedCheckpointError as error:
+                raise CheckpointError(str(error)) from None
+            self._assign_state(state)
+            logging.info('Resumed from %s at step %d', state.path, self.step)
+            return state.path
         if self.config.model_restore:
             self._load_weights(self.config.model_restore)
             return self.config.model_restore
         return None
+
+    def _assign_state(self, state):
+        """Puts a `TrainingState` into the models and the optimizer, checking every shape."""
+        table = {**generator_table(self.generator), **discriminator_table(self.discriminator)}
+        variables = self.optimizer.variables
+        problem = None
+        if sorted(state.model) != sorted(table):
+            problem = 'its tensors differ from this model\'s'
+        elif any(tuple(state.model[n].shape) != tuple(v.shape) for n, v in table.items()):
+            problem = 'a tensor has another shape (other widths?)'
+        elif len(state.optimizer) != len(variables) or any(
+                tuple(a.shape) != tuple(v.shape) for a, v in zip(state.optimizer, variables)):
+            problem = 'its optimizer state differs from this one\'s'
+        if problem:
+            raise CheckpointError(
+                f'{state.path}: cannot resume from it ({problem}); it was written with other settings '
+                f'(compare {os.path.join(self.config.log_dir, CONFIG_FILE)}); use another log_dir')
+        for name, variable in table.items():
+            variable.assign(state.model[name])
+        for variable, value in zip(variables, state.optimizer):
+            variable.assign(value)
+        self.step = state.step
 
     def _load_weights(self, path):
         """Copies a release's (or a run's) generator and discriminator weights into the models."""
@@ -238,7 +210,7 @@ class Trainer:
                 f'cnum_generator {config.cnum_generator}; set cnum_generator: {report.generator_cnum}')
         source = generator_table(generator)
         for name, variable in generator_table(self.generator).items():
-            variable.assign(source[name])
+            variable.assign(source[name].value)
         if discriminator is None:
             logging.warning('%s has no discriminator: it starts from random weights', report.prefix)
             return
@@ -251,12 +223,25 @@ class Trainer:
                 f'({self.d_channels} channels); set them to match the checkpoint')
         source = discriminator_table(discriminator)
         for name, variable in discriminator_table(self.discriminator).items():
-            variable.assign(source[name])  # kernels, biases and the spectral-norm `u`
+            variable.assign(source[name].value)  # kernels, biases and the spectral-norm `u`
         logging.info('Loaded %d tensors from %s', len(report.loaded), report.prefix)
 
+    @property
+    def latest_checkpoint(self):
+        """Path of the newest checkpoint file in log_dir, or None."""
+        found = training_state.list_checkpoints(self.config.log_dir)
+        return found[-1][1] if found else None
+
     def save(self):
-        """Writes a checkpoint `<log_dir>/ckpt-<step>`; returns its prefix."""
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        """Writes `<log_dir>/ckpt-<step>.h5` (keeping `max_to_keep`); returns its path."""
+        os.makedirs(self.config.log_dir, exist_ok=True)
+        path = training_state.path_for(self.config.log_dir, self.step)
+        training_state.write(path, self.step, model_tensors(self.generator, self.discriminator),
+                             [keras.ops.convert_to_numpy(v.value) for v in self.optimizer.variables],
+                             [v.path for v in self.optimizer.variables])
+        for _, old in training_state.list_checkpoints(self.config.log_dir)[:-self.config.max_to_keep]:
+            os.remove(old)
+        return path
 
     def _load_static_views(self):
         paths = data_lib.list_images(self.config.val_flist)[:self.config.static_view_size]
@@ -264,7 +249,24 @@ class Trainer:
                                                  self.config.random_crop) for path in paths]
         return np.stack(images).astype(np.float32) if images else None
 
-    # --- losses (per replica; plain TF ops) ----------------------------------------------------
+    def _load_heldout(self):
+        """Validation images (centre crops) and one fixed training-style mask each, seeded."""
+        c = self.config
+        paths = data_lib.list_images(c.val_flist)[:c.heldout_images]
+        images = np.stack([data_lib.center_crop_or_resize(data_lib.decode_bgr(path), self.image_size,
+                                                          c.random_crop) for path in paths])
+        rng = np.random.default_rng(12345)
+        masks = np.stack([masks_lib.training_mask(
+            *self.image_size, c.height, c.width, c.vertical_margin, c.horizontal_margin,
+            c.max_delta_height, c.max_delta_width, rng) for _ in paths])[..., None]
+        return images.astype(np.float32), masks.astype(np.float32)
+
+    # --- losses (written once, in keras.ops) ---------------------------------------------------
+
+    @staticmethod
+    def to_network(batch):
+        """BGR 0..255 -> [-1, 1], as the original's `x / 127.5 - 1`."""
+        return batch / 127.5 - 1.0
 
     def inpaint(self, x, mask):
         """Runs the generator as training does.
@@ -273,18 +275,19 @@ class Trainer:
             x: (B, H, W, 3) BGR in [-1, 1].
             mask: (1 or B, H, W, 1), 1 = hole.
         Returns:
-            dict: x1, x2 (B, H, W, 3), flow (B, H/4, W/4, 3), incomplete, complete (B, H, W, 3).
+            dict: x1, x2 (B, H, W, 3) float32, offsets (B, H/8, W/8, 2), incomplete, complete.
         """
         incomplete = x * (1.0 - mask)
-        x1, x2, flow = self.generator(incomplete, mask)
+        x1, x2, offsets = self.generator(incomplete, mask)
+        x1, x2 = ops.cast(x1, 'float32'), ops.cast(x2, 'float32')  # losses in float32
         complete = x2 * mask + incomplete * (1.0 - mask)
-        return {'x1': x1, 'x2': x2, 'flow': flow, 'incomplete': incomplete, 'complete': complete}
+        return {'x1': x1, 'x2': x2, 'offsets': offsets, 'incomplete': incomplete, 'complete': complete}
 
     def _with_mask(self, images, mask):
         """Appends the mask as a channel when gan_with_mask: (N, H, W, 3) -> (N, H, W, 4)."""
         if not self.config.gan_with_mask:
             return images
-        return tf.concat([images, tf.broadcast_to(mask, tf.shape(images[..., :1]))], axis=-1)
+        return ops.concatenate([images, ops.broadcast_to(mask, images.shape[:3] + (1,))], axis=-1)
 
     def discriminate(self, x, complete, mask):
         """One discriminator call on [real; complete] (updates the spectral-norm `u` once).
@@ -292,11 +295,12 @@ class Trainer:
         Args:
             x, complete: (B, H, W, 3) in [-1, 1]; mask: (1 or B, H, W, 1).
         Returns:
-            (pos, neg): scores (B, N) of the real and the completed images.
+            (pos, neg): float32 scores (B, N) of the real and the completed images.
         """
-        mask = tf.broadcast_to(mask, tf.shape(x[..., :1]))  # (B, H, W, 1)
-        both = self._with_mask(tf.concat([x, complete], 0), tf.concat([mask, mask], 0))
-        return tf.split(self.discriminator(both), 2)
+        mask = ops.broadcast_to(mask, x.shape[:3] + (1,))  # (B, H, W, 1)
+        both = self._with_mask(ops.concatenate([x, complete], 0), ops.concatenate([mask, mask], 0))
+        pos, neg = ops.split(ops.cast(self.discriminator(both), 'float32'), 2)
+        return pos, neg
 
     def discriminator_losses(self, x, complete, mask):
         """The discriminator's loss terms on a batch whose completion is given.
@@ -315,10 +319,11 @@ class Trainer:
             return {'d_loss': terms['d_loss'], 'hinge_pos': terms['hinge_pos'],
                     'hinge_neg': terms['hinge_neg']}
         terms = losses.wgan_losses(pos, neg)
-        interpolates = losses.random_interpolates(x, complete)
+        interpolates = losses.random_interpolates(x, complete, seed=self.seed_generator)
         # A second discriminator call (on the interpolates): `u` takes a second power step here.
         penalty = losses.gradient_penalty(
-            lambda images: self.discriminator(self._with_mask(images, mask)), interpolates)
+            lambda images: ops.cast(self.discriminator(self._with_mask(images, mask)), 'float32'),
+            interpolates)
         gp_loss = self.config.gp_lambda * penalty
         return {'d_loss': terms['d_loss'] + gp_loss, 'wgan_d_loss': terms['d_loss'], 'gp_loss': gp_loss}
 
@@ -333,82 +338,20 @@ class Trainer:
         """
         out = self.inpaint(x, mask)
         _, neg = self.discriminate(x, out['complete'], mask)
-        gan_loss = -tf.reduce_mean(neg)  # hinge and WGAN agree on the generator's loss
+        gan_loss = -ops.mean(neg)  # hinge and WGAN agree on the generator's loss
         ae_loss = losses.reconstruction_loss(x, out['x1'], out['x2'], self.config.l1_loss_alpha)
         total = losses.generator_total(gan_loss, ae_loss, self.config.gan_loss_alpha, self.config.ae_loss)
         return {'g_loss': total, 'g_gan_loss': gan_loss, 'ae_loss': ae_loss}
 
     # --- steps ---------------------------------------------------------------------------------
 
-    def _local(self, batch, mask):
-        """This replica's share of a global batch (and of per-image masks); a (1,...) mask is shared."""
-        if self.num_replicas == 1:
-            return batch, mask
-        index = tf.distribute.get_replica_context().replica_id_in_sync_group
-        size = batch.shape[0] // self.num_replicas
-        local = batch[index * size:(index + 1) * size]
-        local.set_shape([size] + batch.shape[1:])
-        if mask.shape[0] != 1:
-            mask = mask[index * size:(index + 1) * size]
-            mask.set_shape([size] + local.shape[1:3] + [1])
-        return local, mask
-
-    def _global_norm(self, grads):
-        """Norm of the gradient summed over replicas (an extra all-reduce only with > 1 replica)."""
-        if self.num_replicas > 1:
-            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        return tf.linalg.global_norm(grads)
-
-    def _d_replica_step(self, batch, mask):
-        batch, mask = self._local(batch, mask)
-        x = batch / 127.5 - 1.0
-        # The generator runs outside the tape (and its output is cut): the D step cannot reach it.
-        complete = tf.stop_gradient(self.inpaint(x, mask)['complete'])
-        variables = self.discriminator.trainable_variables
-        with tf.GradientTape() as tape:
-            terms = self.discriminator_losses(x, complete, mask)
-            # A mean over this replica's equal share of the batch, divided by the number of
-            # replicas: the gradients Keras sums over replicas are then the whole batch's.
-            loss = terms['d_loss'] / self.num_replicas
-        grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        return self._report(terms, 'd_grad_norm', grads)
-
-    def _g_replica_step(self, batch, mask):
-        batch, mask = self._local(batch, mask)
-        x = batch / 127.5 - 1.0
-        variables = self.generator.trainable_variables
-        with tf.GradientTape() as tape:
-            terms = self.generator_losses(x, mask)
-            loss = terms['g_loss'] / self.num_replicas  # as in the D step
-        grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        return self._report(terms, 'g_grad_norm', grads)
-
-    def _report(self, terms, norm_name, grads):
-        """Per-replica values pre-divided by the number of replicas, so that their SUM is the
-        whole batch's value (losses are means over equal shares; the norm is the same on all)."""
-        report = {name: value / self.num_replicas for name, value in terms.items()}
-        report[norm_name] = self._global_norm(grads) / self.num_replicas
-        return report
-
-    def _reduce(self, per_replica):
-        return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                for name, value in per_replica.items()}
-
-    def _d_step_distributed(self, batch, mask):
-        return self._reduce(self.strategy.run(self._d_replica_step, args=(batch, mask)))
-
-    def _g_step_distributed(self, batch, mask):
-        return self._reduce(self.strategy.run(self._g_replica_step, args=(batch, mask)))
-
     def _check_inputs(self, batch, mask):
-        batch = tf.convert_to_tensor(batch, tf.float32)
-        mask = tf.convert_to_tensor(mask, tf.float32)
+        batch = np.asarray(batch, np.float32)
+        mask = np.asarray(mask, np.float32)
         size = batch.shape[0]
-        if (batch.shape.rank != 4 or batch.shape[3] != 3 or size % self.num_replicas
-                or mask.shape.rank != 4 or mask.shape[0] not in (1, size)
-                or mask.shape[1:] != batch.shape[1:3] + [1]):
+        if (batch.ndim != 4 or batch.shape[3] != 3 or size % self.num_replicas
+                or mask.ndim != 4 or mask.shape[0] not in (1, size)
+                or mask.shape[1:] != batch.shape[1:3] + (1,)):
             raise ValueError(f'expected a batch (B, H, W, 3) with B a multiple of {self.num_replicas} '
                              f'and a mask (1 or B, H, W, 1), got {batch.shape} and {mask.shape}')
         return batch, mask
@@ -422,19 +365,18 @@ class Trainer:
         Returns:
             dict of Python floats: d_loss, its terms, d_grad_norm (norm of the whole-batch gradient).
         """
-        return {name: float(value) for name, value in self._d_step_fn(*self._check_inputs(batch, mask)).items()}
+        return self.engine.d_step(*self._check_inputs(batch, mask))
 
     def g_step(self, batch, mask):
         """One generator update (D's weights fixed; its `u` takes one power step, as the original).
 
         Args and returns as `d_step`, with g_loss, g_gan_loss, ae_loss, g_grad_norm.
         """
-        return {name: float(value) for name, value in self._g_step_fn(*self._check_inputs(batch, mask)).items()}
+        return self.engine.g_step(*self._check_inputs(batch, mask))
 
     def tracing_counts(self):
-        """How many times each step function has been traced: {'d_step': n, 'g_step': n}."""
-        return {'d_step': self._d_step_fn.experimental_get_tracing_count(),
-                'g_step': self._g_step_fn.experimental_get_tracing_count()}
+        """How many times each step function has been compiled: {'d_step': n, 'g_step': n}."""
+        return self.engine.tracing_counts()
 
     def sample_mask(self, rng):
         """A training mask for one batch: (1, H, W, 1), or (B, H, W, 1) when mask_per_image.
@@ -448,10 +390,32 @@ class Trainer:
             *self.image_size, c.height, c.width, c.vertical_margin, c.horizontal_margin,
             c.max_delta_height, c.max_delta_width, rng) for _ in range(count)])[..., None]
 
-    def _preview(self, batch, mask):
-        x = batch / 127.5 - 1.0
-        out = self.inpaint(x, mask)
-        return to_summary_images(x, out['incomplete'], out['complete'], out['flow'])
+    def preview(self, batch, mask):
+        """raw | incomplete | complete | flow of a batch (B, H, 4W, 3) RGB in [0, 1], as logged."""
+        x = np.asarray(batch, np.float32) / np.float32(127.5) - np.float32(1.0)
+        mask = np.asarray(mask, np.float32)
+        incomplete = x * (1.0 - mask)
+        _, x2, offsets = self._infer(incomplete, mask)
+        complete = x2.astype(np.float32) * mask + incomplete * (1.0 - mask)
+        return to_summary_images(x, incomplete, complete, offset_flow(offsets))
+
+    def heldout_l1(self):
+        """Mean |completed - real| inside the holes of the held-out images, in [0, 255] units / 255.
+
+        Returns:
+            float, or None without held-out images.
+        """
+        if self.heldout is None:
+            return None
+        images, masks = self.heldout
+        total, count = 0.0, 0.0
+        for start in range(0, len(images), 8):
+            x = images[start:start + 8] / np.float32(127.5) - np.float32(1.0)
+            mask = masks[start:start + 8]
+            _, x2, _ = self._infer(x * (1.0 - mask), mask)
+            total += float((np.abs(x2.astype(np.float32) - x) * mask).sum()) / 2.0  # [-1,1] -> [0,1]
+            count += float(mask.sum()) * 3
+        return total / max(count, 1.0)
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -465,7 +429,8 @@ class Trainer:
         """Trains until `step` reaches `max_iters` (default config.max_iters), a total count.
 
         Writes `config.yml`, summaries and checkpoints (every train_spe steps and at the end) into
-        log_dir. A NaN or Inf loss stops the run without saving that state.
+        log_dir. A NaN or Inf loss stops the run without saving that state. SIGINT (Ctrl-C) or
+        SIGTERM finishes the current step, saves a checkpoint and raises `TrainingInterrupted`.
 
         Args:
             max_iters: target step count; None = config.max_iters.
@@ -473,13 +438,12 @@ class Trainer:
             the final step (int).
         Raises:
             NonFiniteLossError: a loss (or gradient norm) became NaN or Inf.
+            TrainingInterrupted: a signal stopped the run (after saving).
             InputError: the training images cannot be read.
         """
         c = self.config
         target = c.max_iters if max_iters is None else int(max_iters)
-        os.makedirs(c.log_dir, exist_ok=True)
-        save_config(c, os.path.join(c.log_dir, CONFIG_FILE))
-        start = int(self.step.numpy())
+        start = self.step
         if start >= target:
             print(f'Step {start} already reaches max_iters {target}; nothing to train.')
             return start
@@ -487,40 +451,50 @@ class Trainer:
             data_lib.list_images(c.train_flist), self.image_size, c.random_crop, c.batch_size,
             shuffle=True, seed=self._seed(start, 0), num_parallel_calls=c.num_parallel_calls,
             shuffle_buffer=c.shuffle_buffer)
-        batches = iter(dataset)
+        os.makedirs(c.log_dir, exist_ok=True)
+        save_config(c, os.path.join(c.log_dir, CONFIG_FILE))
         rng = np.random.default_rng(self._seed(start, 1))
-        writer = tf.summary.create_file_writer(c.log_dir)
+        if c.random_seed:  # the WGAN-GP interpolation weights, re-seeded as the data and the masks
+            state = self.seed_generator.state
+            state.assign(np.array([self._seed(start, 2) % 2**31, 0], state.dtype))
+        writer = _summary_writer(c.log_dir)
         origin = f'resumed from {self.restored_from}' if start else (
             f'weights from {self.restored_from}' if self.restored_from else 'from scratch')
-        print(f'Training steps {start}..{target} ({origin}) on {self.num_replicas} replica(s); '
-              f'logs and checkpoints in {c.log_dir}')
+        print(f'Training steps {start}..{target} ({origin}) on {keras.backend.backend()}, '
+              f'{self.num_replicas} replica(s); logs and checkpoints in {c.log_dir}')
         bar = tqdm(initial=start, total=target, unit='step', file=sys.stdout, dynamic_ncols=True,
                    mininterval=1.0)
         step, saved = start, start
         last_time, last_step = time.perf_counter(), start
+        stop = _StopRequest()
         try:
-            with writer.as_default():
-                while step < target:
-                    d = self.d_step(next(batches), self.sample_mask(rng))
+            with dataset, stop:
+                while step < target and not stop.requested:
+                    d = self.d_step(next(dataset), self.sample_mask(rng))
                     self._check_finite(step + 1, 'discriminator', d)
-                    batch, mask = next(batches), self.sample_mask(rng)
+                    batch, mask = next(dataset), self.sample_mask(rng)
                     g = self.g_step(batch, mask)
                     self._check_finite(step + 1, 'generator', g)
                     step += 1
-                    self.step.assign(step)
+                    self.step = step
                     bar.update(1)
                     if step % c.log_steps == 0 or step == target:
                         now = time.perf_counter()
                         rate = (step - last_step) / max(now - last_time, 1e-9)
                         last_time, last_step = now, step
-                        self._write_scalars(step, d, g, rate)
+                        self._write_scalars(writer, step, d, g, rate)
                         bar.set_postfix({'steps/s': f'{rate:.3g}', 'd_loss': f'{d["d_loss"]:.4g}',
                                          'g_loss': f'{g["g_loss"]:.4g}', 'ae_loss': f'{g["ae_loss"]:.4g}'})
+                    if c.heldout_steps and step % c.heldout_steps == 0:
+                        l1 = self.heldout_l1()
+                        writer.scalar('losses/heldout_l1', l1, step)
+                        bar.write(f'step {step}: held-out L1 {l1:.5f}', file=sys.stdout)
                     if step % c.val_psteps == 0:
-                        self._write_images(step, batch, mask)
+                        self._write_images(writer, step, batch, mask)
                     if step % c.train_spe == 0:
                         self._save(bar)
                         saved = step
+                    writer.flush()
                 if saved != step:
                     self._save(bar)
         finally:
@@ -530,35 +504,80 @@ class Trainer:
         if stats.skipped:
             logging.warning('%d unreadable training images were skipped: %s', len(stats.bad_files),
                             sorted(stats.bad_files)[:5])
-        print(f'Finished at step {step}; last checkpoint {self.manager.latest_checkpoint}')
+        if stop.requested:
+            raise TrainingInterrupted(step, self.latest_checkpoint)
+        print(f'Finished at step {step}; last checkpoint {self.latest_checkpoint}')
         return step
 
     def _save(self, bar):
         path = self.save()
         logging.info('Saved %s', path)
-        bar.write(f'step {int(self.step.numpy())}: saved {path}', file=sys.stdout)
+        bar.write(f'step {self.step}: saved {path}', file=sys.stdout)
 
     def _check_finite(self, step, which, values):
-        for name, value in values.items():
+        # The step's loss first, so that the message names it (JAX returns the values by name).
+        loss = f'{which[0]}_loss'
+        for name in sorted(values, key=lambda name: name != loss):
+            value = values[name]
             if not math.isfinite(value):
-                latest = self.manager.latest_checkpoint
+                latest = self.latest_checkpoint
                 kept = f'the last checkpoint {latest} is kept' if latest else 'no checkpoint was saved'
                 raise NonFiniteLossError(
                     f'step {step}: {name} is {value} in the {which} step; stopped without saving '
                     f'this state ({kept}); lower lr or check the data')
 
-    def _write_scalars(self, step, d, g, rate):
+    def _write_scalars(self, writer, step, d, g, rate):
         for name, value in {**d, **g}.items():
             group = 'gradients' if name.endswith('grad_norm') else 'losses'
-            write_scalar(f'{group}/{name}', value, step)
-        write_scalar('optimizer/lr', float(self.optimizer.learning_rate.numpy()), step)
-        write_scalar('speed/steps_per_second', rate, step)
+            writer.scalar(f'{group}/{name}', value, step)
+        writer.scalar('optimizer/lr', float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)), step)
+        writer.scalar('speed/steps_per_second', rate, step)
 
-    def _write_images(self, step, batch, mask):
+    def _write_images(self, writer, step, batch, mask):
         c = self.config
-        write_images('raw_incomplete_complete_flow', self._preview_fn(batch, tf.constant(mask)),
-                     step, c.viz_max_out)
+        writer.images('raw_incomplete_complete_flow', self.preview(batch[:c.viz_max_out], mask[:c.viz_max_out]),
+                      step, c.viz_max_out)
         if self.static_images is not None:
-            views = self._preview_fn(tf.constant(self.static_images), tf.constant(static_view_mask(c)))
+            views = self.preview(self.static_images, static_view_mask(c))
             for index in range(views.shape[0]):  # one tag per image, as the original's static_view/i
-                write_images(f'static_view/{index}', views[index:index + 1], step, 1)
+                writer.images(f'static_view/{index}', views[index:index + 1], step, 1)
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGINT or SIGTERM stopped training after the current step; a checkpoint was saved."""
+
+    def __init__(self, step, checkpoint):
+        super().__init__(f'interrupted at step {step}; saved {checkpoint}; run the same command '
+                         f'to resume')
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+class _StopRequest:
+    """While active, SIGINT and SIGTERM set `requested` instead of killing the process; a second
+    SIGINT raises KeyboardInterrupt at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+def _summary_writer(log_dir):
+    return EventWriter(log_dir)
