@@ -261,7 +261,31 @@ def line_circle_mask(h, w, rng):
     return mask.astype(bool)
 
 
-FAMILIES = {'box': box_mask, 'line_circle': line_circle_mask}
+def large_box_mask(h, w, rng):
+    """One axis-aligned box covering 30% to 60% of the image, placed uniformly.
+
+    The hole fraction is drawn from U(0.3, 0.6) and the aspect ratio (box height / width relative
+    to the image's) from U(0.6, 1.6), clipped so that the box fits: where learned inpainting should
+    beat diffusion most clearly.
+
+    Args:
+        h, w: mask size (at least 4x4).
+        rng: np.random.Generator.
+    Returns:
+        bool (h, w), True = hole.
+    """
+    fraction = rng.uniform(0.3, 0.6)
+    aspect = rng.uniform(0.6, 1.6)
+    box_h = int(round(min(h, max(1, h * np.sqrt(fraction * aspect)))))
+    box_w = int(round(min(w, max(1, h * w * fraction / box_h))))
+    top = int(rng.integers(0, h - box_h + 1))
+    left = int(rng.integers(0, w - box_w + 1))
+    mask = np.zeros((h, w), bool)
+    mask[top:top + box_h, left:left + box_w] = True
+    return mask
+
+
+FAMILIES = {'box': box_mask, 'line_circle': line_circle_mask, 'large_box': large_box_mask}
 
 
 def make_mask(family, h, w, seed, index):

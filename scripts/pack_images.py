@@ -1,0 +1,70 @@
+"""Packs training photos compactly for a trip to another machine: square JPEG crops in pieces.
+
+Each image is read as training reads it (`inpaint.data.decode_bgr`), its shorter side resized to
+`--size` (INTER_AREA), centre-cropped to `--size` x `--size` and saved as JPEG. Images go into
+`OUT/piece<k>/` folders of at most `--piece_mb` MB each, with a `train.flist` of relative paths per
+piece, so each piece can travel on its own (the GPU machine takes at most 64 MiB per call).
+
+    python scripts/pack_images.py OUT LIST [LIST ...] [--size 256] [--quality 90] [--piece_mb 48]
+        [--shuffle_seed 0]
+"""
+import argparse
+import os
+import random
+import sys
+
+import cv2
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inpaint.data import decode_bgr, list_images  # noqa: E402
+
+
+def square_crop(image, size):
+    """Shorter side to `size` (area interpolation), then the centre `size` x `size`."""
+    height, width = image.shape[:2]
+    scale = size / min(height, width)
+    resized = cv2.resize(image, (max(size, round(width * scale)), max(size, round(height * scale))),
+                         interpolation=cv2.INTER_AREA)
+    top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
+    return resized[top:top + size, left:left + size]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('out')
+    parser.add_argument('lists', nargs='+')
+    parser.add_argument('--size', type=int, default=256)
+    parser.add_argument('--quality', type=int, default=90)
+    parser.add_argument('--piece_mb', type=float, default=48)
+    parser.add_argument('--shuffle_seed', type=int, default=None,
+                        help='mix the lists in a seeded random order, so that every piece is a sample')
+    args = parser.parse_args(argv)
+    paths = [path for flist in args.lists for path in list_images(flist)]
+    if args.shuffle_seed is not None:
+        random.Random(args.shuffle_seed).shuffle(paths)
+    piece, piece_bytes, names, total = 0, 0, [], 0
+    for path in paths:
+        ok, data = cv2.imencode('.jpg', square_crop(decode_bgr(path), args.size),
+                                [cv2.IMWRITE_JPEG_QUALITY, args.quality])
+        if piece_bytes + len(data) > args.piece_mb * 1e6:
+            _finish(args.out, piece, names)
+            piece, piece_bytes, names = piece + 1, 0, []
+        folder = os.path.join(args.out, f'piece{piece}')
+        os.makedirs(folder, exist_ok=True)
+        name = f'{total:05d}.jpg'
+        data.tofile(os.path.join(folder, name))
+        names.append(name)
+        piece_bytes += len(data)
+        total += 1
+    _finish(args.out, piece, names)
+    print(f'{total} images in {piece + 1} pieces under {args.out}')
+    return 0
+
+
+def _finish(out, piece, names):
+    with open(os.path.join(out, f'piece{piece}', 'train.flist'), 'w') as handle:
+        handle.write(''.join(name + '\n' for name in names))
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
