@@ -4,7 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-tensorflow test-jax bench clean
+
+# The backend-neutral model, checkpoint and training tests, run again on JAX (the rest is
+# command lines, files and reports, which do not depend on the backend).
+JAX_TESTS := tests/test_layers.py tests/test_generator.py tests/test_inference.py \
+	tests/test_losses.py tests/test_training_golden.py tests/test_training.py tests/test_checkpoint.py
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +20,13 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(PY) test.py --image examples/input.png --mask examples/mask.png --output demo_output.png --checkpoint_dir checkpoints/default
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+test: test-tensorflow test-jax
+
+test-tensorflow: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q
+
+test-jax: $(STAMP)
+	KERAS_BACKEND=jax $(PY) -m pytest -q $(JAX_TESTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py
