@@ -4,26 +4,26 @@
     python train.py --config my.yml --set batch_size=8 --set log_dir=logs/run1
     python train.py --set model_restore=checkpoints/places2   # fine-tune from a release
 
-Rerunning with the same log_dir resumes from its latest checkpoint (to the same max_iters).
-The resolved configuration, TensorBoard summaries and checkpoints go into log_dir.
+Rerunning with the same log_dir resumes from its latest intact checkpoint (to the same max_iters).
+The resolved configuration, TensorBoard summaries and checkpoints go into log_dir. Ctrl-C (SIGINT)
+or SIGTERM finishes the current step and saves a checkpoint before stopping.
 
 Exit codes: 0 training reached max_iters; 1 stopped on a NaN or Inf loss (the last checkpoint is
-kept); 2 bad flags, configuration, input files or checkpoint, with a one-line message.
+kept); 2 bad flags, configuration, input files or checkpoint, with a one-line message; 130
+interrupted (SIGINT or SIGTERM), with a one-line message naming the checkpoint saved.
 """
 import argparse
 import sys
 
-from inpaint.checkpoint import CheckpointError
+from inpaint import quiet
 from inpaint.config import DEFAULT_CONFIG, ConfigError, load_config
-from inpaint.imageio import InputError
-from inpaint.training import NonFiniteLossError, Trainer
 
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser that raises instead of exiting, so `main` returns the exit code."""
 
     def error(self, message):
-        raise ConfigError(f'{self.prog}: {message}')
+        raise ConfigError(message)  # main prints it after 'train.py: '
 
 
 def _parser():
@@ -31,6 +31,7 @@ def _parser():
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='the YAML config (default: inpaint.yml)')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override a config key (value in YAML, e.g. img_shapes=[64,64,3]); repeatable')
+    parser.add_argument('--verbose', action='store_true', help='show TensorFlow start-up messages')
     return parser
 
 
@@ -38,12 +39,27 @@ def main(argv):
     """Runs training; returns the exit code (see the module docstring)."""
     try:
         args = _parser().parse_args(argv)
+    except ConfigError as error:
+        print(f'train.py: {error}', file=sys.stderr)
+        return 2
+    quiet.silence_tensorflow(args.verbose)
+    # Keras (and TensorFlow on its backend) is imported only now, after the silencing.
+    from inpaint.checkpoint import CheckpointError
+    from inpaint.imageio import InputError
+    from inpaint import training
+    try:
         config = load_config(args.config, args.set)
-        try:
-            Trainer(config).train()
-        except NonFiniteLossError as error:
-            print(f'train.py: {error}', file=sys.stderr)
-            return 1
+        training.Trainer(config).train()
+    except training.TrainingInterrupted as error:
+        print(f'train.py: {error}', file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the training loop started
+        print('train.py: interrupted; the last saved checkpoint (if any) is kept; run the same '
+              'command to resume', file=sys.stderr)
+        return 130
+    except training.NonFiniteLossError as error:
+        print(f'train.py: {error}', file=sys.stderr)
+        return 1
     except (ConfigError, InputError, CheckpointError) as error:
         print(f'train.py: {error}', file=sys.stderr)
         return 2
