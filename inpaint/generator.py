@@ -134,7 +134,8 @@ def _run(layers, x):
 
 
 def build_generator(cnum=48):
-    """Creates an `InpaintGenerator` with its weights built (input of 64x64)."""
+    """Creates an `InpaintGenerator` with its weights built (a symbolic 64x64 call: no compute, so
+    it is quick on JAX too)."""
     generator = InpaintGenerator(cnum)
-    generator(ops.zeros((1, 64, 64, 3)), ops.zeros((1, 64, 64, 1)))
+    generator(keras.KerasTensor((1, 64, 64, 3)), keras.KerasTensor((1, 64, 64, 1)))
     return generator
