@@ -36,7 +36,8 @@ def test_console_scripts_resolve_to_the_commands():
     parser.read(os.path.join(ROOT, 'setup.cfg'))
     lines = parser['options.entry_points']['console_scripts'].strip().splitlines()
     scripts = dict(line.replace(' ', '').split('=') for line in lines)
-    assert set(scripts) == {'deepfill-inpaint', 'deepfill-train', 'deepfill-evaluate'}
+    assert set(scripts) == {'deepfill-inpaint', 'deepfill-train', 'deepfill-evaluate',
+                            'deepfill-serve'}
     for target in scripts.values():
         module, name = target.split(':')
         assert callable(getattr(importlib.import_module(module), name)), target
