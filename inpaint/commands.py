@@ -9,7 +9,7 @@ it points file descriptor 2 at /dev/null for the duration of `import tensorflow`
 still surface: an import that fails raises after stderr is restored.
 
 Every entry point calls it first, unless `--verbose` is given: `test.py`, `train.py`,
-`python -m inpaint.{evaluate,serve}` and the `deepfill-*` console scripts (through `run`).
+`python -m inpaint.{evaluate,serve,export}` and the `deepfill-*` console scripts (through `run`).
 Command modules import TensorFlow inside `main`, never at module level, so that the call comes
 first (`tests/test_commands.py` checks it).
 """
@@ -109,5 +109,7 @@ inpaint_command = _console_script('inpaint.infer')      # deepfill-inpaint: test
 train_command = _console_script('inpaint.train')        # deepfill-train: train.py's flags
 evaluate_command = _console_script('inpaint.evaluate')  # deepfill-evaluate
 serve_command = _console_script('inpaint.serve')        # deepfill-serve
+export_command = _console_script('inpaint.export')      # deepfill-export
 
-COMMAND_MODULES = ('inpaint.infer', 'inpaint.train', 'inpaint.evaluate', 'inpaint.serve')
+COMMAND_MODULES = ('inpaint.infer', 'inpaint.train', 'inpaint.evaluate', 'inpaint.serve',
+                   'inpaint.export')

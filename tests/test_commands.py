@@ -37,7 +37,7 @@ def test_console_scripts_resolve_to_the_commands():
     lines = parser['options.entry_points']['console_scripts'].strip().splitlines()
     scripts = dict(line.replace(' ', '').split('=') for line in lines)
     assert set(scripts) == {'deepfill-inpaint', 'deepfill-train', 'deepfill-evaluate',
-                            'deepfill-serve'}
+                            'deepfill-serve', 'deepfill-export'}
     for target in scripts.values():
         module, name = target.split(':')
         assert callable(getattr(importlib.import_module(module), name)), target
