@@ -15,12 +15,18 @@ with the right shape; every tensor under the model scopes must be used; optimize
 counters are ignored on purpose and reported. `python -m inpaint.checkpoint SRC DST` converts any
 loadable checkpoint to the weights format (or, with `--format tf1`, to the authors' layout).
 """
+import sys
+
+if __name__ == '__main__':  # before Keras (and TensorFlow) load: hide their start-up lines
+    from inpaint import commands
+    commands.quiet_tensorflow(sys.argv[1:])
+
+# pylint: disable=wrong-import-position
 import dataclasses
 import importlib.util
 import json
 import os
 import re
-import sys
 
 import numpy as np
 
@@ -328,14 +334,13 @@ def main(argv=None):
     Returns 0, or 2 with a one-line message when SRC cannot be loaded or DST cannot be written.
     """
     import argparse
-    from inpaint import quiet
     parser = argparse.ArgumentParser(prog='python -m inpaint.checkpoint', description=main.__doc__)
     parser.add_argument('source')
     parser.add_argument('destination')
     parser.add_argument('--format', choices=('weights', 'tf1'), default='weights')
     parser.add_argument('--verbose', action='store_true', help='show TensorFlow start-up messages')
+    # (commands.run reads --verbose before TensorFlow can be imported)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    quiet.silence_tensorflow(args.verbose)
     run = _inside_run(args.destination)
     if run is not None:
         print(f'error: {args.destination} is inside the training run {run}; write the export to '

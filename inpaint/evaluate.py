@@ -26,6 +26,7 @@ Flags:
     --save_outputs          also write every output image.
     --limit                 evaluate only the first N images.
     --[no-]figures, --[no-]progress
+    --verbose               show TensorFlow's start-up lines (hidden by default).
 
 Exit codes: 0 all cases evaluated; 1 some images (or methods on them) failed and were skipped;
 2 bad flags or unusable inputs (missing list, unknown method, ...), with a one-line message.
@@ -34,7 +35,7 @@ See `inpaint/evaluation.py` for the metrics' exact definitions and the protocol.
 import argparse
 import sys
 
-from inpaint import evaluation
+from inpaint import commands, evaluation
 from inpaint.imageio import InputError
 
 METHODS = ('deepfill',) + tuple(evaluation.BASELINES)
@@ -66,6 +67,7 @@ def _parser():
                         help='write the PNG figures')
     parser.add_argument('--progress', action=argparse.BooleanOptionalAction, default=True,
                         help='show a progress bar')
+    parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
     return parser
 
 
@@ -130,4 +132,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(commands.run(main))

@@ -35,8 +35,8 @@ def one_iteration(trainer, batch, mask):
 def main(argv):
     inputs, output, *overrides = argv
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from inpaint import quiet
-    quiet.silence_tensorflow()
+    from inpaint import commands
+    commands.quiet_tensorflow([])
     import keras
     from inpaint.config import DEFAULT_CONFIG, load_config
     from inpaint.training import Trainer

@@ -155,3 +155,35 @@ def load_golden_models():
 @pytest.fixture(scope='session')
 def golden_models():
     return load_golden_models()
+
+
+@pytest.fixture(scope='session')
+def served_model():
+    """The golden checkpoint loaded and warmed up as `python -m inpaint.serve` loads it."""
+    from inpaint.serve import load_model
+    return load_model(GOLDEN_CHECKPOINT)
+
+
+@contextlib.contextmanager
+def live_server(app):
+    """Serves an ASGI app with uvicorn on a free loopback port, in a thread; yields the base URL."""
+    import threading
+    import time
+
+    from inpaint.serve import bind, make_server
+
+    sock = bind('127.0.0.1', 0)
+    server = make_server(app, sock)
+    thread = threading.Thread(target=server.run, kwargs={'sockets': [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, 'the test server did not start'
+        time.sleep(0.01)
+    try:
+        yield f'http://127.0.0.1:{sock.getsockname()[1]}'
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+

@@ -1,0 +1,375 @@
+"""Exports the generator for serving: TensorFlow SavedModel, ONNX, TFLite.
+
+    python -m inpaint.export --checkpoint_dir DIR --format saved_model exported/deepfill
+    python -m inpaint.export --checkpoint_dir DIR --format onnx --height 512 --width 512 deepfill.onnx
+    python -m inpaint.export --checkpoint_dir DIR --format tflite --height 512 --width 512 deepfill.tflite
+
+Every format holds the same end-to-end function, written with `keras.ops` (`ServingModel`):
+
+    inputs   image  uint8 (B, H, W, 3), RGB
+             mask   uint8 (B, H, W, 1), any non-zero value = hole (as the REST API)
+    outputs  inpainted  uint8 (B, H, W, 3), RGB: hole pixels filled, the others untouched
+             x_stage2   float32 (B, H, W, 3): the network's refined output before compositing,
+                        BGR in [-1, 1] as the original graph's
+
+exactly what `Inpainter.inpaint` does (padding to a multiple of 8 by repeating the edge, rounding,
+compositing) inside the graph. Without `--height/--width`, any size and batch; with them, a
+fixed (1, H, W) (TFLite needs it). The SavedModel's `serving_default` signature (also `serve`) is ready
+for TensorFlow Serving. After writing, the artifact is run on a test image next to the Keras
+model and the largest difference is printed; an artifact that cannot load or run is an error.
+
+What each format needs from the model code is in the README's "Deploy" section: ONNX and TFLite
+cannot express the contextual attention's `tf.while_loop` over a TensorArray, nor TFLite its
+`tf.image.extract_patches` and 8-D slices.
+
+Exit codes: 0 written and checked; 2 bad flags, an unloadable checkpoint, or a format that cannot
+express the model (one line naming what blocks it).
+"""
+import argparse
+import contextlib
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+from absl import logging as absl_logging
+
+from inpaint import commands
+
+FORMATS = ('saved_model', 'onnx', 'tflite')
+GRID = 8  # the generator needs multiples of 8 (see inference.GRID)
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be done; the message is one line naming the cause."""
+
+
+def serving_model(generator):
+    """Wraps a generator in the end-to-end uint8 -> uint8 `ServingModel` (see the module docstring)."""
+    import keras
+    from keras import ops
+
+    class ServingModel(keras.Model):
+        """image uint8 (B, H, W, 3) RGB, mask uint8 (B, H, W, 1) non-zero = hole ->
+        {'inpainted': uint8 (B, H, W, 3), 'x_stage2': float32 (B, H, W, 3) BGR in [-1, 1]}."""
+
+        def __init__(self, generator, **kwargs):
+            super().__init__(**kwargs)
+            self.generator = generator
+
+        def call(self, image, mask):
+            height, width = ops.shape(image)[1], ops.shape(image)[2]
+            hole = ops.cast(ops.not_equal(mask, 0), 'float32')  # (B, H, W, 1)
+            # Pad to a multiple of 8 by repeating the last row/column, as Inpainter does.
+            rows = ops.minimum(ops.arange((height + GRID - 1) // GRID * GRID), height - 1)
+            cols = ops.minimum(ops.arange((width + GRID - 1) // GRID * GRID), width - 1)
+            padded = ops.take(ops.take(image, rows, axis=1), cols, axis=2)
+            # The padding is known (0): rows/columns past the edge get a zero mask.
+            padded_hole = ops.take(ops.take(hole, rows, axis=1), cols, axis=2)
+            padded_hole = padded_hole * ops.cast(
+                (ops.arange(ops.shape(rows)[0]) < height)[None, :, None, None], 'float32')
+            padded_hole = padded_hole * ops.cast(
+                (ops.arange(ops.shape(cols)[0]) < width)[None, None, :, None], 'float32')
+            # RGB uint8 -> BGR [-1, 1], as inference.to_network (multiplication by the reciprocal).
+            x = ops.flip(ops.cast(padded, 'float32'), axis=-1) * np.float32(1 / 127.5) - 1.0
+            _, x_stage2, _ = self.generator(x, padded_hole)
+            x_stage2 = x_stage2[:, :height, :width, :]
+            # BGR [-1, 1] -> RGB uint8 with rounding (inference.from_network(rounding=True)).
+            filled = ops.flip(ops.clip(ops.round((x_stage2 + 1.0) * 127.5), 0, 255), axis=-1)
+            # Exact in float32 (integers, hole 0 or 1); `where` on uint8 is no TFLite built-in.
+            inpainted = filled * hole + ops.cast(image, 'float32') * (1.0 - hole)
+            inpainted = ops.cast(inpainted, 'uint8')
+            return {'inpainted': inpainted, 'x_stage2': x_stage2}
+
+    return ServingModel(generator, name='deepfill_v2_serving')
+
+
+def input_signature(height=None, width=None):
+    """`tf.TensorSpec`s of the serving function's `image` and `mask`: (any, any, any) or, with a
+    size, (1, height, width): tf2onnx converts `tf.image.extract_patches` only at a fully known
+    shape."""
+    import tensorflow as tf
+    batch = None if height is None else 1
+    return [tf.TensorSpec([batch, height, width, 3], tf.uint8, name='image'),
+            tf.TensorSpec([batch, height, width, 1], tf.uint8, name='mask')]
+
+
+def export_saved_model(generator, path, height=None, width=None):
+    """Writes a SavedModel whose `serving_default` (and `serve`) signature is the serving function.
+
+    Load with `tf.saved_model.load(path).signatures['serving_default'](image=..., mask=...)`.
+    """
+    from keras.export import ExportArchive
+
+    model = serving_model(generator)
+    _build(model)
+    archive = ExportArchive()
+    archive.track(model)
+    archive.add_endpoint('serve', model.call, input_signature=input_signature(height, width))
+    archive.write_out(path, verbose=False)
+    return model
+
+
+def export_onnx(generator, path, height=None, width=None, opset=17):
+    """Writes the serving function as ONNX with Keras' exporter (tf2onnx on TensorFlow).
+
+    tf2onnx logs the nodes it cannot convert and still writes a file: those are returned as
+    `['OpName (in layer)', ...]`, for the error raised when ONNX Runtime cannot run the file.
+    """
+    model = serving_model(generator)
+    _build(model)
+    with _collect_logs('tf2onnx') as messages, _quiet_stdout(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)  # Keras' numpy-2 patch of tf2onnx
+        model.export(path, format='onnx', input_signature=input_signature(height, width),
+                     opset_version=opset, verbose=False)
+    return model, _onnx_blockers(messages)
+
+
+def export_tflite(generator, path, height, width):
+    """Writes a TFLite flatbuffer of the serving function at a fixed size, TFLite built-in ops only.
+
+    Select TF ops (the Flex delegate) are not allowed: a model that needs them does not run on a
+    stock TFLite/LiteRT interpreter, which is the point of the format.
+    """
+    import tensorflow as tf
+
+    check_request('tflite', height, width)
+    model = serving_model(generator)
+    _build(model)
+    with tempfile.TemporaryDirectory() as folder:
+        from keras.export import ExportArchive
+        archive = ExportArchive()
+        archive.track(model)
+        archive.add_endpoint('serve', model.call,
+                             input_signature=input_signature(height, width))
+        archive.write_out(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        try:
+            with commands.stderr_to_devnull():  # MLIR diagnostics; the error holds them
+                flatbuffer = converter.convert()
+        except Exception as error:  # ConverterError; its text lists the ops TFLite lacks
+            absl_logging.info('TFLite converter: %s', error)
+            raise ExportError(f'TFLite cannot express the model with built-in ops: '
+                              f'{_tflite_blockers(str(error))}') from error
+    with open(path, 'wb') as handle:
+        handle.write(flatbuffer)
+    return model
+
+
+def run_saved_model(path, image, mask):
+    """Runs an exported SavedModel's `serving_default`; returns (inpainted, x_stage2) as NumPy."""
+    import tensorflow as tf
+    outputs = tf.saved_model.load(path).signatures['serving_default'](
+        image=tf.constant(image), mask=tf.constant(mask))
+    return outputs['inpainted'].numpy(), outputs['x_stage2'].numpy()
+
+
+def run_onnx(path, image, mask):
+    """Runs an exported ONNX file with ONNX Runtime on CPU; returns (inpainted, x_stage2)."""
+    import onnxruntime
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    names = [output.name for output in session.get_outputs()]
+    outputs = dict(zip(names, session.run(None, {'image': image, 'mask': mask})))
+    return _pick(outputs, 'inpainted'), _pick(outputs, 'x_stage2')
+
+
+def run_tflite(path, image, mask):
+    """Runs an exported TFLite file with TensorFlow's interpreter; returns (inpainted, x_stage2)."""
+    import tensorflow as tf
+    with warnings.catch_warnings(), commands.stderr_to_devnull():  # deprecation, XNNPACK notice
+        warnings.simplefilter('ignore', UserWarning)
+        runner = tf.lite.Interpreter(model_path=path).get_signature_runner('serving_default')
+        outputs = runner(image=image, mask=mask)
+    return outputs['inpainted'], outputs['x_stage2']
+
+
+RUNNERS = {'saved_model': run_saved_model, 'onnx': run_onnx, 'tflite': run_tflite}
+
+
+def check_image(height=None, width=None):
+    """A deterministic test image and mask (a box hole): uint8 (1, H, W, 3), (1, H, W, 1)."""
+    height, width = height or 61, width or 77  # not multiples of 8: the padding is exercised
+    y, x = np.mgrid[:height, :width]
+    image = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
+                      (x * y) % 256], axis=-1).astype(np.uint8)
+    mask = np.zeros((height, width, 1), np.uint8)
+    mask[height // 4:height // 2, width // 3:2 * width // 3] = 255
+    return image[None], mask[None]
+
+
+def check_request(fmt, height, width):
+    """Raises `ExportError` for an unknown format or a size it cannot take."""
+    if fmt not in FORMATS:
+        raise ExportError(f'unknown format {fmt!r}; use one of {", ".join(FORMATS)}')
+    if (height is None) != (width is None):
+        raise ExportError('give both --height and --width, or neither (any size)')
+    if height is not None and (height < 1 or width < 1):
+        raise ExportError(f'--height {height} --width {width}: give positive sizes')
+    if fmt == 'tflite' and height is None:
+        raise ExportError('TFLite needs a fixed size: give --height and --width')
+
+
+def export(generator, fmt, path, height=None, width=None):
+    """Exports, then runs the artifact and the Keras model on `check_image`.
+
+    The artifact is written next to `path` (`<path>.partial`) and moved there only once it has
+    run, so a failed export leaves nothing behind (and an existing `path` is replaced).
+    Returns:
+        (max |x_stage2 difference|, number of differing `inpainted` values).
+    Raises:
+        ExportError: the format cannot express the model, or the artifact does not load or run.
+    """
+    check_request(fmt, height, width)
+    partial = path.rstrip('/\\') + '.partial'
+    _remove(partial)
+    try:
+        unsupported = []
+        if fmt == 'saved_model':
+            model = export_saved_model(generator, partial, height, width)
+        elif fmt == 'onnx':
+            model, unsupported = export_onnx(generator, partial, height, width)
+        else:
+            model = export_tflite(generator, partial, height, width)
+        image, mask = check_image(height, width)
+        try:
+            got_image, got_x2 = RUNNERS[fmt](partial, image, mask)
+        except Exception as error:
+            cause = (f'tf2onnx could not convert {", ".join(unsupported)}' if unsupported
+                     else f'{type(error).__name__}: {str(error).splitlines()[0]}')
+            raise ExportError(f'{fmt} export of this model does not run ({cause})') from error
+        want = model(image, mask)
+        diff = float(np.max(np.abs(got_x2 - np.asarray(want['x_stage2']))))
+        changed = int(np.sum(got_image != np.asarray(want['inpainted'])))
+    except BaseException:
+        _remove(partial)
+        raise
+    _remove(path)
+    os.replace(partial, path)
+    return diff, changed
+
+
+def _remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _build(model):
+    """Calls the serving model once, so that Keras' exporters see a built, called model."""
+    image, mask = check_image(16, 16)
+    model(image, mask)
+
+
+def _pick(outputs, name):
+    """An ONNX output by name: tf2onnx keeps the dict keys, possibly with a suffix."""
+    for key, value in outputs.items():
+        if key == name or key.startswith(name):
+            return value
+    raise ExportError(f'the ONNX model has no output named {name!r} (outputs: {sorted(outputs)})')
+
+
+def _onnx_blockers(messages):
+    """'OpName (in layer)' for each node tf2onnx reported as unsupported or failed to convert."""
+    found = []
+    for message in messages:
+        match = (re.search(r"Tensorflow op \[(\S+): (\w+)\] is not supported", message)
+                 or re.search(r"Failed to convert node '(\S+)' \(fct=<bound method (\w+)\.", message))
+        if match:
+            node, op = match.groups()
+            layers = [p for p in node.split('/')[:-1] if not p.startswith('deepfill_v2_serving')]
+            where = re.sub(r'_\d+$', '', layers[-1]) if layers else 'the serving function'
+            entry = f'{op} (in {where})'
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
+def _tflite_blockers(message):
+    """The ops named in a TFLite ConverterError ('tf.X' op is neither a custom op nor a flex op)."""
+    ops = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", message)))
+    ops += sorted(set(re.findall(r"failed to legalize operation 'tf\.(\w+)'", message)) - set(ops))
+    if ops:
+        return ', '.join(ops) + ' (not TFLite built-ins)'
+    return message.strip().splitlines()[-1][:300]
+
+
+@contextlib.contextmanager
+def _collect_logs(name):
+    """Collects the messages of logger `name` (and stops them reaching stderr) inside the block."""
+    messages = []
+
+    class Collector(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger(name)
+    handler, propagate, level = Collector(level=logging.ERROR), logger.propagate, logger.level
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.ERROR)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate, logger.level = propagate, level
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """tf2onnx prints its progress to stdout; this command prints its own summary instead."""
+    with open(os.devnull, 'w') as null, contextlib.redirect_stdout(null):
+        yield
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of exiting, so `main` returns the exit code."""
+
+    def error(self, message):
+        raise ExportError(message)
+
+
+def _parser():
+    parser = _Parser(prog='python -m inpaint.export', description=__doc__.split('\n')[0])
+    parser.add_argument('output', help='where to write: a folder (saved_model) or a file '
+                                       '(.onnx, .tflite)')
+    parser.add_argument('--checkpoint_dir', required=True,
+                        help='release folder, checkpoint prefix or train.py log_dir')
+    parser.add_argument('--format', required=True, choices=FORMATS)
+    parser.add_argument('--height', type=int, help='fixed input height (default: any)')
+    parser.add_argument('--width', type=int, help='fixed input width (default: any)')
+    parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
+    return parser
+
+
+def main(argv=None):
+    """Exports a checkpoint; returns the exit code (see the module docstring)."""
+    try:
+        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+        check_request(args.format, args.height, args.width)
+    except SystemExit as exit_:  # --help
+        return int(exit_.code or 0)
+    except ExportError as error:
+        print(f'export: error: {error}', file=sys.stderr)
+        return 2
+    from inpaint.checkpoint import CheckpointError
+    from inpaint.inference import Inpainter
+    try:
+        generator = Inpainter.from_checkpoint(args.checkpoint_dir).generator
+        diff, changed = export(generator, args.format, args.output, args.height, args.width)
+    except (ExportError, CheckpointError) as error:
+        print(f'export: error: {error}', file=sys.stderr)
+        return 2
+    size = 'any size' if args.height is None else f'{args.width}x{args.height}'
+    print(f'export: wrote {args.output} ({args.format}, {size}); checked against Keras on a test '
+          f'image: max |x_stage2 difference| {diff:.2g}, {changed} inpainted values differ')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(commands.run(main))

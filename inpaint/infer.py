@@ -1,0 +1,150 @@
+"""Inpaint an image, or many, with DeepFill v2, with the original test.py's flags.
+
+The command behind `test.py` and the `deepfill-inpaint` console script (same flags):
+
+    python test.py --image input.png --mask mask.png --output output.png --checkpoint_dir DIR
+    python test.py --flist jobs.txt --checkpoint_dir DIR
+    python test.py --input_dir in/ --mask_dir masks/ --output_dir out/ --checkpoint_dir DIR
+    python test.py --input_dir in/ --mask mask.png --output_dir out/ --checkpoint_dir DIR
+
+DIR is the authors' release folder (`checkpoint` or `checkpoint.txt`), a checkpoint prefix, or a
+log_dir written by train.py. By default any image size works and pixels outside the hole are kept;
+`--original` reproduces the authors' test.py exactly (crop to a multiple of 8, truncating cast).
+
+Batch modes (see `inpaint/batch.py`): `--flist` is the authors' batch_test.py list, one
+`input mask output` per line, relative paths resolved against the list's folder; `--input_dir`
+takes every image of a folder, with masks matched by file stem in `--mask_dir` or one shared
+`--mask` file, and writes `<output_dir>/<stem>.png`. Existing outputs are skipped (a rerun
+resumes) unless `--overwrite`; a bad item is reported and skipped. The run ends with one
+`path: reason` line per failed item and a summary line on stdout.
+
+Exit codes: 0 done; 1 (batch) some items failed, the others were written; 2 bad flags or input
+(one line on stderr naming the file; single mode writes nothing), unloadable checkpoint, missing
+list or folder.
+
+TensorFlow's start-up lines are hidden unless `--verbose`.
+"""
+import argparse
+import os
+import sys
+
+from absl import logging
+
+from inpaint import commands
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--image', help='single mode: image to complete (any size, gray/RGB/RGBA)')
+    parser.add_argument('--mask', help='mask file of the image\'s size, 255 = hole (single mode; '
+                                       'with --input_dir, one mask for every image)')
+    parser.add_argument('--output', help='single mode: where to write the result (default output.png)')
+    parser.add_argument('--checkpoint_dir', required=True,
+                        help='release folder, checkpoint prefix or train.py log_dir')
+    parser.add_argument('--original', action='store_true',
+                        help="reproduce the authors' test.py: crop to a multiple of 8, float "
+                             'composite cast with truncation')
+    batch = parser.add_argument_group('batch modes')
+    batch.add_argument('--flist', help='file list, one "input mask output" per line')
+    batch.add_argument('--input_dir', help='folder of images to complete')
+    batch.add_argument('--mask_dir', help='with --input_dir: masks named as the images (any '
+                                          'image extension)')
+    batch.add_argument('--output_dir', help='with --input_dir: results as <stem>.png')
+    batch.add_argument('--overwrite', action='store_true',
+                       help='replace existing outputs (default: skip them, resuming a run)')
+    batch.add_argument('--batch_size', type=int, help='images per network call (default 8)')
+    parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
+    return parser
+
+
+def check_flags(parser, args):
+    """Exactly one mode, and only its flags; a usage error (exit 2) otherwise."""
+    modes = [flag for flag, value in (('--image', args.image), ('--flist', args.flist),
+                                      ('--input_dir', args.input_dir)) if value is not None]
+    if len(modes) != 1:
+        parser.error(f'give exactly one of --image (one image), --flist or --input_dir (batch); '
+                     f'got {", ".join(modes) or "none"}')
+    given = {flag for flag, value in (
+        ('--mask', args.mask), ('--output', args.output), ('--mask_dir', args.mask_dir),
+        ('--output_dir', args.output_dir), ('--overwrite', args.overwrite or None),
+        ('--batch_size', args.batch_size)) if value is not None}
+    allowed = {'--image': {'--mask', '--output'},
+               '--flist': {'--overwrite', '--batch_size'},
+               '--input_dir': {'--mask', '--mask_dir', '--output_dir', '--overwrite',
+                               '--batch_size'}}[modes[0]]
+    if given - allowed:
+        parser.error(f'{", ".join(sorted(given - allowed))} cannot be used with {modes[0]}')
+    if modes[0] == '--image' and args.mask is None:
+        parser.error('--image needs --mask')
+    if modes[0] == '--input_dir':
+        if (args.mask is None) == (args.mask_dir is None):
+            parser.error('--input_dir needs exactly one of --mask_dir (masks named as the images) '
+                         'or --mask (one mask for all)')
+        if args.output_dir is None:
+            parser.error('--input_dir needs --output_dir')
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error(f'--batch_size must be at least 1, got {args.batch_size}')
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_flags(parser, args)
+    if args.image is None:
+        return run_batch_mode(args)
+    args.output = 'output.png' if args.output is None else args.output
+    from inpaint.checkpoint import CheckpointError
+    from inpaint.imageio import InputError, read_image, read_mask, write_image
+    from inpaint.inference import Inpainter
+
+    try:
+        if os.path.abspath(args.output) in (os.path.abspath(args.image), os.path.abspath(args.mask)):
+            raise InputError(f'{args.output}: the output would overwrite an input; choose another '
+                             f'--output')
+        image = read_image(args.image)
+        mask = read_mask(args.mask)
+        if mask.shape != image.shape[:2]:
+            raise InputError(f'{args.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but the image '
+                             f'is {image.shape[1]}x{image.shape[0]}; give a mask of the image\'s size')
+        inpainter = Inpainter.from_checkpoint(args.checkpoint_dir)
+        result = inpainter.inpaint(image, mask, original=args.original)
+        write_image(args.output, result)
+    except (InputError, CheckpointError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    logging.info('wrote %s (%dx%d)', args.output, result.shape[1], result.shape[0])
+    print(f'Inpainted {args.image} -> {args.output} ({result.shape[1]}x{result.shape[0]})')
+    return 0
+
+
+def run_batch_mode(args):
+    """--flist or --input_dir: returns 0 (all done), 1 (some items failed) or 2 (cannot start)."""
+    from inpaint import batch
+    from inpaint.checkpoint import CheckpointError
+    from inpaint.imageio import InputError
+    from inpaint.inference import Inpainter
+
+    try:
+        if args.flist is not None:
+            jobs = batch.jobs_from_flist(args.flist)
+        else:
+            if args.mask_dir is not None and not os.path.isdir(args.mask_dir):
+                raise InputError(f'{args.mask_dir}: --mask_dir is not a folder; give a folder of '
+                                 f'masks, or one mask file with --mask')
+            if args.mask is not None and os.path.isdir(args.mask):
+                raise InputError(f'{args.mask}: --mask is a folder; use --mask_dir for a folder '
+                                 f'of masks')
+            jobs = batch.jobs_from_folders(args.input_dir, args.mask_dir or args.mask,
+                                           args.output_dir)
+        inpainter = Inpainter.from_checkpoint(args.checkpoint_dir)
+    except (InputError, CheckpointError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    summary = batch.run_batch(inpainter, jobs, overwrite=args.overwrite, original=args.original,
+                              batch_size=args.batch_size or 8)
+    print('\n'.join(summary.lines()))
+    return 1 if summary.failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(commands.run(main))

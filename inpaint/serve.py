@@ -1,0 +1,365 @@
+"""The HTTP server: the web page with a brush, the REST API and a health check.
+
+    python -m inpaint.serve --checkpoint_dir checkpoints/default [--host 127.0.0.1] [--port 8080]
+
+Then open http://127.0.0.1:8080 in a browser. Routes:
+
+    GET  /                 the web page (inpaint/web/, plain HTML/CSS/JS)
+    POST /api/v1/inpaint   multipart/form-data with the files `image` (PNG, JPEG, ...) and `mask`
+                           (same size; a hole wherever a pixel is non-zero in any channel, or,
+                           for a mask with an alpha channel, wherever alpha is non-zero);
+                           answers a PNG of the image's size, pixels outside the hole untouched
+    GET  /healthz          {"status", "model", "checkpoint", "widths", "backend"}
+
+Bad requests are answered with a 4xx status and a JSON body `{"error": "<one sentence>"}`: 400 a
+missing, empty or undecodable file, a mask of another size, an unexpected field; 413 a body over
+`--max_body_mb` or an image over `--max_pixels`; 415 a body that is not multipart/form-data.
+One model is loaded; requests run on it one at a time (a lock), the others wait; decoding and
+encoding run outside the lock, in worker threads, so the server keeps answering meanwhile. The
+server binds to 127.0.0.1 unless `--host` says otherwise: it has no authentication.
+
+Exit codes: 2 bad flags, an unloadable checkpoint or a port that cannot be bound; otherwise the
+server runs until interrupted (0).
+"""
+import argparse
+import io
+import os
+import socket
+import sys
+import threading
+import warnings
+
+import cv2
+import numpy as np
+
+from inpaint import commands
+from inpaint.imageio import InputError, to_rgb_uint8
+
+WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'web')
+API_PATH = '/api/v1/inpaint'
+DEFAULT_MAX_PIXELS = 4096 * 4096
+DEFAULT_MAX_BODY_MB = 64
+FIELDS = ('image', 'mask')
+
+
+class ApiError(Exception):
+    """A request the API refuses: an HTTP status and one sentence for the JSON body."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def decode_image(data, max_pixels, name='image'):
+    """Encoded bytes -> RGB uint8 (H, W, 3), with the pixel limit checked before decoding.
+
+    Pixels are those of `imageio.read_image` (OpenCV: EXIF orientation applied, gray repeated,
+    alpha dropped, 16-bit scaled).
+    Raises:
+        ApiError: 400 empty or undecodable, 413 over `max_pixels`.
+    """
+    array = _decode(data, max_pixels, name, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    try:
+        return to_rgb_uint8(array, name)
+    except InputError as error:
+        raise ApiError(400, str(error)) from error
+
+
+def decode_mask(data, max_pixels, name='mask'):
+    """Encoded bytes -> bool (H, W), True = hole: any non-zero channel, or non-zero alpha where
+    the file has an alpha channel (a painted layer: transparent = keep)."""
+    array = _decode(data, max_pixels, name, cv2.IMREAD_UNCHANGED)
+    if array.ndim == 2:
+        return array != 0
+    if array.shape[2] == 4:
+        return array[:, :, 3] != 0
+    return np.any(array != 0, axis=2)
+
+
+def _decode(data, max_pixels, name, flags):
+    if not data:
+        raise ApiError(400, f'{name}: the file is empty; send a PNG or JPEG image.')
+    width, height = _header_size(data, name, max_pixels)
+    if width * height > max_pixels:
+        raise ApiError(413, f'{name}: {width}x{height} is {width * height} pixels, over this '
+                            f"server's limit of {max_pixels}; send a smaller image.")
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if array is None or array.size == 0:
+        raise ApiError(400, f'{name}: the file cannot be decoded; send a PNG or JPEG image.')
+    return array
+
+
+def _header_size(data, name, max_pixels):
+    """(width, height) from the file's header, without decoding its pixels (a small file can
+    declare a huge image)."""
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Image.DecompressionBombError as error:  # Pillow's own limit: 2 * MAX_IMAGE_PIXELS
+        raise ApiError(413, f'{name}: the header declares over {2 * Image.MAX_IMAGE_PIXELS} '
+                            f"pixels, over this server's limit of {max_pixels}; send a smaller "
+                            f'image.') from error
+    except Exception as error:  # UnidentifiedImageError, truncated headers, ...
+        raise ApiError(400, f'{name}: the file is not a readable image; send a PNG or JPEG '
+                            f'image.') from error
+
+
+def encode_png(rgb):
+    """RGB uint8 (H, W, 3) -> PNG bytes."""
+    ok, encoded = cv2.imencode('.png', np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise RuntimeError('PNG encoding failed')
+    return encoded.tobytes()
+
+
+class Model:
+    """One Inpainter behind a lock: `inpaint` calls run one at a time, in any thread."""
+
+    def __init__(self, inpainter, checkpoint):
+        self.inpainter = inpainter
+        self.checkpoint = checkpoint
+        self.lock = threading.Lock()
+
+    def inpaint(self, image, mask):
+        with self.lock:
+            return self.inpainter.inpaint(image, mask)
+
+    def health(self):
+        import keras
+        return {'status': 'ok', 'model': 'DeepFill v2', 'checkpoint': self.checkpoint,
+                'widths': {'generator': int(self.inpainter.generator.cnum)},
+                'backend': keras.backend.backend()}
+
+
+def create_app(model, max_pixels=DEFAULT_MAX_PIXELS, max_body_bytes=DEFAULT_MAX_BODY_MB * 2**20):
+    """The Starlette application.
+
+    Args:
+        model: a `Model` (an Inpainter and its lock).
+        max_pixels: largest width * height accepted for the image and the mask.
+        max_body_bytes: largest request body (413 above it, checked while it streams in).
+    """
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException
+    from starlette.responses import FileResponse, JSONResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    async def index(request):
+        return FileResponse(os.path.join(WEB_DIR, 'index.html'))
+
+    async def healthz(request):
+        return JSONResponse(model.health())
+
+    async def inpaint(request):
+        content_type = request.headers.get('content-type', '')
+        if not content_type.startswith('multipart/form-data'):
+            raise ApiError(415, f'the body is {content_type or "untyped"}; send multipart/form-data '
+                                f'with the files "image" and "mask".')
+        try:
+            form = await request.form(max_files=8, max_fields=8, max_part_size=max_body_bytes)
+        except HTTPException as error:  # python-multipart's complaints, e.g. too many parts
+            detail = str(error.detail).rstrip('.').replace('. ', '; ')
+            raise ApiError(400, f'the multipart body cannot be read ({detail}); send the files '
+                                f'"image" and "mask".') from error
+        try:
+            unexpected = sorted(set(form.keys()) - set(FIELDS))
+            if unexpected:
+                raise ApiError(400, f'unexpected field "{unexpected[0]}"; send only the files '
+                                    f'"image" and "mask".')
+            files = {}
+            for name in FIELDS:
+                part = form.get(name)
+                if part is None:
+                    raise ApiError(400, f'the file "{name}" is missing; send multipart/form-data '
+                                        f'with the files "image" and "mask".')
+                if not isinstance(part, UploadFile):
+                    raise ApiError(400, f'"{name}" is a text field; send it as a file '
+                                        f'(curl -F {name}=@file.png).')
+                files[name] = await part.read()
+        finally:
+            await form.close()  # the uploads' temporary files
+        png = await run_in_threadpool(_inpaint_bytes, model, files['image'], files['mask'],
+                                      max_pixels)
+        return Response(png, media_type='image/png')
+
+    async def api_error(request, error):
+        return JSONResponse({'error': error.message}, status_code=error.status)
+
+    async def http_error(request, error):
+        messages = {
+            404: f'there is nothing at {request.url.path}; the API is POST {API_PATH}.',
+            405: f'{request.method} is not allowed on {request.url.path}; see GET / for the page '
+                 f'and POST {API_PATH} for the API.',
+        }
+        message = messages.get(error.status_code, _sentence(str(error.detail)))
+        return JSONResponse({'error': message}, status_code=error.status_code,
+                            headers=getattr(error, 'headers', None))
+
+    async def server_error(request, error):
+        return JSONResponse({'error': f'the server failed on this request ({type(error).__name__}); '
+                                      f'it is still running, try again.'}, status_code=500)
+
+    app = Starlette(
+        routes=[Route('/', index), Route('/healthz', healthz), Route(API_PATH, inpaint, methods=['POST']),
+                Mount('/static', StaticFiles(directory=WEB_DIR), name='static')],
+        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error})
+    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    return app
+
+
+def _inpaint_bytes(model, image_bytes, mask_bytes, max_pixels):
+    """Decodes, inpaints (under the model's lock) and encodes; runs in a worker thread."""
+    image = decode_image(image_bytes, max_pixels)
+    mask = decode_mask(mask_bytes, max_pixels)
+    if mask.shape != image.shape[:2]:
+        raise ApiError(400, f'the mask is {mask.shape[1]}x{mask.shape[0]} but the image is '
+                            f"{image.shape[1]}x{image.shape[0]}; send a mask of the image's size.")
+    return encode_png(model.inpaint(image, mask))
+
+
+def _sentence(text):
+    text = text.strip() or 'the request was refused'
+    return text if text.endswith('.') else text + '.'
+
+
+class _BodyLimit:
+    """ASGI middleware: 413 for a body over `max_bytes`, from Content-Length when given, else
+    while the body streams in (the endpoint's read raises `ApiError`)."""
+
+    def __init__(self, app, max_bytes):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _error(self):
+        return ApiError(413, f'the request body is over this server\'s limit of '
+                             f'{self.max_bytes // 2**20} MiB; send smaller files.')
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http':
+            return await self.app(scope, receive, send)
+        length = dict(scope['headers']).get(b'content-length')
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            from starlette.responses import JSONResponse
+            response = JSONResponse({'error': self._error().message}, status_code=413,
+                                    headers={'Connection': 'close'})
+            return await response(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message['type'] == 'http.request':
+                received += len(message.get('body', b''))
+                if received > self.max_bytes:
+                    raise self._error()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def bind(host, port):
+    """A listening TCP socket on (host, port); port 0 picks a free one.
+
+    Raises:
+        OSError: the address cannot be resolved or bound (e.g. the port is in use).
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(app, sock, verbose=False):
+    """A uvicorn server for `app` on a socket from `bind` (run it with `server.run([sock])`)."""
+    import uvicorn
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(app, host=host, port=port, lifespan='off', access_log=verbose,
+                            log_level='info' if verbose else 'warning')
+    return uvicorn.Server(config)
+
+
+def load_model(checkpoint_dir):
+    """Loads the checkpoint and warms the network up (traced once: the first request is fast)."""
+    from inpaint.inference import Inpainter
+    inpainter = Inpainter.from_checkpoint(checkpoint_dir)
+    warm = np.zeros((64, 64), bool)
+    warm[16:32, 16:32] = True
+    inpainter.inpaint(np.full((64, 64, 3), 128, np.uint8), warm)
+    return Model(inpainter, checkpoint_dir)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of exiting, so `main` returns the exit code."""
+
+    def error(self, message):
+        raise InputError(message)
+
+
+def _parser():
+    parser = _Parser(prog='python -m inpaint.serve', description=__doc__.split('\n')[0])
+    parser.add_argument('--checkpoint_dir', required=True,
+                        help='release folder, checkpoint prefix or train.py log_dir')
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to listen on (default 127.0.0.1: this machine only; '
+                             '0.0.0.0 exposes the server, which has no authentication)')
+    parser.add_argument('--port', type=int, default=8080, help='port (default 8080; 0 = any free)')
+    parser.add_argument('--max_pixels', type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f'largest image, width * height (default {DEFAULT_MAX_PIXELS} = 4096x4096)')
+    parser.add_argument('--max_body_mb', type=float, default=DEFAULT_MAX_BODY_MB,
+                        help=f'largest request body in MiB (default {DEFAULT_MAX_BODY_MB})')
+    parser.add_argument('--verbose', action='store_true',
+                        help=commands.VERBOSE_HELP + '; also logs every request')
+    return parser
+
+
+def main(argv=None):
+    """Serves until interrupted; returns the exit code (see the module docstring)."""
+    try:
+        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+        if args.max_pixels < 1 or args.max_body_mb <= 0:
+            raise InputError('--max_pixels and --max_body_mb must be positive')
+    except SystemExit as exit_:  # --help
+        return int(exit_.code or 0)
+    except InputError as error:
+        print(f'serve: error: {error}', file=sys.stderr)
+        return 2
+    try:  # first, so that a busy port fails before the model's load
+        sock = bind(args.host, args.port)
+    except OSError as error:
+        print(f'serve: error: cannot listen on {args.host}:{args.port} ({error.strerror or error}); '
+              f'choose another --port or --host', file=sys.stderr)
+        return 2
+    from inpaint.checkpoint import CheckpointError
+    try:
+        model = load_model(args.checkpoint_dir)
+    except (CheckpointError, InputError) as error:
+        sock.close()
+        print(f'serve: error: {error}', file=sys.stderr)
+        return 2
+    app = create_app(model, args.max_pixels, int(args.max_body_mb * 2**20))
+    host, port = sock.getsockname()[:2]
+    health = model.health()
+    url_host = f'[{host}]' if ':' in host else host
+    print(f'serve: DeepFill v2 from {args.checkpoint_dir} (generator width '
+          f'{health["widths"]["generator"]}, {health["backend"]}) on http://{url_host}:{port}/ '
+          f'(Ctrl+C stops)', flush=True)
+    make_server(app, sock, args.verbose).run(sockets=[sock])
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(commands.run(main))
