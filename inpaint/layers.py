@@ -2,10 +2,11 @@
 spectral-normalized convolution, each computing exactly what the authors' TF1 code computes.
 
 Written in `keras.ops` only, so the same layers and weights run on TensorFlow, JAX and PyTorch.
-All tensors are NHWC float32 with static spatial sizes (callers compile once per input shape).
-Resizing follows TensorFlow's align-corners kernels (the original's `resize(..., align_corners=True)`):
-the source indices are computed here in NumPy, exactly as TensorFlow computes them, and gathered
-with `ops.take`.
+All tensors are NHWC float32. Callers compile once per input shape, so sizes are normally static;
+unknown sizes (a TensorFlow SavedModel for any image size) work too, with contextual attention in
+one block. Resizing follows TensorFlow's align-corners kernels (the original's
+`resize(..., align_corners=True)`): the source indices are computed exactly as TensorFlow computes
+them (in NumPy when the sizes are known) and gathered with `ops.take`.
 """
 import keras
 import numpy as np
@@ -29,42 +30,58 @@ def align_corners_indices(size_in, size_out):
     return np.minimum(index, size_in - 1).astype(np.int32)
 
 
+def _align_corners_indices_op(size_in, size_out):
+    """`align_corners_indices` for sizes known only at run time (int32 scalars), same float32 steps."""
+    size_in, size_out = ops.cast(size_in, 'int32'), ops.cast(size_out, 'int32')
+    scale = ops.where(size_out > 1, ops.cast(size_in - 1, 'float32')
+                      / ops.cast(ops.maximum(size_out - 1, 1), 'float32'), 0.0)
+    position = ops.cast(ops.arange(size_out), 'float32') * scale
+    index = ops.cast(ops.floor(position + 0.5), 'int32')
+    return ops.minimum(index, size_in - 1)
+
+
 def resize_nearest(x, size):
     """Nearest-neighbour resize with `align_corners=True` (source index `round(i*(in-1)/(out-1))`).
 
     Args:
-        x: (B, H, W, C) with static H, W.
-        size: (out_h, out_w), Python ints.
+        x: (B, H, W, C).
+        size: (out_h, out_w), Python ints (or int32 scalars when the sizes are unknown).
     Returns:
         (B, out_h, out_w, C).
     """
-    height, width = x.shape[1], x.shape[2]
-    if (height, width) == tuple(size):
+    height, width = spatial_shape(x)
+    static = all(isinstance(n, int) for n in (height, width, *size))
+    if static and (height, width) == tuple(size):
         return x
-    x = ops.take(x, align_corners_indices(height, size[0]), axis=1)
-    return ops.take(x, align_corners_indices(width, size[1]), axis=2)
+    indices = align_corners_indices if static else _align_corners_indices_op
+    x = ops.take(x, indices(height, size[0]), axis=1)
+    return ops.take(x, indices(width, size[1]), axis=2)
+
+
+def dim(x, axis):
+    """Size of `x` along `axis`: a Python int when known, else an int32 scalar."""
+    size = x.shape[axis]
+    return int(size) if size is not None else ops.shape(x)[axis]
 
 
 def spatial_shape(x):
-    """(H, W) of an NHWC tensor as Python ints (shapes are static in this project)."""
-    height, width = x.shape[1], x.shape[2]
-    if height is None or width is None:
-        raise ValueError(f'spatial size must be static, got {tuple(x.shape)}; compile per input shape')
-    return int(height), int(width)
+    """(H, W) of an NHWC tensor: Python ints when known, else int32 scalars."""
+    return dim(x, 1), dim(x, 2)
 
 
 def extract_patches(x, size, stride):
     """`tf.image.extract_patches` with 'SAME' padding: (B, H, W, C) -> (B, h, w, size*size*C).
 
     Patch values are ordered (row, column, channel), as TensorFlow's; zeros outside the image.
-    h = ceil(H / stride), w = ceil(W / stride).
+    h = ceil(H / stride), w = ceil(W / stride). Sizes unknown until run time must be multiples of
+    `stride` (then the padding, `size - stride`, is known).
     """
     height, width = spatial_shape(x)
-    out_h, out_w = -(-height // stride), -(-width // stride)
-    pad_h = max((out_h - 1) * stride + size - height, 0)
-    pad_w = max((out_w - 1) * stride + size - width, 0)
+    out_h, out_w = (-(-n // stride) if isinstance(n, int) else n // stride for n in (height, width))
+    pad_h = max((out_h - 1) * stride + size - height, 0) if isinstance(height, int) else size - stride
+    pad_w = max((out_w - 1) * stride + size - width, 0) if isinstance(width, int) else size - stride
     x = ops.pad(x, [[0, 0], [pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2], [0, 0]])
-    shifts = [x[:, dy:dy + stride * (out_h - 1) + 1:stride, dx:dx + stride * (out_w - 1) + 1:stride, :]
+    shifts = [x[:, dy:dy + stride * out_h:stride, dx:dx + stride * out_w:stride, :]
               for dy in range(size) for dx in range(size)]
     return ops.concatenate(shifts, axis=-1)
 
@@ -220,9 +237,9 @@ class ContextualAttention(keras.layers.Layer):
 
     def call(self, f, b, mask=None):
         rate, k = self.rate, self.ksize
-        batch, channels = b.shape[0], b.shape[-1]
+        batch, channels = dim(b, 0), b.shape[-1]
         height, width = spatial_shape(f)
-        if height % rate or width % rate:
+        if isinstance(height, int) and isinstance(width, int) and (height % rate or width % rate):
             raise ValueError(f'ContextualAttention needs H and W divisible by rate={rate}, '
                              f'got {height}x{width}; pad the input')
         # Full-resolution patches of b to paste back: (B, L, 2r*2r*C), L = (H/r)*(W/r).
@@ -244,7 +261,7 @@ class ContextualAttention(keras.layers.Layer):
         # mm = 1 where a k x k mask patch has no hole: (Bm, 1, hw).
         m = extract_patches(mask, k, 1)
         mm = ops.cast(ops.equal(ops.mean(m, axis=-1), 0.0), fp.dtype)
-        mm = ops.reshape(mm, (mask.shape[0], 1, -1))
+        mm = ops.reshape(mm, (dim(mask, 0), 1, -1))
 
         index, patches = BlockedAttention(self, fp, wn, mm, raw, small).run()
         h, w = small
@@ -255,17 +272,20 @@ class ContextualAttention(keras.layers.Layer):
         return y, offsets
 
     def _overlap_add(self, patches, height, width):
-        """col2im of (B, h, w, 2r, 2r, C) patches at stride r with TF's 'SAME' transposed padding."""
+        """col2im of (B, h, w, 2r, 2r, C) patches at stride r with TF's 'SAME' transposed padding.
+
+        Written with tensors of at most 5 dimensions (TFLite's limit for slices).
+        """
         r = self.rate
-        batch, h, w, channels = patches.shape[0], patches.shape[1], patches.shape[2], patches.shape[-1]
+        batch, h, w, channels = dim(patches, 0), dim(patches, 1), dim(patches, 2), patches.shape[-1]
         # kernel index = a * r + q with a in {0, 1}: each (a, a') block tiles the plane at stride r.
-        patches = ops.reshape(patches, (batch, h, w, 2, r, 2, r, channels))
+        rows = ops.reshape(patches, (batch * h, w, 2, r, 2 * r * channels))
         canvas = 0.0
         for a in range(2):
+            cols = ops.reshape(rows[:, :, a], (batch * h, w, r, 2, r * channels))
             for a2 in range(2):
-                block = patches[:, :, :, a, :, a2, :, :]  # (B, h, w, r, r, C)
-                block = ops.reshape(ops.transpose(block, (0, 1, 3, 2, 4, 5)),
-                                    (batch, h * r, w * r, channels))
+                block = ops.transpose(cols[:, :, :, a2], (0, 2, 1, 3))  # (B*h, r, w, r*C)
+                block = ops.reshape(block, (batch, h * r, w * r, channels))
                 canvas = canvas + ops.pad(block, [[0, 0], [a * r, (1 - a) * r],
                                                   [a2 * r, (1 - a2) * r], [0, 0]])
         top = r // 2  # TF 'SAME': total padding r (kernel 2r, stride r), the smaller half first
@@ -314,27 +334,34 @@ class BlockedAttention:
     each block is computed exactly as on the full matrix, which is never held whole.
 
     The block count is static (R rows a block, the last block padded with rows past the image
-    whose results are dropped), so the loop compiles on every backend (`ops.fori_loop`).
+    whose results are dropped), so the loop compiles on every backend (`ops.map`). When the
+    spatial size is unknown until run time (a SavedModel for any size), there is one block.
     """
 
     def __init__(self, layer, fp, wn, mm, raw, small):
         self.layer, self.fp, self.wn, self.mm, self.raw = layer, fp, wn, mm, raw
         self.h, self.w = small
-        self.batch = fp.shape[0]
+        self.batch = dim(fp, 0)
         self.size = self.h * self.w  # P = Q
-        bytes_per_row = 4 * self.batch * self.w * self.size
-        self.rows = int(min(max(layer.block_bytes // bytes_per_row, 1), self.h))
-        self.num_blocks = -(-self.h // self.rows)
+        known = isinstance(self.h, int) and isinstance(self.w, int)
+        if known:  # blocks sized for one image when the batch is unknown
+            images = self.batch if isinstance(self.batch, int) else 1
+            bytes_per_row = 4 * images * self.w * self.size
+            self.rows = int(min(max(layer.block_bytes // bytes_per_row, 1), self.h))
+        else:
+            self.rows = self.h
+        self.num_blocks = -(-self.h // self.rows) if known else 1
         # Key-side gather for the column-major neighbours: key q=(k, l) -> (k + t, l), wrapped;
         # index `size` (a zero column) where there is none.
-        q = np.arange(self.size)
+        xp = np if known else ops
+        q = xp.arange(self.size)
         column_major = (q % self.w) * self.h + q // self.w
         self.key_index = {}
         for t in (-1, 1):
             moved = column_major + t
             source = (moved % self.h) * self.w + moved // self.h
-            self.key_index[t] = np.where((moved >= 0) & (moved < self.size), source,
-                                         self.size).astype(np.int32)
+            index = xp.where((moved >= 0) & (moved < self.size), source, self.size)
+            self.key_index[t] = index.astype(np.int32) if known else ops.cast(index, 'int32')
 
     def run(self):
         """Returns argmax indices (B, hw) and pasted patches (B, hw, 4r*r*C)."""

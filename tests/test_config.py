@@ -31,7 +31,8 @@ ORIGINAL_FLISTS = {
 ADDITIONS = {
     'cnum_generator': 48, 'cnum_discriminator': 64, 'gp_lambda': 10.0, 'mask_per_image': False,
     'lr': 1e-4, 'beta1': 0.5, 'beta2': 0.999, 'max_to_keep': 3, 'log_steps': 100,
-    'num_parallel_calls': -1, 'shuffle_buffer': 1000, 'seed': 0,
+    'num_parallel_calls': -1, 'shuffle_buffer': 1000, 'seed': 0, 'mixed_precision': False,
+    'heldout_steps': 0, 'heldout_images': 16,
 }
 
 
@@ -169,6 +170,8 @@ ERROR_CASES = [
     ({'num_parallel_calls': 0}, 'num_parallel_calls'),
     ({'shuffle_buffer': 0}, 'shuffle_buffer'),
     ({'seed': -1}, 'seed'),
+    ({'heldout_steps': -1}, 'heldout_steps'),
+    ({'heldout_images': 0}, 'heldout_images'),
 ]
 
 

@@ -13,8 +13,7 @@ import pytest
 from inpaint import data
 from inpaint.imageio import InputError
 
-# The shared folder sits next to the repository (../shared), wherever it is checked out.
-SHARED = os.path.join(os.path.dirname(__file__), '..', '..', 'shared')
+from conftest import SHARED  # ../shared next to the repository  # noqa: E402
 SAMPLE = os.path.join(SHARED, 'data', 'imagenet_sample')
 REPO = os.path.join(os.path.dirname(__file__), '..')
 # A sample JPEG whose EXIF orientation rotates it: cv2.imread gives (392, 294), raw pixels (294, 392).

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import shared_path
 from inpaint import evaluate, evaluation, imageio
 
-SAMPLE_DIR = '/work/shared/data/imagenet_sample'
 
 
 def _photo(seed, h=40, w=48):
@@ -135,12 +135,12 @@ def test_ssim_matches_skimage_synthetic(shape):
         assert abs(evaluation.ssim(a, b) - _skimage_ssim(a, b)) < SSIM_TOL
 
 
-@pytest.mark.skipif(not os.path.isdir(SAMPLE_DIR), reason='shared ImageNet sample not present')
 def test_ssim_matches_skimage_on_photos():
-    names = sorted(n for n in os.listdir(SAMPLE_DIR) if n.endswith('.JPEG'))[:3]
+    sample_dir = shared_path('data', 'imagenet_sample')
+    names = sorted(n for n in os.listdir(sample_dir) if n.endswith('.JPEG'))[:3]
     assert names
     for i, name in enumerate(names):
-        truth = imageio.read_image(os.path.join(SAMPLE_DIR, name))
+        truth = imageio.read_image(os.path.join(sample_dir, name))
         if i == 0:  # one at native size, the others at the evaluation resolution
             truth = truth[:300, :300]
         else:

@@ -19,15 +19,9 @@ import pytest
 
 from conftest import GOLDEN_CHECKPOINT, golden_case
 from inpaint import export
-from inpaint.export import ExportError
 from inpaint.imageio import read_image, read_mask
 from inpaint.inference import Inpainter, to_network
 
-# What blocks ONNX and TFLite today, in inpaint/layers.py's ContextualAttention (README, "Deploy").
-ATTENTION_LOOP = ('contextual attention runs its blocks in a tf.while_loop over a TensorArray '
-                  '(TensorListConcatV2: no ONNX or TFLite built-in op); a static Python loop fixes ONNX')
-TFLITE_OPS = ATTENTION_LOOP + ('; TFLite also needs tf.image.extract_patches and the 8-D slices '
-                               'of the paste-back rewritten with slices/depth_to_space')
 
 
 @pytest.fixture(scope='module')
@@ -81,7 +75,6 @@ def test_saved_model_any_size_through_the_command_line(inpainter, golden, tmp_pa
         assert np.count_nonzero(got_image[i] != want) <= 3
 
 
-@pytest.mark.xfail(raises=ExportError, strict=True, reason=ATTENTION_LOOP)
 def test_onnx_at_a_fixed_size_matches_keras(inpainter, golden, tmp_path):
     pytest.importorskip('onnxruntime')
     image, mask = golden
@@ -93,7 +86,6 @@ def test_onnx_at_a_fixed_size_matches_keras(inpainter, golden, tmp_path):
     check(export.run_onnx(path, image, mask), keras_outputs(inpainter, image, mask), 1e-4)
 
 
-@pytest.mark.xfail(raises=ExportError, strict=True, reason=TFLITE_OPS)
 def test_tflite_at_a_fixed_size_matches_keras(inpainter, golden, tmp_path):
     image, mask = golden
     path = str(tmp_path / 'deepfill.tflite')

@@ -240,7 +240,9 @@ def test_make_mask_reproducible(family):
 
 # Box: (96..128)^2 / 256^2. Line/circle: the target is U(0.10, 0.30); one shape overshoots it by a
 # few percent at most.
-_RANGES = {'box': (96 * 96 / 65536, 128 * 128 / 65536), 'line_circle': (0.10, 0.40)}
+# Large box: U(0.3, 0.6) of the image, sides rounded to pixels.
+_RANGES = {'box': (96 * 96 / 65536, 128 * 128 / 65536), 'line_circle': (0.10, 0.40),
+           'large_box': (0.30, 0.60)}
 
 
 @pytest.mark.parametrize('h, w', [(256, 256), (200, 300), (512, 384)])
@@ -258,6 +260,16 @@ def test_eval_family_coverage(family, h, w):
     assert len(set(fractions)) > 25  # they vary
     if family == 'line_circle':
         assert 0.15 < np.median(fractions) < 0.27
+    if family == 'large_box':
+        assert 0.38 < np.mean(fractions) < 0.52
+
+
+def test_large_box_is_one_rectangle():
+    for index in range(20):
+        mask = masks.make_mask('large_box', 200, 300, seed=0, index=index)
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()  # filled, one box
+        assert mask.sum() == len(rows) * len(cols)
 
 
 def test_line_circle_has_thin_and_round_parts():

@@ -43,13 +43,14 @@ from inpaint.discriminator import build_discriminator
 from inpaint.generator import build_generator
 from inpaint.inference import Inpainter
 from inpaint.training import NonFiniteLossError, Trainer, TrainingInterrupted, static_view_mask
+from conftest import SHARED
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 GOLDEN_CHECKPOINT = os.path.join(HERE, 'data', 'golden_small', 'checkpoint_dir')  # TF1
 # Training golden weights (cnum 8, gan_with_mask), backend-neutral copy of its TF1 checkpoint_dir.
 TRAIN_WEIGHTS = os.path.join(HERE, 'data', 'golden_train_small', 'weights')
-IMAGENET = os.path.join(REPO, '..', 'shared', 'data', 'imagenet_sample')
+IMAGENET = os.path.join(SHARED, 'data', 'imagenet_sample')
 RTOL, ATOL = 1e-5, 1e-6
 SIZE = 32
 

@@ -31,10 +31,11 @@ import pytest
 from inpaint.checkpoint import discriminator_table, generator_table
 from inpaint.config import DEFAULT_CONFIG, load_config
 from inpaint.training import Trainer
+from conftest import SHARED
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, 'data', 'golden_train_small')
-SHARED_FIXTURE = os.path.join(HERE, '..', '..', 'shared', 'golden', 'train_small')
+SHARED_FIXTURE = os.path.join(SHARED, 'golden', 'train_small')
 LOSS_ATOL = 1e-5
 UPDATE_ATOL = 1e-6
 U_RTOL = 1e-5
