@@ -12,8 +12,11 @@
 # for SECONDS, stops with SIGINT (the trainer saves on it) and exports the weights to $OUT/w.
 set -uo pipefail
 seconds=${1:-480}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+if ! python3 -c 'import keras' 2>/dev/null; then  # the GPU machine has JAX but not Keras
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+fi
 export PYTHONPATH=/tmp/site:$PWD TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1 KERAS_BACKEND=jax
+OUT=${OUT:-runs/gpu_out}
 mkdir -p /tmp/data /tmp/val .gpu
 for piece in .gpu/train/piece*; do
   cp "$piece"/*.jpg /tmp/data/ && cat "$piece/train.flist" >> /tmp/data/train.flist
