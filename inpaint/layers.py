@@ -458,7 +458,9 @@ class SpectralNormConv2D(keras.layers.Layer):
     def normalized_kernel(self):
         """Returns (kernel / sigma, new u) after one power iteration."""
         w = ops.reshape(self.kernel, (-1, self.filters))  # (k*k*Cin, Cout)
-        v = _l2_normalize(ops.matmul(self.u, ops.transpose(w)))  # (1, k*k*Cin)
+        # A copy of u: `call` then updates the variable in place, which on PyTorch must not touch
+        # a tensor that the backward pass still needs.
+        v = _l2_normalize(ops.matmul(ops.copy(self.u), ops.transpose(w)))  # (1, k*k*Cin)
         u = _l2_normalize(ops.matmul(v, w))  # (1, Cout)
         sigma = ops.matmul(ops.matmul(v, w), ops.transpose(u))  # (1, 1)
         return ops.reshape(w / sigma, self.kernel.shape), u
