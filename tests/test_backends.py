@@ -96,3 +96,13 @@ def test_demo_command_equals_tensorflow_within_one_grey_level(tmp_path, backend)
     assert diff.max() <= 1, diff.max()
     assert diff[~mask].max() == 0  # known pixels are the input's on every backend
     assert np.any(outputs['tensorflow'][mask] != cv2.imread(os.path.join(REPO, 'examples', 'input.png'))[mask])
+
+
+@pytest.mark.slow
+def test_training_golden_on_torch():
+    """The original's training graph reproduced on PyTorch too (issue: training proven faithful)."""
+    _backend_or_skip('torch')
+    run = _run('torch', ['-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                         os.path.join('tests', 'test_training_golden.py')], timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert ' passed' in run.stdout and 'skipped' not in run.stdout, run.stdout[-500:]
