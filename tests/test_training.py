@@ -41,6 +41,7 @@ from inpaint.checkpoint import (CheckpointError, discriminator_table, generator_
 from inpaint.config import DEFAULT_CONFIG, ConfigError, load_config
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import build_generator
+from inpaint.imageio import InputError
 from inpaint.inference import Inpainter
 from inpaint.training import NonFiniteLossError, Trainer, TrainingInterrupted, static_view_mask
 from conftest import SHARED
@@ -854,3 +855,13 @@ def test_short_real_run_learns(tmp_path, capsys):
     second_half = np.mean([ae[step] for step in range(101, 201)])
     assert second_half < 0.95 * first_half, (first_half, second_half)
     assert 'Finished at step 200' in capsys.readouterr().out
+
+
+def test_missing_training_list_fails_before_writing_anything(tmp_path):
+    """A bad data list is found before config.yml (or anything else) is written into log_dir."""
+    config = tiny_config(tmp_path, val=False)
+    os.remove(os.path.join(tmp_path, 'train.flist'))
+    trainer = Trainer(config)
+    with pytest.raises(InputError, match='train.flist'):
+        trainer.train(max_iters=1)
+    assert not os.path.exists(config.log_dir) or os.listdir(config.log_dir) == []
