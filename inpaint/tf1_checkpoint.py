@@ -32,7 +32,7 @@ def read_tensors(prefix):
     try:
         reader = tf.train.load_checkpoint(prefix)
         raw_shapes = reader.get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as error:
+    except (tf.errors.OpError, ValueError, IndexError) as error:
         raise TF1ReadError(error.__class__.__name__) from None
     # Authors' name -> key in the file; a training checkpoint stores them as object attributes.
     keys = (_object_keys(raw_shapes) if OBJECT_GRAPH_KEY in raw_shapes
@@ -42,7 +42,7 @@ def read_tensors(prefix):
     def load(name):
         try:
             return np.asarray(reader.get_tensor(keys[name]), np.float32)
-        except (tf.errors.OpError, ValueError) as error:
+        except (tf.errors.OpError, ValueError, IndexError) as error:  # IndexError: truncated .data
             raise TF1ReadError(f'{error.__class__.__name__} reading {name}') from None
     return shapes, load
 
