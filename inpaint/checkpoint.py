@@ -30,6 +30,7 @@ import re
 
 import numpy as np
 
+from inpaint import training_state
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import build_generator
 from inpaint.layers import GatedUpsample
@@ -189,7 +190,6 @@ def load_tensors(tensors, source, with_discriminator=True):
 
 def checkpoint_format(path):
     """'weights', 'run' or 'tf1' for a path that exists; raises CheckpointError otherwise."""
-    from inpaint import training_state
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST)):
         return 'weights'
     if os.path.isdir(path) and training_state.list_checkpoints(path):
@@ -220,7 +220,6 @@ def load_models(path, with_discriminator=True):
     if kind == 'weights':
         return load_weights_folder(path, with_discriminator)
     if kind == 'run':
-        from inpaint import training_state
         try:
             state = (training_state.read(path) if os.path.isfile(path)
                      else training_state.latest_intact(path))
@@ -314,7 +313,6 @@ def export_tf1(prefix, generator, discriminator=None):
 
 def _inside_run(path):
     """The train.py log_dir that contains `path`, or None."""
-    from inpaint import training_state
     folder = os.path.abspath(path)
     while True:
         if os.path.isdir(folder) and (training_state.list_checkpoints(folder)

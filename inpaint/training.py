@@ -39,6 +39,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 
 import keras
@@ -243,23 +244,22 @@ class Trainer:
             os.remove(old)
         return path
 
-    def _load_static_views(self):
-        paths = data_lib.list_images(self.config.val_flist)[:self.config.static_view_size]
+    def _validation_images(self, count):
+        """The first `count` validation images, centre-cropped (or resized) as training sees them:
+        float32 (N, H, W, 3) BGR 0..255, or None when the list is empty."""
+        paths = data_lib.list_images(self.config.val_flist)[:count]
         images = [data_lib.center_crop_or_resize(data_lib.decode_bgr(path), self.image_size,
                                                  self.config.random_crop) for path in paths]
         return np.stack(images).astype(np.float32) if images else None
 
+    def _load_static_views(self):
+        return self._validation_images(self.config.static_view_size)
+
     def _load_heldout(self):
-        """Validation images (centre crops) and one fixed training-style mask each, seeded."""
-        c = self.config
-        paths = data_lib.list_images(c.val_flist)[:c.heldout_images]
-        images = np.stack([data_lib.center_crop_or_resize(data_lib.decode_bgr(path), self.image_size,
-                                                          c.random_crop) for path in paths])
-        rng = np.random.default_rng(12345)
-        masks = np.stack([masks_lib.training_mask(
-            *self.image_size, c.height, c.width, c.vertical_margin, c.horizontal_margin,
-            c.max_delta_height, c.max_delta_width, rng) for _ in paths])[..., None]
-        return images.astype(np.float32), masks.astype(np.float32)
+        """Validation images and one fixed (seeded) training mask each."""
+        images = self._validation_images(self.config.heldout_images)
+        masks = self._training_masks(len(images), np.random.default_rng(12345))
+        return images, masks.astype(np.float32)
 
     # --- losses (written once, in keras.ops) ---------------------------------------------------
 
@@ -384,15 +384,18 @@ class Trainer:
         Args:
             rng: np.random.Generator.
         """
+        return self._training_masks(self.config.batch_size if self.config.mask_per_image else 1, rng)
+
+    def _training_masks(self, count, rng):
+        """`count` masks of the original's training kind (box + brush strokes): (count, H, W, 1)."""
         c = self.config
-        count = c.batch_size if c.mask_per_image else 1
         return np.stack([masks_lib.training_mask(
             *self.image_size, c.height, c.width, c.vertical_margin, c.horizontal_margin,
             c.max_delta_height, c.max_delta_width, rng) for _ in range(count)])[..., None]
 
     def preview(self, batch, mask):
         """raw | incomplete | complete | flow of a batch (B, H, 4W, 3) RGB in [0, 1], as logged."""
-        x = np.asarray(batch, np.float32) / np.float32(127.5) - np.float32(1.0)
+        x = self.to_network(np.asarray(batch, np.float32))
         mask = np.asarray(mask, np.float32)
         incomplete = x * (1.0 - mask)
         _, x2, offsets = self._infer(incomplete, mask)
@@ -410,7 +413,7 @@ class Trainer:
         images, masks = self.heldout
         total, count = 0.0, 0.0
         for start in range(0, len(images), 8):
-            x = images[start:start + 8] / np.float32(127.5) - np.float32(1.0)
+            x = self.to_network(images[start:start + 8])
             mask = masks[start:start + 8]
             _, x2, _ = self._infer(x * (1.0 - mask), mask)
             total += float((np.abs(x2.astype(np.float32) - x) * mask).sum()) / 2.0  # [-1,1] -> [0,1]
@@ -457,7 +460,7 @@ class Trainer:
         if c.random_seed:  # the WGAN-GP interpolation weights, re-seeded as the data and the masks
             state = self.seed_generator.state
             state.assign(np.array([self._seed(start, 2) % 2**31, 0], state.dtype))
-        writer = _summary_writer(c.log_dir)
+        writer = EventWriter(c.log_dir)
         origin = f'resumed from {self.restored_from}' if start else (
             f'weights from {self.restored_from}' if self.restored_from else 'from scratch')
         print(f'Training steps {start}..{target} ({origin}) on {keras.backend.backend()}, '
@@ -567,7 +570,6 @@ class _StopRequest:
         self.requested = True
 
     def __enter__(self):
-        import threading
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -577,7 +579,3 @@ class _StopRequest:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         return False
-
-
-def _summary_writer(log_dir):
-    return EventWriter(log_dir)

@@ -12,6 +12,8 @@ import importlib
 
 import keras
 
+from inpaint.config import ConfigError
+
 _MODULES = {'tensorflow': 'tf_backend', 'jax': 'jax_backend', 'torch': 'torch_backend'}
 
 
@@ -31,6 +33,14 @@ def input_gradient(fn, x):
 def compile_inference(model):
     """A function (*NumPy inputs) -> tuple of NumPy outputs running `model`, compiled per shape."""
     return current().compile_inference(model)
+
+
+def require_one_device(trainer, strategy):
+    """Raises ConfigError unless training is on one device (backends without tf.distribute)."""
+    if strategy is not None or trainer.config.num_gpus_per_job > 1:
+        raise ConfigError('num_gpus_per_job: training on several devices is supported on the '
+                          'TensorFlow backend only; set num_gpus_per_job: 1 or '
+                          'KERAS_BACKEND=tensorflow', 'num_gpus_per_job')
 
 
 def training_engine(trainer, strategy=None):

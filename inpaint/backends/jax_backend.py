@@ -6,11 +6,13 @@ a pure function under `jax.jit`; the new values (weights, the spectral-norm `u`,
 slots and counter) come back out and are assigned to the Keras variables after the call. The loss
 code is the `Trainer`'s own, unchanged.
 """
+import contextlib
+
 import jax
 import keras
 import numpy as np
 
-from inpaint.config import ConfigError
+from inpaint.backends import require_one_device
 
 
 def input_gradient(fn, x):
@@ -50,16 +52,13 @@ class TrainingEngine:
     """
 
     def __init__(self, trainer, strategy=None):
-        if strategy is not None or trainer.config.num_gpus_per_job > 1:
-            raise ConfigError('num_gpus_per_job: training on several devices is supported on the '
-                              'TensorFlow backend only; set num_gpus_per_job: 1 or '
-                              'KERAS_BACKEND=tensorflow', 'num_gpus_per_job')
+        require_one_device(trainer, strategy)
         self.trainer = trainer
         self.num_replicas = 1
         self._steps = {}
 
     def scope(self):
-        return _NoScope()
+        return contextlib.nullcontext()
 
     def _groups(self):
         t = self.trainer
@@ -131,11 +130,3 @@ class TrainingEngine:
     def tracing_counts(self):
         return {f'{which}_step': self._steps[which][0]._cache_size() if which in self._steps else 0  # pylint: disable=protected-access
                 for which in ('d', 'g')}
-
-
-class _NoScope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

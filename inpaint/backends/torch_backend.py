@@ -3,8 +3,13 @@
 Keras variables are torch tensors on this backend, so a step is the `Trainer`'s loss code run
 eagerly, `torch.autograd.grad` for the gradients, and the shared Keras optimizer's `apply`.
 """
+import contextlib
+
 import numpy as np
 import torch
+from keras import ops
+
+from inpaint.backends import require_one_device
 
 
 def input_gradient(fn, x):
@@ -28,20 +33,18 @@ class TrainingEngine:
     """D and G update steps of a `Trainer` on PyTorch (one device, eager)."""
 
     def __init__(self, trainer, strategy=None):
-        from inpaint.config import ConfigError
-        if strategy is not None or trainer.config.num_gpus_per_job > 1:
-            raise ConfigError('num_gpus_per_job: training on several devices is supported on the '
-                              'TensorFlow backend only; set num_gpus_per_job: 1', 'num_gpus_per_job')
+        require_one_device(trainer, strategy)
         self.trainer = trainer
         self.num_replicas = 1
 
     def scope(self):
-        return _NoScope()
+        return contextlib.nullcontext()
 
     def _run(self, which, batch, mask):
         trainer = self.trainer
-        x = trainer.to_network(torch.as_tensor(np.asarray(batch, np.float32)))
-        mask = torch.as_tensor(np.asarray(mask, np.float32))
+        # On the Keras device (the GPU when there is one), as the variables are.
+        x = trainer.to_network(ops.convert_to_tensor(np.asarray(batch, np.float32)))
+        mask = ops.convert_to_tensor(np.asarray(mask, np.float32))
         network = trainer.discriminator if which == 'd' else trainer.generator
         variables = network.trainable_variables
         if which == 'd':
@@ -65,11 +68,3 @@ class TrainingEngine:
 
     def tracing_counts(self):
         return {'d_step': 0, 'g_step': 0}
-
-
-class _NoScope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
