@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import GOLDEN, GOLDEN_CHECKPOINT
+from conftest import DAMAGED_KINDS, GOLDEN, GOLDEN_CHECKPOINT, damaged_checkpoint
 from inpaint import batch
 from inpaint.imageio import InputError, read_image, read_mask, write_image, write_mask
 from inpaint.inference import Inpainter
@@ -349,6 +349,23 @@ def test_cli_bad_checkpoint_exits_2(tmp_path, capsys, cli):
     assert code == 2
     assert len(capsys.readouterr().err.splitlines()) == 1
     assert not os.path.exists(tmp_path / 'out.png')
+
+
+@pytest.mark.parametrize('kind', sorted(DAMAGED_KINDS))
+@pytest.mark.parametrize('mode', ['--flist', '--input_dir'])
+def test_cli_damaged_checkpoint_exits_2_with_one_line(tmp_path, capsys, cli, kind, mode):
+    pairs = write_pairs(str(tmp_path), [(37, 53)])
+    ckpt = damaged_checkpoint(str(tmp_path), kind)
+    (tmp_path / 'jobs.txt').write_text(f'{pairs[0][0]} {pairs[0][1]} out/o.png\n')
+    argv = (['--flist', str(tmp_path / 'jobs.txt')] if mode == '--flist' else
+            ['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+             '--output_dir', str(tmp_path / 'out')])
+    code = cli.main(argv + ['--checkpoint_dir', ckpt])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(f'error: {ckpt}'), err
+    assert 'download' in err or 'export' in err
+    assert not (tmp_path / 'out').exists()
 
 
 @pytest.mark.parametrize('argv', [

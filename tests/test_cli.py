@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, golden_case
+from conftest import DAMAGED_KINDS, GOLDEN_CHECKPOINT, damaged_checkpoint, golden_case
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -63,26 +63,8 @@ def _bad(tmp_path, kind):
         from test_checkpoint import random_release
         ckpt = str(tmp_path / 'bad_ckpt')
         random_release(ckpt, cnum=8, d_cnum=8, reshape='inpaint_net/conv5/kernel')
-    elif kind.startswith('damaged_'):  # a copy of a checkpoint with one file damaged
-        source = GOLDEN_WEIGHTS if kind.endswith('_h5') else GOLDEN_CHECKPOINT
-        ckpt = str(tmp_path / 'damaged')
-        shutil.copytree(source, ckpt)
-        name = {'damaged_data': 'snap-0.data-00000-of-00001', 'damaged_state': 'checkpoint',
-                'flipped_data': 'snap-0.data-00000-of-00001', 'damaged_h5': 'generator.weights.h5'}
-        path = os.path.join(ckpt, name[kind])
-        data = bytearray(open(path, 'rb').read())
-        if kind == 'damaged_state':
-            data = bytes(range(256)) * 4  # a binary file where the text state file should be
-        else:
-            data = data[:len(data) // 2]  # truncated
-        open(path, 'wb').write(bytes(data))
-    elif kind == 'flipped_data':
-        ckpt = str(tmp_path / 'flipped')
-        shutil.copytree(GOLDEN_CHECKPOINT, ckpt)
-        path = os.path.join(ckpt, 'snap-0.data-00000-of-00001')
-        data = bytearray(open(path, 'rb').read())
-        data[len(data) // 2] ^= 0x10  # one bit flipped inside a tensor
-        open(path, 'wb').write(bytes(data))
+    elif kind in DAMAGED_KINDS:
+        ckpt = damaged_checkpoint(str(tmp_path), kind)
     return image, mask, ckpt
 
 
@@ -90,8 +72,8 @@ def _bad(tmp_path, kind):
     ('missing_image', 'nope.png'), ('unreadable_image', 'garbage.png'), ('empty_image', 'empty.png'),
     ('mask_size', 'small_mask.png'), ('empty_checkpoint', 'empty_ckpt'),
     ('mismatched_checkpoint', 'inpaint_net/conv5/kernel'),
-    ('damaged_data', 'snap-0'), ('flipped_data', 'snap-0'), ('damaged_state', 'checkpoint'),
-    ('damaged_h5', 'generator.weights.h5'),
+    ('truncated_data', 'snap-0'), ('flipped_data', 'snap-0'), ('binary_state', 'checkpoint'),
+    ('truncated_h5', 'generator.weights.h5'),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, kind, named):
     image, mask, ckpt = _bad(tmp_path, kind)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import DAMAGED_KINDS, damaged_checkpoint, shared_path
 from inpaint import evaluate, evaluation, imageio
 
 
@@ -422,3 +422,16 @@ def test_cli_deepfill_with_a_missing_checkpoint_exits_2(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert '\n' not in err and str(missing) in err
+
+
+@pytest.mark.parametrize('kind', sorted(DAMAGED_KINDS))
+def test_cli_deepfill_with_a_damaged_checkpoint_exits_2(tmp_path, capsys, kind):
+    flist = _cli_inputs(tmp_path)
+    ckpt = damaged_checkpoint(str(tmp_path), kind)
+    code = evaluate.main(['--flist', str(flist), '--output_dir', str(tmp_path / 'out'), '--methods', 'deepfill',
+                          '--checkpoint_dir', ckpt, '--mask_dir', str(tmp_path / 'masks'), '--no-progress'])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert '\n' not in err and ckpt in err, err
+    assert 'download' in err or 'export' in err
+    assert not (tmp_path / 'out').exists()
