@@ -262,10 +262,10 @@ def _check_output(job, inputs, outputs):
     if key in outputs:
         return f'{job.output}: also the output of {outputs[key]}; give each image its own output'
     outputs[key] = job.image
-    if os.path.isdir(job.output):
-        return f'{job.output}: output is a folder; give an image file name such as out.png'
-    if not cv2.haveImageWriter(job.output):
-        return f'{job.output}: cannot write this image type; use .png or .jpg'
+    try:
+        imageio.check_output_path(job.output)  # a folder, an unknown type, an unwritable folder
+    except InputError as error:
+        return str(error)
     return None
 
 

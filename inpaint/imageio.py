@@ -128,18 +128,62 @@ def folder_images(folder):
                   if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name)))
 
 
+def check_output_path(path):
+    """Checks, before any work, that an image can be written at `path`; creates nothing.
+
+    Raises:
+        InputError: `path` is a folder or ends with a slash, its extension is not one OpenCV can
+            write (`.xyz`, or none), a folder on its way is a file, or the folder that would hold
+            it is not writable.
+    """
+    if path.endswith(('/', os.sep)) or os.path.isdir(path):
+        raise InputError(f'{path}: output is a folder; give an image file name such as out.png')
+    if not cv2.haveImageWriter(path):
+        raise InputError(f'{path}: cannot write this image type; use .png or .jpg')
+    check_output_folder(os.path.dirname(os.path.abspath(path)), name=path)
+
+
+def check_output_folder(folder, name=None):
+    """Checks, before any work, that `folder` is or can be made a writable folder; creates nothing.
+
+    Args:
+        folder: the folder (missing parts are created later by the writer, e.g. `write_image`).
+        name: the path named in the error (default `folder`).
+    Raises:
+        InputError: `folder` or one of its parents is a file, or the nearest existing one is not
+            writable.
+    """
+    name = folder if name is None else name
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):  # the nearest existing parent; the rest will be created
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(f'{name}: {existing} is a file, not a folder; choose another output path')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f'{name}: cannot write into {existing} (permission denied); choose a '
+                         f'writable folder')
+
+
 def write_image(path, rgb):
-    """Writes an RGB uint8 (H, W, 3) array; the folder is created if needed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    """Writes an RGB uint8 (H, W, 3) array; the folder is created if needed.
+
+    The file is written as `<path>.partial` and renamed, so a failed write leaves neither a half
+    file nor the `.partial` one.
+    """
     ext = os.path.splitext(path)[1] or '.png'
     ok, encoded = cv2.imencode(ext, np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:
         raise InputError(f'{path}: cannot encode an image with extension {ext!r}; use .png or .jpg')
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     partial = f'{path}.partial'
-    with open(partial, 'wb') as handle:  # then renamed: a failed write leaves no half file
-        handle.write(encoded.tobytes())
-    os.replace(partial, path)
+    try:
+        with open(partial, 'wb') as handle:
+            handle.write(encoded.tobytes())
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.isfile(partial):
+            os.remove(partial)
+        raise
 
 
 def write_mask(path, mask):

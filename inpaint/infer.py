@@ -94,13 +94,15 @@ def main(argv=None):
         return run_batch_mode(args)
     args.output = 'output.png' if args.output is None else args.output
     from inpaint.checkpoint import CheckpointError
-    from inpaint.imageio import InputError, read_image, read_mask, write_image
+    from inpaint.imageio import (InputError, check_output_path, read_image, read_mask,
+                                 write_image)
     from inpaint.inference import Inpainter
 
     try:
         if os.path.abspath(args.output) in (os.path.abspath(args.image), os.path.abspath(args.mask)):
             raise InputError(f'{args.output}: the output would overwrite an input; choose another '
                              f'--output')
+        check_output_path(args.output)  # before the model and the inference (minutes at 2048 px)
         image = read_image(args.image)
         mask = read_mask(args.mask)
         if mask.shape != image.shape[:2]:
@@ -112,6 +114,9 @@ def main(argv=None):
     except (InputError, CheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    except OSError as error:  # an unreadable input, a full disk while writing
+        print(f'error: {error.filename or args.output}: {error.strerror or error}', file=sys.stderr)
+        return 2
     logging.info('wrote %s (%dx%d)', args.output, result.shape[1], result.shape[0])
     print(f'Inpainted {args.image} -> {args.output} ({result.shape[1]}x{result.shape[0]})')
     return 0
@@ -121,7 +126,7 @@ def run_batch_mode(args):
     """--flist or --input_dir: returns 0 (all done), 1 (some items failed) or 2 (cannot start)."""
     from inpaint import batch
     from inpaint.checkpoint import CheckpointError
-    from inpaint.imageio import InputError
+    from inpaint.imageio import InputError, check_output_folder
     from inpaint.inference import Inpainter
 
     try:
@@ -136,6 +141,7 @@ def run_batch_mode(args):
                                  f'of masks')
             jobs = batch.jobs_from_folders(args.input_dir, args.mask_dir or args.mask,
                                            args.output_dir)
+            check_output_folder(args.output_dir)
         inpainter = Inpainter.from_checkpoint(args.checkpoint_dir)
     except (InputError, CheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)

@@ -351,6 +351,29 @@ def test_cli_bad_checkpoint_exits_2(tmp_path, capsys, cli):
     assert not os.path.exists(tmp_path / 'out.png')
 
 
+def test_cli_output_dir_under_a_file_exits_2_before_the_model(tmp_path, capsys, cli):
+    write_pairs(str(tmp_path), [(37, 53)])
+    (tmp_path / 'file.txt').write_text('a file')
+    output_dir = str(tmp_path / 'file.txt' / 'out')
+    code = cli.main(['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+                     '--output_dir', output_dir, '--checkpoint_dir', str(tmp_path / 'nowhere')])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(f'error: {output_dir}: '), err
+
+
+def test_unwritable_outputs_are_bad_items_with_one_line(tmp_path, inpainter):
+    pairs = write_pairs(str(tmp_path), [(37, 53), (37, 53), (37, 53)])
+    (tmp_path / 'file.txt').write_text('a file')
+    bad = [str(tmp_path / 'file.txt' / 'o.png'), str(tmp_path / 'slash') + os.sep]
+    jobs = [batch.Job(*pairs[0], bad[0]), batch.Job(*pairs[1], bad[1]),
+            batch.Job(*pairs[2], str(tmp_path / 'ok.png'))]
+    summary = batch.run_batch(inpainter, jobs, progress=False)
+    assert summary.written == 1
+    assert [message.split(': ', 1)[0] for _, message in summary.failed] == bad
+    assert not os.path.exists(bad[1])
+
+
 @pytest.mark.parametrize('kind', sorted(DAMAGED_KINDS))
 @pytest.mark.parametrize('mode', ['--flist', '--input_dir'])
 def test_cli_damaged_checkpoint_exits_2_with_one_line(tmp_path, capsys, cli, kind, mode):

@@ -87,6 +87,57 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ki
     assert not os.path.exists(str(out) + '.partial')
 
 
+ROOT_USER = hasattr(os, 'geteuid') and os.geteuid() == 0
+UNDER_ROOT = 'running as root: every folder is writable, so an unwritable folder cannot be made'
+
+
+def _bad_output(tmp_path, kind):
+    """An output path that cannot be written, of `kind`; returns the path given to --output."""
+    if kind == 'existing_folder':
+        (tmp_path / 'result').mkdir()
+        return str(tmp_path / 'result')
+    if kind == 'unknown_extension':
+        return str(tmp_path / 'out.xyz')
+    if kind == 'no_extension':
+        return str(tmp_path / 'out')
+    if kind == 'parent_is_a_file':
+        (tmp_path / 'file.txt').write_text('a file')
+        return str(tmp_path / 'file.txt' / 'sub' / 'out.png')
+    if kind == 'trailing_slash':
+        return str(tmp_path / 'new') + os.sep
+    if kind == 'unwritable_folder':
+        if ROOT_USER:
+            pytest.skip(UNDER_ROOT)
+        (tmp_path / 'locked').mkdir()
+        os.chmod(tmp_path / 'locked', 0o500)
+        return str(tmp_path / 'locked' / 'out.png')
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize('kind', ['existing_folder', 'unknown_extension', 'no_extension',
+                                  'parent_is_a_file', 'trailing_slash', 'unwritable_folder'])
+def test_bad_output_path_exits_2_before_loading_the_model(tmp_path, capsys, kind):
+    case = golden_case('rocket256')
+    output = _bad_output(tmp_path, kind)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*'))
+    # A checkpoint that does not exist: the output must be refused before the model is loaded.
+    code = cli.main(['--image', case['input'], '--mask', case['mask'], '--output', output,
+                     '--checkpoint_dir', str(tmp_path / 'no_checkpoint')])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(f'error: {output}: '), err
+    assert 'no_checkpoint' not in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*')) == before  # nothing left
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path):
+    from inpaint.imageio import write_image
+    (tmp_path / 'result.png').mkdir()  # os.replace cannot put a file over a folder
+    with pytest.raises(OSError):
+        write_image(str(tmp_path / 'result.png'), np.zeros((4, 4, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['result.png']
+
+
 def test_output_may_not_overwrite_the_input(tmp_path, capsys):
     case = golden_case('rocket256')
     image = tmp_path / 'in.png'

@@ -435,3 +435,22 @@ def test_cli_deepfill_with_a_damaged_checkpoint_exits_2(tmp_path, capsys, kind):
     assert '\n' not in err and ckpt in err, err
     assert 'download' in err or 'export' in err
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('kind', ['parent_is_a_file', 'is_a_file', 'unwritable'])
+def test_cli_unwritable_output_dir_exits_2_before_any_work(tmp_path, capsys, monkeypatch, kind):
+    flist = _cli_inputs(tmp_path)
+    (tmp_path / 'file.txt').write_text('a file')
+    if kind == 'unwritable':
+        if os.geteuid() == 0:
+            pytest.skip('running as root: every folder is writable, so an unwritable folder cannot be made')
+        (tmp_path / 'locked').mkdir()
+        os.chmod(tmp_path / 'locked', 0o500)
+    output_dir = {'parent_is_a_file': tmp_path / 'file.txt' / 'out', 'is_a_file': tmp_path / 'file.txt',
+                  'unwritable': tmp_path / 'locked' / 'out'}[kind]
+    monkeypatch.setattr(evaluation, 'run_evaluation', None)  # any work would fail loudly
+    code = evaluate.main(['--flist', str(flist), '--output_dir', str(output_dir), '--methods', 'telea',
+                          '--mask_dir', str(tmp_path / 'masks'), '--no-progress'])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert '\n' not in err and str(output_dir) in err, err
