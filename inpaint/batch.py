@@ -36,7 +36,7 @@ class Job:
 
     Attributes:
         image: input image path.
-        mask: mask path (255 = hole), same size as the image.
+        mask: mask path (holes by `imageio.mask_holes`), same size as the image.
         output: where to write the result (the extension picks the format).
         error: a problem found while listing the job (e.g. no mask for this image), or None;
             `run_batch` reports it as a failure instead of running the job.
@@ -239,7 +239,7 @@ def run_batch(inpainter, jobs, overwrite=False, original=False, batch_size=8, pr
                 bar.update(1)
                 continue
             try:
-                image, mask = _read_pair(job)
+                image, mask = _read_pair(job, original)
             except _FILE_ERRORS as error:
                 fail(job, _message(job.image, error, job.mask))
                 continue
@@ -269,10 +269,11 @@ def _check_output(job, inputs, outputs):
     return None
 
 
-def _read_pair(job):
-    """Reads the job's image (RGB uint8) and mask (bool), checking that their sizes agree."""
+def _read_pair(job, original=False):
+    """Reads the job's image (RGB uint8) and mask (bool; `original`: the original's mask rule),
+    checking that their sizes agree."""
     image = read_image(job.image)
-    mask = read_mask(job.mask)
+    mask = read_mask(job.mask, original=original)
     if mask.shape != image.shape[:2]:
         raise InputError(f'{job.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but the image '
                          f'{job.image} is {image.shape[1]}x{image.shape[0]}; give a mask of the '

@@ -36,8 +36,9 @@ from inpaint import commands
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--image', help='single mode: image to complete (any size, gray/RGB/RGBA)')
-    parser.add_argument('--mask', help='mask file of the image\'s size, 255 = hole (single mode; '
-                                       'with --input_dir, one mask for every image)')
+    parser.add_argument('--mask', help='mask file of the image\'s size: white (255), 1 or any '
+                                       'colour on black = hole, or paint on a transparent PNG '
+                                       '(single mode; with --input_dir, one mask for every image)')
     parser.add_argument('--output', help='single mode: where to write the result (default output.png)')
     parser.add_argument('--checkpoint_dir', required=True,
                         help='release folder, checkpoint prefix or train.py log_dir')
@@ -104,7 +105,7 @@ def main(argv=None):
                              f'--output')
         check_output_path(args.output)  # before the model and the inference (minutes at 2048 px)
         image = read_image(args.image)
-        mask = read_mask(args.mask)
+        mask = read_mask(args.mask, original=args.original)
         if mask.shape != image.shape[:2]:
             raise InputError(f'{args.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but the image '
                              f'is {image.shape[1]}x{image.shape[0]}; give a mask of the image\'s size')

@@ -420,6 +420,25 @@ def test_cli_single_image_mode_unchanged(tmp_path, capsys, inpainter, cli):
     np.testing.assert_array_equal(read_image(output), alone(inpainter, *pairs[0]))
 
 
+def test_cli_folders_masks_by_the_one_rule(tmp_path, capsys, inpainter, cli):
+    """A 0/1 mask and a red-on-black mask are holes where painted; an empty mask is reported."""
+    pairs = write_pairs(str(tmp_path), [(37, 53), (37, 53), (37, 53)])
+    holes = [read_mask(mask) for _, mask in pairs]
+    import cv2
+    cv2.imwrite(pairs[0][1], holes[0].astype(np.uint8))                               # 0/1
+    cv2.imwrite(pairs[1][1], np.stack([0 * holes[1], 0 * holes[1], 255 * holes[1]], 2)
+                .astype(np.uint8))                                                    # red (BGR)
+    cv2.imwrite(pairs[2][1], np.zeros(holes[2].shape, np.uint8))                      # no hole
+    code = cli.main(['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+                     '--output_dir', str(tmp_path / 'out'), '--checkpoint_dir', GOLDEN_CHECKPOINT])
+    assert code == 0
+    for index in (0, 1):
+        np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / f'img{index}.png')),
+                                      inpainter.inpaint(read_image(pairs[index][0]), holes[index]))
+    np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / 'img2.png')),
+                                  read_image(pairs[2][0]))
+
+
 def test_summary_lines():
     job = batch.Job('a.png', 'm.png', 'o.png')
     summary = batch.BatchSummary(written=3, skipped_existing=2,

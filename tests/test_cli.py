@@ -138,6 +138,58 @@ def test_failed_write_leaves_no_partial_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['result.png']
 
 
+def _crop_and_hole(tmp_path):
+    """A 64x80 crop of a golden input, written as in.png, and a bool box hole."""
+    image = cv2.imread(golden_case('rocket256')['input'])[96:160, 80:160]
+    cv2.imwrite(str(tmp_path / 'in.png'), image)
+    hole = np.zeros(image.shape[:2], bool)
+    hole[20:44, 24:56] = True
+    return image, hole
+
+
+@pytest.mark.parametrize('kind', ['gray_0_1', 'red_on_black', 'black_on_transparent'])
+def test_mask_holes_where_painted_on_the_command_line(tmp_path, capsys, kind):
+    """0/1, red-on-black and painted-alpha masks fill their holes (they used to change nothing)."""
+    image, hole = _crop_and_hole(tmp_path)
+    mask = {'gray_0_1': hole.astype(np.uint8),
+            'red_on_black': np.stack([0 * hole, 0 * hole, 255 * hole], 2).astype(np.uint8),
+            'black_on_transparent': np.stack([0 * hole] * 3 + [255 * hole], 2).astype(np.uint8)}[kind]
+    cv2.imwrite(str(tmp_path / 'mask.png'), mask)
+    code = cli.main(['--image', str(tmp_path / 'in.png'), '--mask', str(tmp_path / 'mask.png'),
+                     '--output', str(tmp_path / 'out.png'), '--checkpoint_dir', GOLDEN_CHECKPOINT])
+    assert code == 0 and 'no hole' not in capsys.readouterr().err
+    out = cv2.imread(str(tmp_path / 'out.png'))
+    assert np.array_equal(out[~hole], image[~hole])
+    assert np.mean(np.any(out[hole] != image[hole], axis=-1)) > 0.5  # the hole is filled
+
+
+def test_mask_without_hole_warns_on_stderr(tmp_path):
+    image, hole = _crop_and_hole(tmp_path)
+    cv2.imwrite(str(tmp_path / 'mask.png'), np.zeros(hole.shape, np.uint8))
+    run = subprocess.run([sys.executable, os.path.join(ROOT, 'test.py'), '--image',
+                          str(tmp_path / 'in.png'), '--mask', str(tmp_path / 'mask.png'), '--output',
+                          str(tmp_path / 'out.png'), '--checkpoint_dir', GOLDEN_CHECKPOINT],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if 'no hole' in line]
+    assert len(warnings) == 1 and str(tmp_path / 'mask.png') in warnings[0], run.stderr
+    assert run.stdout.startswith('Inpainted ')
+    assert np.array_equal(cv2.imread(str(tmp_path / 'out.png')), image)
+
+
+def test_grey_image_comes_back_grey(tmp_path):
+    image, hole = _crop_and_hole(tmp_path)
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    cv2.imwrite(str(tmp_path / 'grey.png'), grey)  # a 1-channel file
+    cv2.imwrite(str(tmp_path / 'mask.png'), hole.astype(np.uint8) * 255)
+    assert cli.main(['--image', str(tmp_path / 'grey.png'), '--mask', str(tmp_path / 'mask.png'),
+                     '--output', str(tmp_path / 'out.png'), '--checkpoint_dir', GOLDEN_CHECKPOINT]) == 0
+    out = cv2.imread(str(tmp_path / 'out.png'), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    assert np.array_equal(out[~hole, 0], grey[~hole])
+    assert np.mean(out[hole, 0] != grey[hole]) > 0.5  # the hole is filled
+
+
 def test_output_may_not_overwrite_the_input(tmp_path, capsys):
     case = golden_case('rocket256')
     image = tmp_path / 'in.png'

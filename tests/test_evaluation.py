@@ -454,3 +454,22 @@ def test_cli_unwritable_output_dir_exits_2_before_any_work(tmp_path, capsys, mon
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert '\n' not in err and str(output_dir) in err, err
+
+
+def test_cli_mask_dir_follows_the_one_mask_rule(tmp_path):
+    """--mask_dir masks saved as 0/1 or as red strokes on black are holes where painted."""
+    flist = _cli_inputs(tmp_path)
+    for i, name in enumerate(sorted(os.listdir(tmp_path / 'masks'))):
+        hole = _fake_make_mask('box', 32, 32, 0, i)
+        path = str(tmp_path / 'masks' / name)
+        if i % 2:
+            cv2.imwrite(path, np.stack([0 * hole, 0 * hole, 255 * hole], 2).astype(np.uint8))  # red
+        else:
+            cv2.imwrite(path, hole.astype(np.uint8))  # 0/1
+    code = evaluate.main(['--flist', str(flist), '--output_dir', str(tmp_path / 'out'), '--methods', 'telea',
+                          '--mask_dir', str(tmp_path / 'masks'), '--resolution', '32', '--no-progress',
+                          '--no-figures'])
+    assert code == 0
+    rows = sorted(_read_csv(tmp_path / 'out' / 'per_image.csv'), key=lambda row: row['image'])
+    assert [float(row['hole_fraction']) for row in rows] == pytest.approx(
+        [_fake_make_mask('box', 32, 32, 0, i).mean() for i in range(3)])
