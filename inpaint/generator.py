@@ -108,23 +108,76 @@ class InpaintGenerator(keras.Model):
     def call(self, image, mask):
         mask = ops.cast(mask, image.dtype)
         image = image * (1.0 - mask)  # (B, H, W, 3), the original feeds the incomplete image
+        x_stage1 = self.coarse(image, mask)
+        x = x_stage1 * mask + image * (1.0 - mask)  # (B, H, W, 3)
+        hallucinated = self.hallucinate(x)
+        features = self.attention_features(x)
+        attended, offsets = self.contextual_attention(features, features,
+                                                      self.attention_mask(mask, features))
+        return x_stage1, self.decode(hallucinated, attended), offsets
+
+    def coarse(self, image, mask):
+        """Stage 1: incomplete image (B, H, W, 3) and mask (B|1, H, W, 1) -> x_stage1 (B, H, W, 3)."""
         ones = ops.ones_like(image[..., :1])
         x = ops.concatenate([image, ones, ones * mask], axis=-1)  # (B, H, W, 5)
-        x = _run(self.stage1[:6], x)  # (B, H/4, W/4, 2cnum)
-        mask_small = resize_nearest(mask, spatial_shape(x))  # (B|1, H/4, W/4, 1), align corners
-        x_stage1 = ops.tanh(_run(self.stage1[6:], x))
+        return ops.tanh(_run(self.stage1, x))
 
-        x = x_stage1 * mask + image * (1.0 - mask)  # (B, H, W, 3)
-        hallucinated = _run(self.hallucination, x)
-        attended = _run(self.attention_in, x)
-        attended, offsets = self.contextual_attention(attended, attended, mask_small)
+    def hallucinate(self, x):
+        """The dilated-conv branch of stage 2: (B, H, W, 3) -> (B, H/4, W/4, 2cnum)."""
+        return _run(self.hallucination, x)
+
+    def attention_features(self, x):
+        """The attention branch's input: (B, H, W, 3) -> (B, H/4, W/4, 2cnum)."""
+        return _run(self.attention_in, x)
+
+    @staticmethod
+    def attention_mask(mask, features):
+        """The mask at the features' size (B|1, H/4, W/4, 1), align corners as the original."""
+        return resize_nearest(mask, spatial_shape(features))
+
+    def decode(self, hallucinated, attended):
+        """Everything after contextual attention: (B, H/4, W/4, 2cnum) x 2 -> x_stage2 (B, H, W, 3)."""
         attended = _run(self.attention_out, attended)
         x = ops.concatenate([hallucinated, attended], axis=-1)  # (B, H/4, W/4, 4cnum)
-        x_stage2 = ops.tanh(_run(self.stage2_out, x))
-        return x_stage1, x_stage2, offsets
+        return ops.tanh(_run(self.stage2_out, x))
+
+    def attention_reach(self, needed):
+        """Attention outputs that reach the needed x_stage2 pixels, derived from the layers after
+        the attention: bool NumPy (H, W) -> (H/4, W/4)."""
+        return reach(self.attention_out + self.stage2_out, needed, _quarter(needed.shape))
+
+    def stage1_reach(self, needed):
+        """Input pixels that reach the needed x_stage1 pixels: bool NumPy (H, W) -> (H, W)."""
+        return reach(self.stage1, needed, needed.shape)
+
+    def hallucination_reach(self, needed, size):
+        """Stage-2 input pixels (H, W) = size that reach the needed outputs (H/4, W/4) of the
+        dilated-conv branch."""
+        return reach(self.hallucination, needed, size)
 
     def get_config(self):
         return {'cnum': self.cnum, 'name': self.name}
+
+
+def reach(layers, needed, input_size):
+    """Input pixels of a layer sequence that reach its needed outputs (each layer's
+    `input_reach`, in reverse): bool NumPy output map -> (input_size).
+
+    Args:
+        layers: GatedConv2D / GatedUpsample sequence, applied in order to an input of
+            `input_size` (H, W).
+        needed: bool (h, w), the sequence's output pixels that matter.
+    """
+    sizes = [tuple(input_size)]
+    for layer in layers[:-1]:
+        sizes.append(tuple(layer.compute_output_shape((1,) + sizes[-1] + (1,))[1:3]))
+    for layer, size in zip(reversed(layers), reversed(sizes)):
+        needed = layer.input_reach(needed, size)
+    return needed
+
+
+def _quarter(size):
+    return tuple(n // 4 for n in size)
 
 
 def _run(layers, x):

@@ -19,6 +19,7 @@ from inpaint import backends
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
 from inpaint.imageio import InputError, mask_holes
+from inpaint.restricted import RestrictedGenerator
 
 GRID = 8  # the generator downsamples by 4 and contextual attention by 2 more
 
@@ -108,9 +109,13 @@ class Inpainter:
         result = inpainter.inpaint(image_rgb, mask)  # uint8 (H, W, 3)
     """
 
-    def __init__(self, generator):
+    def __init__(self, generator, restrict=True):
+        """`restrict`: compute only what reaches the hole (`inpaint.restricted`) where that is
+        cheaper; False: always the whole network, as `predict` and `original=True` always do."""
         self.generator = generator
         self._forward = backends.compile_inference(generator)
+        dense = lambda image, mask: self.predict_offsets(image, mask)[1]
+        self.restricted = RestrictedGenerator(generator, dense) if restrict else None
 
     @classmethod
     def from_checkpoint(cls, path):
@@ -119,7 +124,8 @@ class Inpainter:
         return cls(generator)
 
     def compiled_shapes(self):
-        """How many input shapes the network has been compiled for."""
+        """How many input shapes the whole network has been compiled for (the restricted path's
+        stages: `self.restricted.compiled_shapes()`)."""
         return self._forward.tracing_count()
 
     def predict(self, image_bgr, mask):
@@ -191,7 +197,10 @@ class Inpainter:
         pad_h, pad_w = padded_size(height) - height, padded_size(width) - width
         padded = np.pad(images, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)], mode='edge')
         padded_mask = np.pad(masks, [(0, 0), (0, pad_h), (0, pad_w)])  # padding is known
-        _, x2, _ = self.predict_offsets(to_network(padded), padded_mask[..., None].astype(np.float32))
+        if self.restricted is None:
+            _, x2, _ = self.predict_offsets(to_network(padded), padded_mask[..., None].astype(np.float32))
+        else:
+            x2 = self.restricted(to_network(padded), padded_mask)
         filled = grey_if_grey(images, from_network(x2[:, :height, :width], rounding=True))
         return np.where(masks[..., None], filled, images)
 

@@ -8,6 +8,8 @@ one block. Resizing follows TensorFlow's align-corners kernels (the original's
 `resize(..., align_corners=True)`): the source indices are computed exactly as TensorFlow computes
 them (in NumPy when the sizes are known) and gathered with `ops.take`.
 """
+import collections
+
 import keras
 import numpy as np
 from keras import ops
@@ -56,6 +58,26 @@ def resize_nearest(x, size):
     indices = align_corners_indices if static else _align_corners_indices_op
     x = ops.take(x, indices(height, size[0]), axis=1)
     return ops.take(x, indices(width, size[1]), axis=2)
+
+
+def conv_reach(needed, input_size, kernel, stride=1, dilation=1):
+    """Input pixels that a 'SAME' conv reads for its needed outputs: bool NumPy (h, w) -> (H, W).
+
+    Output i reads inputs `i * stride - pad + tap * dilation`, `pad` the smaller half of
+    TensorFlow's 'SAME' padding, as the conv itself.
+    """
+    span = dilation * (kernel - 1) + 1
+    for axis in (0, 1):
+        rows = np.moveaxis(needed, axis, 0)  # (h, other)
+        size_in, size_out = input_size[axis], rows.shape[0]
+        pad = max((size_out - 1) * stride + span - size_in, 0) // 2
+        reach = np.zeros((size_in,) + rows.shape[1:], bool)
+        for tap in range(kernel):
+            source = np.arange(size_out) * stride - pad + tap * dilation
+            inside = (source >= 0) & (source < size_in)
+            reach[source[inside]] |= rows[inside]  # distinct sources within one tap
+        needed = np.moveaxis(reach, 0, axis)
+    return needed
 
 
 def dim(x, axis):
@@ -137,6 +159,10 @@ class GatedConv2D(keras.layers.Layer):
         feature, gate = ops.split(x, 2, axis=-1)
         return _ACTIVATIONS[self.activation](feature) * ops.sigmoid(gate)
 
+    def input_reach(self, needed, input_size):
+        """Input pixels that reach the needed output pixels: bool NumPy (h, w) -> input_size."""
+        return conv_reach(needed, input_size, self.kernel_size, self.strides, self.dilation_rate)
+
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape
         s = self.strides
@@ -174,6 +200,17 @@ class GatedUpsample(keras.layers.Layer):
         h, w = spatial_shape(x)
         x = resize_nearest(x, (2 * h, 2 * w))  # (B, 2H, 2W, C); equals plain repetition at x2
         return self.conv(x)
+
+    def input_reach(self, needed, input_size=None):
+        """Input pixels that reach the needed output pixels: bool NumPy (2H, 2W) -> (H, W)."""
+        needed = self.conv.input_reach(needed, needed.shape)
+        for axis in (0, 1):  # output row j reads input row align_corners_indices(n, 2n)[j]
+            rows = np.moveaxis(needed, axis, 0)
+            n = rows.shape[0] // 2
+            reach = np.zeros((n,) + rows.shape[1:], bool)
+            np.logical_or.at(reach, align_corners_indices(n, 2 * n), rows)
+            needed = np.moveaxis(reach, 0, axis)
+        return needed
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape
@@ -236,6 +273,21 @@ class ContextualAttention(keras.layers.Layer):
         self.block_bytes = int(block_bytes)
 
     def call(self, f, b, mask=None):
+        inputs = self.prepare(f, b, mask)
+        index, patches = BlockedAttention(self, inputs.fp, inputs.wn, inputs.mm, inputs.raw,
+                                          inputs.small).run()
+        h, w = inputs.small
+        offsets = attention_offsets(ops.reshape(index, (dim(f, 0), h, w)), h, w)
+        return self.paste(patches, inputs.small), offsets
+
+    def prepare(self, f, b, mask=None):
+        """Everything the attention needs before its scores, per image.
+
+        Returns `AttentionInputs`: fp (B, hw, k*k*C) the foreground's neighbourhoods; wn
+        (B, hw, k*k*C) the normalized matching patches of b; mm (Bm, 1, hw) 1 where a key patch
+        has no hole; raw (B, hw, 4r*r*C) the full-resolution patches of b to paste back;
+        small = (h, w) = (H/r, W/r).
+        """
         rate, k = self.rate, self.ksize
         batch, channels = dim(b, 0), b.shape[-1]
         height, width = spatial_shape(f)
@@ -262,14 +314,26 @@ class ContextualAttention(keras.layers.Layer):
         m = extract_patches(mask, k, 1)
         mm = ops.cast(ops.equal(ops.mean(m, axis=-1), 0.0), fp.dtype)
         mm = ops.reshape(mm, (dim(mask, 0), 1, -1))
+        return AttentionInputs(fp, wn, mm, raw, small)
 
-        index, patches = BlockedAttention(self, fp, wn, mm, raw, small).run()
-        h, w = small
-        offsets = attention_offsets(ops.reshape(index, (batch, h, w)), h, w)
-        # Paste back: transposed conv with the raw patches, stride r: (B, H, W, C).
-        patches = ops.reshape(patches, (batch, h, w, 2 * rate, 2 * rate, channels))
-        y = self._overlap_add(patches, height, width) / 4.0
-        return y, offsets
+    def paste(self, patches, small):
+        """Pasted patches (B, hw, 4r*r*C) -> y (B, H, W, C): a transposed conv at stride r, / 4."""
+        (h, w), r = small, self.rate
+        channels = patches.shape[-1] // (4 * r * r)
+        patches = ops.reshape(patches, (dim(patches, 0), h, w, 2 * r, 2 * r, channels))
+        return self._overlap_add(patches, h * r, w * r) / 4.0
+
+    def paste_reach(self, needed):
+        """Which queries' patches reach the needed output pixels of `paste`.
+
+        Args:
+            needed: bool NumPy (H, W), output pixels of the layer that matter.
+        Returns:
+            bool NumPy (H/r, W/r): queries whose pasted 2r x 2r patch covers a needed pixel
+            (query i covers rows i*r - r//2 .. i*r - r//2 + 2r - 1, as `_overlap_add`).
+        """
+        r, top = self.rate, self.rate // 2
+        return _rows_reach(_rows_reach(needed, r, top).T, r, top).T
 
     def _overlap_add(self, patches, height, width):
         """col2im of (B, h, w, 2r, 2r, C) patches at stride r with TF's 'SAME' transposed padding.
@@ -302,6 +366,22 @@ class ContextualAttention(keras.layers.Layer):
                       softmax_scale=self.softmax_scale, fuse=self.fuse,
                       block_bytes=self.block_bytes)
         return config
+
+
+class AttentionInputs(collections.namedtuple('AttentionInputs', 'fp wn mm raw small')):
+    """What `ContextualAttention.prepare` returns (shapes in its docstring)."""
+
+
+def _rows_reach(needed, r, top):
+    """Rows i of a stride-r, 2r-tall paste (row i covers i*r - top .. i*r - top + 2r - 1) that
+    cover a needed row: bool (H, ...) -> (H/r, ...)."""
+    count = needed.shape[0] // r
+    reach = np.zeros((count,) + needed.shape[1:], bool)
+    for a in range(2 * r):
+        rows = np.arange(count) * r + a - top
+        inside = (rows >= 0) & (rows < needed.shape[0])
+        reach[inside] |= needed[rows[inside]]
+    return reach
 
 
 def attention_offsets(index, h, w):

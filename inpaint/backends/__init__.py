@@ -3,8 +3,8 @@
 As in Keras' own `backend/{jax,tensorflow,torch}/`: everything else (layers, models, losses, the
 training loop) is written once in `keras.ops`; a backend module provides only
 - `input_gradient(fn, x)`: d sum(fn(x)) / dx, differentiable again (the WGAN-GP penalty);
-- `compile_inference(model)`: a function (image, mask) -> the model's outputs as NumPy arrays,
-  compiled once per input shape;
+- `compile_function(fn, variables)`: `fn` (tensors -> tensors, reading `variables`) compiled
+  once per input shape (`compile_inference` runs a model through it, NumPy in and out);
 - `TrainingEngine(trainer)`: model-building scope, the number of replicas, and the compiled
   discriminator and generator update steps.
 """
@@ -30,9 +30,23 @@ def input_gradient(fn, x):
     return current().input_gradient(fn, x)
 
 
+def compile_function(fn, variables):
+    """`fn(*tensors)` -> tensors, reading the Keras `variables`, compiled once per input shape.
+
+    The returned function takes NumPy arrays or backend tensors and returns backend tensors; its
+    `tracing_count()` says how many shapes it has been compiled for.
+    """
+    return current().compile_function(fn, list(variables))
+
+
 def compile_inference(model):
     """A function (*NumPy inputs) -> tuple of NumPy outputs running `model`, compiled per shape."""
-    return current().compile_inference(model)
+    forward = compile_function(model, model.variables)
+
+    def run(*inputs):
+        return tuple(keras.ops.convert_to_numpy(output) for output in forward(*inputs))
+    run.tracing_count = forward.tracing_count
+    return run
 
 
 def require_one_device(trainer, strategy):

@@ -29,18 +29,17 @@ def _assign(variables, values):
         variable.assign(value)
 
 
-def compile_inference(model):
-    """(inputs...) -> NumPy outputs through `jax.jit(model.stateless_call)`, one compile per shape."""
+def compile_function(fn, variables):
+    """`jax.jit` of `fn` with `variables` passed in as values (`keras.StatelessScope`), one
+    compile per input shape."""
     @jax.jit
-    def forward(trainable, non_trainable, *inputs):
-        outputs, _ = model.stateless_call(trainable, non_trainable, *inputs)
-        return outputs
+    def pure(values, *inputs):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return fn(*inputs)
 
     def run(*inputs):
-        outputs = forward(_values(model.trainable_variables), _values(model.non_trainable_variables),
-                          *[np.asarray(x) for x in inputs])
-        return tuple(np.asarray(output) for output in outputs)
-    run.tracing_count = lambda: forward._cache_size()  # pylint: disable=protected-access
+        return pure(_values(variables), *[jax.numpy.asarray(x) for x in inputs])
+    run.tracing_count = lambda: pure._cache_size()  # pylint: disable=protected-access
     return run
 
 

@@ -20,14 +20,14 @@ def input_gradient(fn, x):
     return tape.gradient(y, x)
 
 
-def compile_inference(model):
-    """(inputs...) -> NumPy outputs; one trace per input shape (tf.function retraces per shape)."""
-    forward = tf.function(lambda *inputs: model(*inputs), reduce_retracing=False)
+def compile_function(fn, variables):
+    """`fn` as a tf.function (it reads `variables` directly), one trace per input shape."""
+    del variables  # a tf.function captures the variables it reads
+    traced = tf.function(fn, reduce_retracing=False)
 
     def run(*inputs):
-        outputs = forward(*[tf.constant(np.asarray(x)) for x in inputs])
-        return tuple(output.numpy() for output in outputs)
-    run.tracing_count = forward.experimental_get_tracing_count
+        return traced(*[tf.convert_to_tensor(x) for x in inputs])
+    run.tracing_count = traced.experimental_get_tracing_count
     return run
 
 

@@ -19,12 +19,13 @@ def input_gradient(fn, x):
     return torch.autograd.grad(fn(x).sum(), x, create_graph=True)[0]
 
 
-def compile_inference(model):
-    """(inputs...) -> NumPy outputs, eager under `torch.no_grad()` (no compilation on torch)."""
+def compile_function(fn, variables):
+    """`fn` run eagerly under `torch.no_grad()` (no compilation on torch)."""
+    del variables
+
     def run(*inputs):
         with torch.no_grad():
-            outputs = model(*[np.asarray(x) for x in inputs])
-        return tuple(output.detach().cpu().numpy() for output in outputs)
+            return fn(*[ops.convert_to_tensor(x) for x in inputs])
     run.tracing_count = lambda: 0
     return run
 
