@@ -30,7 +30,7 @@ Flags:
 
 Exit codes: 0 all cases evaluated; 1 some images (or methods on them) failed and were skipped;
 2 bad flags or unusable inputs (missing list, unknown method, ...), with a one-line message.
-See `inpaint/evaluation.py` for the metrics' exact definitions and the protocol.
+See `inpaint/evaluation/` for the metrics' exact definitions and the protocol.
 """
 import argparse
 import sys
@@ -112,7 +112,7 @@ def main(argv=None):
         if args.limit is not None and args.limit < 1:
             raise InputError(f'--limit {args.limit}: give a positive number of images')
         resolution = evaluation.parse_resolution(args.resolution)
-        items = evaluation.list_images(args.flist or args.image_dir)[:args.limit]
+        items = evaluation.list_items(args.flist or args.image_dir)[:args.limit]
         if args.mask_dir:
             masks = evaluation.MaskDir(args.mask_dir)
         else:

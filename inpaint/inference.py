@@ -15,7 +15,7 @@ import numpy as np
 from inpaint import backends
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
-from inpaint.imageio import InputError
+from inpaint.imageio import InputError, check_mask_size
 
 GRID = 8  # the generator downsamples by 4 and contextual attention by 2 more
 
@@ -70,9 +70,7 @@ def standardize_mask(mask, shape, name='mask'):
         mask = mask[:, :, 0]
     if mask.ndim != 2:
         raise InputError(f'{name}: shape {mask.shape} is not a mask; pass (H, W)')
-    if mask.shape != tuple(shape[:2]):
-        raise InputError(f'{name}: size {mask.shape[1]}x{mask.shape[0]} differs from the image\'s '
-                         f'{shape[1]}x{shape[0]}; give a mask of the image\'s size')
+    check_mask_size(mask.shape, shape, name)
     if mask.dtype == bool:
         return mask
     if mask.dtype == np.uint8:

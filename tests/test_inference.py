@@ -162,7 +162,7 @@ def test_batch_equals_single_runs_with_own_masks(inpainter):
 
 @pytest.mark.parametrize('image,mask,match', [
     (np.zeros((0, 5, 3), np.uint8), np.zeros((0, 5), bool), 'no pixels'),
-    (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9), bool), 'differs from the image'),
+    (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9), bool), 'mask is 9x8 but the image is 8x8'),
     (np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), bool), 'uint8'),
     (np.zeros((8, 8, 2), np.uint8), np.zeros((8, 8), bool), 'not an image'),
 ])
