@@ -37,9 +37,7 @@ event files written by `inpaint.summaries`.
 """
 import math
 import os
-import signal
 import sys
-import threading
 import time
 
 import keras
@@ -59,6 +57,7 @@ from inpaint.config import ConfigError, save_config
 from inpaint.discriminator import build_discriminator
 from inpaint.flow import offset_flow, resize_bilinear
 from inpaint.generator import build_generator
+from inpaint.interrupt import StopRequest
 from inpaint.summaries import EventWriter
 
 CONFIG_FILE = 'config.yml'
@@ -469,7 +468,7 @@ class Trainer:
                    mininterval=1.0)
         step, saved = start, start
         last_time, last_step = time.perf_counter(), start
-        stop = _StopRequest()
+        stop = StopRequest()
         try:
             with dataset, stop:
                 while step < target and not stop.requested:
@@ -554,28 +553,3 @@ class TrainingInterrupted(RuntimeError):
                          f'to resume')
         self.step = step
         self.checkpoint = checkpoint
-
-
-class _StopRequest:
-    """While active, SIGINT and SIGTERM set `requested` instead of killing the process; a second
-    SIGINT raises KeyboardInterrupt at once."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        return False
