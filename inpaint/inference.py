@@ -179,9 +179,10 @@ class Inpainter:
                              f'{GRID}x{GRID}; the original crops it to nothing')
         x = to_network(images[:, :height, :width])
         mask = masks[:1, :height, :width, None].astype(np.float32)  # the first mask, as original
-        incomplete = x * (np.float32(1.0) - mask)
-        _, x2, _ = self.predict_offsets(incomplete, mask)
-        return from_network(x2 * mask + incomplete * (np.float32(1.0) - mask))
+        _, x2, _ = self.predict_offsets(x, mask)  # the generator zeroes the holes of its input
+        # The original's x2 * mask + incomplete * (1 - mask), incomplete = x * (1 - mask): the same
+        # floats, as (1 - mask) is 0 or 1.
+        return from_network(x2 * mask + x * (np.float32(1.0) - mask))
 
 
 def _shape_error(image, mask):
