@@ -114,7 +114,7 @@ class InpaintGenerator(keras.Model):
         mask_small = resize_nearest(mask, spatial_shape(x))  # (B|1, H/4, W/4, 1), align corners
         x_stage1 = ops.tanh(_run(self.stage1[6:], x))
 
-        x = x_stage1 * mask + image * (1.0 - mask)  # (B, H, W, 3)
+        x = composite(image, x_stage1, mask)  # (B, H, W, 3)
         hallucinated = _run(self.hallucination, x)
         attended = _run(self.attention_in, x)
         attended, offsets = self.contextual_attention(attended, attended, mask_small)
@@ -125,6 +125,19 @@ class InpaintGenerator(keras.Model):
 
     def get_config(self):
         return {'cnum': self.cnum, 'name': self.name}
+
+
+def composite(image, filled, mask):
+    """The completed image: `filled` in the holes, `image` elsewhere, as the original composes it
+    (`filled * mask + image * (1 - mask)`). The one composite of the project: the generator's
+    stage 1, training's discriminator input and summaries, and inference's original mode.
+
+    Args:
+        image, filled: (B, H, W, C), NumPy arrays or backend tensors of one float dtype.
+        mask: (1 or B, H, W, 1), 1 = hole, 0 or 1 only (so `image` need not have its holes zeroed:
+            `image * (1 - mask)` is the same whether they are or not).
+    """
+    return filled * mask + image * (1.0 - mask)
 
 
 def _run(layers, x):

@@ -15,6 +15,7 @@ import numpy as np
 from inpaint import backends
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
+from inpaint.generator import composite
 from inpaint.imageio import InputError, check_mask_size
 
 GRID = 8  # the generator downsamples by 4 and contextual attention by 2 more
@@ -180,9 +181,7 @@ class Inpainter:
         x = to_network(images[:, :height, :width])
         mask = masks[:1, :height, :width, None].astype(np.float32)  # the first mask, as original
         _, x2, _ = self.predict_offsets(x, mask)  # the generator zeroes the holes of its input
-        # The original's x2 * mask + incomplete * (1 - mask), incomplete = x * (1 - mask): the same
-        # floats, as (1 - mask) is 0 or 1.
-        return from_network(x2 * mask + x * (np.float32(1.0) - mask))
+        return from_network(composite(x, x2, mask))
 
 
 def _shape_error(image, mask):
