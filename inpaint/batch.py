@@ -8,10 +8,10 @@ resumes, but only when it decodes and has the size the input gives; a 0-byte, ju
 file is inpainted again (with a warning). Ctrl-C (SIGINT) or SIGTERM stops after the current
 network call, whose outputs are written. Inputs are only read.
 
-Batch size: on CPU a batch of several images is hardly faster per image than one at a time (512 px,
-TensorFlow, 2 cores: 3.0 s/image alone, 2.8 s/image in batches of 8) but holds back every output
-(and the stop) until the whole batch is done, so the default is 1; on a GPU a larger
-`batch_size` pays off.
+Batch size: on CPU a batch of several images is hardly faster per image than one at a time
+(TensorFlow, release-sized generator, 2 shared cores: 256 px 0.54 s/image alone and 0.53 in
+batches of 8, best of 3; 512 px 3.0 and 2.8 s/image) but holds back every output (and the stop)
+until the whole batch is done, so the default is 1; on a GPU a larger `batch_size` pays off.
 
 Differences from the authors' `batch_test.py`, on purpose:
 - Relative paths in a file list are resolved against the list's own folder (as
