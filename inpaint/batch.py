@@ -45,7 +45,7 @@ class Job:
 
     Attributes:
         image: input image path.
-        mask: mask path (255 = hole), same size as the image.
+        mask: mask path (holes by `imageio.mask_holes`), same size as the image.
         output: where to write the result (the extension picks the format).
         error: a problem found while listing the job (e.g. no mask for this image), or None;
             `run_batch` reports it as a failure instead of running the job.
@@ -257,7 +257,7 @@ def _prepare(job, inputs, outputs, overwrite, original):
             if problem is None:
                 return None
             logging.warning('%s: %s; inpainting it again', job.output, problem)
-        return (job, *read_pair(job.image, job.mask))
+        return (job, *read_pair(job.image, job.mask, original=original))
     except _FILE_ERRORS as error:
         return _message(job.image, error, job.mask)
 
@@ -288,10 +288,10 @@ def _check_output(job, inputs, outputs):
     if key in outputs:
         return f'{job.output}: also the output of {outputs[key]}; give each image its own output'
     outputs[key] = job.image
-    if os.path.isdir(job.output):
-        return f'{job.output}: output is a folder; give an image file name such as out.png'
-    if not cv2.haveImageWriter(job.output):
-        return f'{job.output}: cannot write this image type; use .png or .jpg'
+    try:
+        imageio.check_output_path(job.output)  # a folder, an unknown type, an unwritable folder
+    except InputError as error:
+        return str(error)
     return None
 
 

@@ -36,7 +36,7 @@ import argparse
 import sys
 
 from inpaint import commands, evaluation
-from inpaint.imageio import InputError
+from inpaint.imageio import InputError, check_output_folder
 
 METHODS = ('deepfill',) + tuple(evaluation.BASELINES)
 DEFAULT_FAMILIES = 'box,line_circle'
@@ -112,6 +112,7 @@ def main(argv=None):
         if args.limit is not None and args.limit < 1:
             raise InputError(f'--limit {args.limit}: give a positive number of images')
         resolution = evaluation.parse_resolution(args.resolution)
+        check_output_folder(args.output_dir)  # before the model and any evaluation
         items = evaluation.list_items(args.flist or args.image_dir)[:args.limit]
         if args.mask_dir:
             masks = evaluation.MaskDir(args.mask_dir)

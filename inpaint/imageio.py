@@ -1,13 +1,18 @@
 """Reading and writing images and masks with clear, one-line errors.
 
 The library works in RGB uint8 (H, W, 3) arrays; the network sees BGR, as the original's OpenCV
-reads do (see `inference.py`). Mask files follow the original: a pixel is a hole where the first
-channel is > 127.5, so 255 = hole.
+reads do (see `inference.py`).
+
+Masks follow one rule everywhere (files, batch, evaluation, the server and the Python API), defined
+by `mask_holes`: 0/1 and 0/255 masks, strokes of any colour on black, and strokes painted on a
+transparent layer are holes where painted. `read_mask(path, original=True)` keeps the original's
+rule for `test.py --original`: a hole where OpenCV's first channel (blue) is > 127.5.
 """
 import os
 
 import cv2
 import numpy as np
+from absl import logging
 
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
@@ -57,33 +62,88 @@ def to_rgb_uint8(array, name='image'):
     raise InputError(f'{name}: {channels} channels is not an image; use a gray, RGB or RGBA file')
 
 
-def read_mask(path):
-    """Reads a mask file: hole where the first channel is > 127.5 (255 = hole), as the original.
+def mask_holes(mask, name='mask'):
+    """The project's one mask rule: a mask array -> bool (H, W), True = hole.
+
+    - Alpha: a mask with an alpha channel (gray+alpha or colour+alpha) whose alpha is not the same
+      everywhere is a painted layer: a hole wherever alpha > 0, whatever the colour (so black
+      strokes on a transparent PNG work). An alpha the same everywhere (e.g. all 255) says
+      nothing; the colour is used.
+    - Colour: v is the largest of the colour channels (so the channel order does not matter and
+      red, green or blue strokes all count). The scale is 1 if the mask's largest value is at
+      most 1 (a 0/1 mask), 65535 for 16-bit masks, else 255; a hole wherever v > scale / 2. So
+      0/1 and 0/255 masks mean the same, and JPEG noise around 0 (or 255) is ignored.
+    - bool: True (in any channel) = hole.
+
+    Args:
+        mask: (H, W) or (H, W, C) array, C in 1..4 (gray, gray+alpha, colour, colour+alpha);
+            bool, unsigned or signed integers, or floats.
+        name: what the error names.
+    Returns:
+        bool array (H, W).
+    Raises:
+        InputError: not (H, W) or (H, W, 1..4).
+    """
+    mask = np.asarray(mask)
+    if mask.ndim == 2:
+        mask = mask[:, :, None]
+    if mask.ndim != 3 or not 1 <= mask.shape[2] <= 4:
+        raise InputError(f'{name}: shape {mask.shape} is not a mask; give (H, W) or a gray, RGB '
+                         f'or RGBA mask')
+    if mask.shape[2] in (2, 4):
+        alpha = mask[:, :, -1]
+        if alpha.size and alpha.min() != alpha.max():
+            return alpha > 0
+        mask = mask[:, :, :-1]
+    value = mask.max(axis=2)
+    if value.dtype == bool:
+        return value
+    top = value.max() if value.size else 0
+    scale = 1 if top <= 1 else 65535 if value.dtype == np.uint16 else 255
+    return value > scale / 2
+
+
+def read_mask(path, original=False):
+    """Reads a mask file: holes by `mask_holes` (255, 1 or any colour = hole, transparent = kept).
+
+    A mask without any hole is logged as a warning naming the file (the image comes back
+    unchanged).
 
     Args:
         path: file path.
+        original: the original's rule instead: a hole where OpenCV's first channel is > 127.5
+            (16-bit files scaled to 8 bits), for `test.py --original`.
     Returns:
         bool array (H, W), True = hole.
     """
     array = _read(path, cv2.IMREAD_UNCHANGED)
-    if array.dtype == np.uint16:
-        array = array.astype(np.float32) / 257.0
-    first = array if array.ndim == 2 else array[:, :, 0]  # OpenCV's first channel, as the original
-    return first > 127.5
+    if original:
+        if array.dtype == np.uint16:
+            array = array.astype(np.float32) / 257.0
+        holes = (array if array.ndim == 2 else array[:, :, 0]) > 127.5
+    else:
+        holes = mask_holes(array, path)
+    if not holes.any():
+        rule = ("the first channel is never above 127.5 (--original's rule)" if original else
+                'no pixel is painted: give 255 or 1 (or any colour, or opaque paint on a '
+                'transparent layer) where the holes are')
+        logging.warning('%s: the mask has no hole (%s); the image comes back unchanged', path, rule)
+    return holes
 
 
-def read_pair(image_path, mask_path):
+def read_pair(image_path, mask_path, original=False):
     """Reads an image and its mask, and checks that their sizes agree.
 
     Args:
         image_path, mask_path: files (see `read_image`, `read_mask`).
+        original: read the mask with the original's rule (see `read_mask`).
     Returns:
         (uint8 RGB (H, W, 3), bool (H, W) with True = hole).
     Raises:
         InputError: either file unreadable, or the sizes differ (the message names both files).
     """
     image = read_image(image_path)
-    mask = read_mask(mask_path)
+    mask = read_mask(mask_path, original=original)
     check_mask_size(mask.shape, image.shape, mask_path, image_path)
     return image, mask
 
@@ -201,18 +261,62 @@ def stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def check_output_path(path):
+    """Checks, before any work, that an image can be written at `path`; creates nothing.
+
+    Raises:
+        InputError: `path` is a folder or ends with a slash, its extension is not one OpenCV can
+            write (`.xyz`, or none), a folder on its way is a file, or the folder that would hold
+            it is not writable.
+    """
+    if path.endswith(('/', os.sep)) or os.path.isdir(path):
+        raise InputError(f'{path}: output is a folder; give an image file name such as out.png')
+    if not cv2.haveImageWriter(path):
+        raise InputError(f'{path}: cannot write this image type; use .png or .jpg')
+    check_output_folder(os.path.dirname(os.path.abspath(path)), name=path)
+
+
+def check_output_folder(folder, name=None):
+    """Checks, before any work, that `folder` is or can be made a writable folder; creates nothing.
+
+    Args:
+        folder: the folder (missing parts are created later by the writer, e.g. `write_image`).
+        name: the path named in the error (default `folder`).
+    Raises:
+        InputError: `folder` or one of its parents is a file, or the nearest existing one is not
+            writable.
+    """
+    name = folder if name is None else name
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):  # the nearest existing parent; the rest will be created
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(f'{name}: {existing} is a file, not a folder; choose another output path')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f'{name}: cannot write into {existing} (permission denied); choose a '
+                         f'writable folder')
+
+
 def write_image(path, rgb):
-    """Writes an RGB uint8 (H, W, 3) array; the folder is created if needed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    """Writes an RGB uint8 (H, W, 3) array; the folder is created if needed.
+
+    The file is written as `<path>.partial` and renamed, so a failed write leaves neither a half
+    file nor the `.partial` one.
+    """
     ext = os.path.splitext(path)[1] or '.png'
     ok, encoded = cv2.imencode(ext, np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:
         raise InputError(f'{path}: cannot encode an image with extension {ext!r}; use .png or .jpg')
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     partial = f'{path}.partial'
-    with open(partial, 'wb') as handle:  # then renamed: a failed write leaves no half file
-        handle.write(encoded.tobytes())
-    os.replace(partial, path)
+    try:
+        with open(partial, 'wb') as handle:
+            handle.write(encoded.tobytes())
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.isfile(partial):
+            os.remove(partial)
+        raise
 
 
 def write_mask(path, mask):

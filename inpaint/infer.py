@@ -38,8 +38,9 @@ from inpaint import commands
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--image', help='single mode: image to complete (any size, gray/RGB/RGBA)')
-    parser.add_argument('--mask', help='mask file of the image\'s size, 255 = hole (single mode; '
-                                       'with --input_dir, one mask for every image)')
+    parser.add_argument('--mask', help='mask file of the image\'s size: white (255), 1 or any '
+                                       'colour on black = hole, or paint on a transparent PNG '
+                                       '(single mode; with --input_dir, one mask for every image)')
     parser.add_argument('--output', help='single mode: where to write the result (default output.png)')
     parser.add_argument('--checkpoint_dir', required=True,
                         help='release folder, checkpoint prefix or train.py log_dir')
@@ -102,19 +103,23 @@ def main(argv=None):
             return 130
     args.output = 'output.png' if args.output is None else args.output
     from inpaint.checkpoint import CheckpointError
-    from inpaint.imageio import InputError, read_pair, write_image
+    from inpaint.imageio import InputError, check_output_path, read_pair, write_image
     from inpaint.inference import Inpainter
 
     try:
         if os.path.abspath(args.output) in (os.path.abspath(args.image), os.path.abspath(args.mask)):
             raise InputError(f'{args.output}: the output would overwrite an input; choose another '
                              f'--output')
-        image, mask = read_pair(args.image, args.mask)
+        check_output_path(args.output)  # before the model and the inference (minutes at 2048 px)
+        image, mask = read_pair(args.image, args.mask, original=args.original)
         inpainter = Inpainter.from_checkpoint(args.checkpoint_dir)
         result = inpainter.inpaint(image, mask, original=args.original)
         write_image(args.output, result)
     except (InputError, CheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
+        return 2
+    except OSError as error:  # an unreadable input, a full disk while writing
+        print(f'error: {error.filename or args.output}: {error.strerror or error}', file=sys.stderr)
         return 2
     logging.info('wrote %s (%dx%d)', args.output, result.shape[1], result.shape[0])
     print(f'Inpainted {args.image} -> {args.output} ({result.shape[1]}x{result.shape[0]})')
@@ -126,7 +131,7 @@ def run_batch_mode(args):
     130 (interrupted by SIGINT or SIGTERM; what was written stays, a rerun resumes)."""
     from inpaint import batch
     from inpaint.checkpoint import CheckpointError
-    from inpaint.imageio import InputError
+    from inpaint.imageio import InputError, check_output_folder
     from inpaint.inference import Inpainter
 
     try:
@@ -141,6 +146,7 @@ def run_batch_mode(args):
                                  f'of masks')
             jobs = batch.jobs_from_folders(args.input_dir, args.mask_dir or args.mask,
                                            args.output_dir)
+            check_output_folder(args.output_dir)
         inpainter = Inpainter.from_checkpoint(args.checkpoint_dir)
     except (InputError, CheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)

@@ -3,12 +3,15 @@
 Default behaviour (`original=False`): any size works (edge-padded to a bucketed size, see
 `padded_size`, and cropped back), gray and RGBA inputs work, pixels outside the hole are returned
 untouched, hole pixels are rounded to the nearest integer, and each image of a batch keeps its own
-mask. The network is compiled once per padded input shape on every backend (`inpaint.backends`).
+mask. Grey in, grey out: an input whose three channels are equal everywhere (a gray file or
+(H, W) array) gets a grey fill, the luminance of the network's (`grey_if_grey`); the result is
+still RGB (H, W, 3), with equal channels. Masks follow `imageio.mask_holes`. The network is
+compiled once per padded input shape on every backend (`inpaint.backends`).
 
 Original behaviour (`original=True`), as the authors' `test.py`: the image is cropped to a multiple
 of 8, the output is the float composite `x2 * mask + image * (1 - mask)` cast with
 `saturate_cast` (truncation, which can also lower known pixels by one), and a batch uses the first
-mask for every image.
+mask for every image; a grey input's fill is left as the network made it (in colour).
 """
 import numpy as np
 
@@ -16,7 +19,7 @@ from inpaint import backends
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
 from inpaint.generator import composite
-from inpaint.imageio import InputError, check_mask_size
+from inpaint.imageio import InputError, check_mask_size, mask_holes
 
 GRID = 8  # the generator downsamples by 4 and contextual attention by 2 more
 
@@ -46,6 +49,29 @@ def from_network(x_bgr, rounding=False):
     return np.clip(y, 0, 255).astype(np.uint8)[..., ::-1]
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601: OpenCV's and Pillow's RGB -> grey
+
+
+def grey_if_grey(images, filled):
+    """Grey in, grey out: the fills of grey inputs become grey.
+
+    Args:
+        images: uint8 RGB (B, H, W, 3), the inputs; an input is grey when its three channels are
+            equal at every pixel (a gray file or array, repeated to RGB, or an RGB file so made).
+        filled: uint8 RGB (B, H, W, 3), the network's fills.
+    Returns:
+        `filled`, where each grey input's fill is replaced by its luminance
+        Y = 0.299 R + 0.587 G + 0.114 B, rounded, in all three channels.
+    """
+    grey = np.all(images == images[..., :1], axis=(1, 2, 3))  # (B,)
+    if not grey.any():
+        return filled
+    luma = np.rint(filled[grey].astype(np.float32) @ LUMA).clip(0, 255).astype(np.uint8)
+    filled = filled.copy()
+    filled[grey] = luma[..., None]  # (G, H, W, 1) -> 3 channels
+    return filled
+
+
 def standardize_image(image, name='image'):
     """Any uint8 gray (H, W) / (H, W, 1), RGB or RGBA array -> RGB uint8 (H, W, 3)."""
     image = np.asarray(image)
@@ -64,19 +90,13 @@ def standardize_image(image, name='image'):
 
 
 def standardize_mask(mask, shape, name='mask'):
-    """bool, 0/1 or 0/255 (H, W[, C]) -> bool (H, W), True = hole; uint8 uses `> 127.5` as the
-    original's files; floats use `> 0.5`."""
+    """A mask array (H, W[, C]) -> bool (H, W), True = hole, by the one rule `imageio.mask_holes`:
+    bool, 0/1 and 0/255 masks, colour strokes on black, and painted alpha all work."""
     mask = np.asarray(mask)
-    if mask.ndim == 3:
-        mask = mask[:, :, 0]
-    if mask.ndim != 2:
+    if mask.ndim not in (2, 3):
         raise InputError(f'{name}: shape {mask.shape} is not a mask; pass (H, W)')
     check_mask_size(mask.shape, shape, name)
-    if mask.dtype == bool:
-        return mask
-    if mask.dtype == np.uint8:
-        return mask > 127.5 if mask.max() > 1 else mask > 0
-    return mask > 0.5
+    return mask_holes(mask, name)
 
 
 class Inpainter:
@@ -126,10 +146,12 @@ class Inpainter:
 
         Args:
             image: uint8 RGB (H, W, 3), gray (H, W) or RGBA (H, W, 4).
-            mask: (H, W) bool / 0-1 / 0-255, hole = True / 1 / 255.
+            mask: (H, W) or (H, W, C); bool, 0/1, 0/255 or colour strokes on black, hole = True /
+                1 / 255 / painted (see `imageio.mask_holes`).
             original: reproduce the authors' test.py exactly (see module docstring).
         Returns:
-            uint8 RGB (H, W, 3); with `original`, cropped to a multiple of 8.
+            uint8 RGB (H, W, 3); with `original`, cropped to a multiple of 8. A grey input
+            (gray, or three equal channels) comes back grey: three equal channels.
         """
         return self.inpaint_batch([image], [mask], original=original)[0]
 
@@ -169,7 +191,7 @@ class Inpainter:
         padded = np.pad(images, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)], mode='edge')
         padded_mask = np.pad(masks, [(0, 0), (0, pad_h), (0, pad_w)])  # padding is known
         _, x2, _ = self.predict_offsets(to_network(padded), padded_mask[..., None].astype(np.float32))
-        filled = from_network(x2[:, :height, :width], rounding=True)
+        filled = grey_if_grey(images, from_network(x2[:, :height, :width], rounding=True))
         return np.where(masks[..., None], filled, images)
 
     def _inpaint_original(self, images, masks):

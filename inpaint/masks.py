@@ -2,8 +2,8 @@
 
 Conventions: a mask is an (H, W) array, 1 (or True) = hole, 0 = known pixel. Training masks are
 float32 like the original's; evaluation masks are bool. Every generator takes an explicit
-`np.random.Generator`, so a mask is reproducible from a seed. Mask files (255 = hole) are read and
-written by `imageio.py`.
+`np.random.Generator`, so a mask is reproducible from a seed. Mask files are written by
+`imageio.py` as 255 = hole and read by its one rule, `imageio.mask_holes`.
 
 Training masks follow `inpaint_ops.py` of generative_inpainting v2.0.0 (`random_bbox`, `bbox2mask`,
 `brush_stroke_mask`): the same distributions and the same order of random draws, but from `rng`

@@ -6,8 +6,9 @@ Then open http://127.0.0.1:8080 in a browser. Routes:
 
     GET  /                 the web page (inpaint/web/, plain HTML/CSS/JS)
     POST /api/v1/inpaint   multipart/form-data with the files `image` (PNG, JPEG, ...) and `mask`
-                           (same size; a hole wherever a pixel is non-zero in any channel, or,
-                           for a mask with an alpha channel, wherever alpha is non-zero);
+                           (same size; holes by the rule of every command, see the README's
+                           masks section: 255 or 1 or any colour on black, or paint on a
+                           transparent layer);
                            answers a PNG of the image's size, pixels outside the hole untouched
     GET  /healthz          {"status", "model", "checkpoint", "widths", "backend"}
 
@@ -33,7 +34,7 @@ import cv2
 import numpy as np
 
 from inpaint import commands
-from inpaint.imageio import InputError, to_rgb_uint8
+from inpaint.imageio import InputError, mask_holes, to_rgb_uint8
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'web')
 API_PATH = '/api/v1/inpaint'
@@ -67,14 +68,9 @@ def decode_image(data, max_pixels, name='image'):
 
 
 def decode_mask(data, max_pixels, name='mask'):
-    """Encoded bytes -> bool (H, W), True = hole: any non-zero channel, or non-zero alpha where
-    the file has an alpha channel (a painted layer: transparent = keep)."""
-    array = _decode(data, max_pixels, name, cv2.IMREAD_UNCHANGED)
-    if array.ndim == 2:
-        return array != 0
-    if array.shape[2] == 4:
-        return array[:, :, 3] != 0
-    return np.any(array != 0, axis=2)
+    """Encoded bytes -> bool (H, W), True = hole, by the rule of every command
+    (`imageio.mask_holes`: 255 or 1 or any colour on black, or paint on a transparent layer)."""
+    return mask_holes(_decode(data, max_pixels, name, cv2.IMREAD_UNCHANGED), name)
 
 
 def _decode(data, max_pixels, name, flags):

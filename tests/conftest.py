@@ -68,6 +68,40 @@ def golden_case(name):
     }
 
 
+# Damaged copies of the golden checkpoint (`damaged_checkpoint`): kind -> (source, damaged file).
+DAMAGED_KINDS = {
+    'truncated_data': ('checkpoint_dir', 'snap-0.data-00000-of-00001'),
+    'flipped_data': ('checkpoint_dir', 'snap-0.data-00000-of-00001'),
+    'binary_state': ('checkpoint_dir', 'checkpoint'),
+    'truncated_h5': ('weights', 'generator.weights.h5'),
+}
+
+
+def damaged_checkpoint(folder, kind):
+    """A copy of the golden checkpoint in `folder` with one file damaged; returns its path.
+
+    Kinds (`DAMAGED_KINDS`): 'truncated_data' (the TF1 .data file cut in half), 'flipped_data'
+    (one bit flipped inside a tensor), 'binary_state' (binary bytes where the text `checkpoint`
+    state file should be), 'truncated_h5' (the neutral generator.weights.h5 cut in half).
+    """
+    import shutil
+    source, name = DAMAGED_KINDS[kind]
+    path = os.path.join(folder, 'damaged_' + kind)
+    shutil.copytree(os.path.join(GOLDEN, source), path)
+    damaged = os.path.join(path, name)
+    with open(damaged, 'rb') as handle:
+        data = bytearray(handle.read())
+    if kind == 'binary_state':
+        data = bytearray(bytes(range(256)) * 4)
+    elif kind == 'flipped_data':
+        data[len(data) // 2] ^= 0x10
+    else:
+        data = data[:len(data) // 2]
+    with open(damaged, 'wb') as handle:
+        handle.write(bytes(data))
+    return path
+
+
 def to_numpy(x):
     """A backend tensor or Keras variable -> NumPy array."""
     return np.asarray(ops.convert_to_numpy(x.value if isinstance(x, keras.Variable) else x))

@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import GOLDEN, GOLDEN_CHECKPOINT, assert_batched_equals_single
+from conftest import (DAMAGED_KINDS, GOLDEN, GOLDEN_CHECKPOINT, assert_batched_equals_single,
+                      damaged_checkpoint)
 from inpaint import batch
 from inpaint.imageio import InputError, read_image, read_mask, write_image, write_mask
 from inpaint.inference import Inpainter
@@ -429,6 +430,46 @@ def test_cli_bad_checkpoint_exits_2(tmp_path, capsys, cli):
     assert not os.path.exists(tmp_path / 'out.png')
 
 
+def test_cli_output_dir_under_a_file_exits_2_before_the_model(tmp_path, capsys, cli):
+    write_pairs(str(tmp_path), [(37, 53)])
+    (tmp_path / 'file.txt').write_text('a file')
+    output_dir = str(tmp_path / 'file.txt' / 'out')
+    code = cli.main(['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+                     '--output_dir', output_dir, '--checkpoint_dir', str(tmp_path / 'nowhere')])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(f'error: {output_dir}: '), err
+
+
+def test_unwritable_outputs_are_bad_items_with_one_line(tmp_path, inpainter):
+    pairs = write_pairs(str(tmp_path), [(37, 53), (37, 53), (37, 53)])
+    (tmp_path / 'file.txt').write_text('a file')
+    bad = [str(tmp_path / 'file.txt' / 'o.png'), str(tmp_path / 'slash') + os.sep]
+    jobs = [batch.Job(*pairs[0], bad[0]), batch.Job(*pairs[1], bad[1]),
+            batch.Job(*pairs[2], str(tmp_path / 'ok.png'))]
+    summary = batch.run_batch(inpainter, jobs, progress=False)
+    assert summary.written == 1
+    assert [message.split(': ', 1)[0] for _, message in summary.failed] == bad
+    assert not os.path.exists(bad[1])
+
+
+@pytest.mark.parametrize('kind', sorted(DAMAGED_KINDS))
+@pytest.mark.parametrize('mode', ['--flist', '--input_dir'])
+def test_cli_damaged_checkpoint_exits_2_with_one_line(tmp_path, capsys, cli, kind, mode):
+    pairs = write_pairs(str(tmp_path), [(37, 53)])
+    ckpt = damaged_checkpoint(str(tmp_path), kind)
+    (tmp_path / 'jobs.txt').write_text(f'{pairs[0][0]} {pairs[0][1]} out/o.png\n')
+    argv = (['--flist', str(tmp_path / 'jobs.txt')] if mode == '--flist' else
+            ['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+             '--output_dir', str(tmp_path / 'out')])
+    code = cli.main(argv + ['--checkpoint_dir', ckpt])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(f'error: {ckpt}'), err
+    assert 'download' in err or 'export' in err
+    assert not (tmp_path / 'out').exists()
+
+
 @pytest.mark.parametrize('argv', [
     [],                                                          # no mode
     ['--image', 'a.png', '--mask', 'm.png', '--flist', 'l.txt'],  # two modes
@@ -456,6 +497,25 @@ def test_cli_single_image_mode_unchanged(tmp_path, capsys, inpainter, cli):
                      '--checkpoint_dir', GOLDEN_CHECKPOINT]) == 0
     assert capsys.readouterr().out.startswith(f'Inpainted {pairs[0][0]} -> {output} (53x37)')
     np.testing.assert_array_equal(read_image(output), alone(inpainter, *pairs[0]))
+
+
+def test_cli_folders_masks_by_the_one_rule(tmp_path, capsys, inpainter, cli):
+    """A 0/1 mask and a red-on-black mask are holes where painted; an empty mask is reported."""
+    pairs = write_pairs(str(tmp_path), [(37, 53), (37, 53), (37, 53)])
+    holes = [read_mask(mask) for _, mask in pairs]
+    import cv2
+    cv2.imwrite(pairs[0][1], holes[0].astype(np.uint8))                               # 0/1
+    cv2.imwrite(pairs[1][1], np.stack([0 * holes[1], 0 * holes[1], 255 * holes[1]], 2)
+                .astype(np.uint8))                                                    # red (BGR)
+    cv2.imwrite(pairs[2][1], np.zeros(holes[2].shape, np.uint8))                      # no hole
+    code = cli.main(['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+                     '--output_dir', str(tmp_path / 'out'), '--checkpoint_dir', GOLDEN_CHECKPOINT])
+    assert code == 0
+    for index in (0, 1):
+        np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / f'img{index}.png')),
+                                      inpainter.inpaint(read_image(pairs[index][0]), holes[index]))
+    np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / 'img2.png')),
+                                  read_image(pairs[2][0]))
 
 
 def test_summary_lines():

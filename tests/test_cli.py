@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, golden_case
+from conftest import DAMAGED_KINDS, GOLDEN_CHECKPOINT, damaged_checkpoint, golden_case
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -63,26 +63,8 @@ def _bad(tmp_path, kind):
         from test_checkpoint import random_release
         ckpt = str(tmp_path / 'bad_ckpt')
         random_release(ckpt, cnum=8, d_cnum=8, reshape='inpaint_net/conv5/kernel')
-    elif kind.startswith('damaged_'):  # a copy of a checkpoint with one file damaged
-        source = GOLDEN_WEIGHTS if kind.endswith('_h5') else GOLDEN_CHECKPOINT
-        ckpt = str(tmp_path / 'damaged')
-        shutil.copytree(source, ckpt)
-        name = {'damaged_data': 'snap-0.data-00000-of-00001', 'damaged_state': 'checkpoint',
-                'flipped_data': 'snap-0.data-00000-of-00001', 'damaged_h5': 'generator.weights.h5'}
-        path = os.path.join(ckpt, name[kind])
-        data = bytearray(open(path, 'rb').read())
-        if kind == 'damaged_state':
-            data = bytes(range(256)) * 4  # a binary file where the text state file should be
-        else:
-            data = data[:len(data) // 2]  # truncated
-        open(path, 'wb').write(bytes(data))
-    elif kind == 'flipped_data':
-        ckpt = str(tmp_path / 'flipped')
-        shutil.copytree(GOLDEN_CHECKPOINT, ckpt)
-        path = os.path.join(ckpt, 'snap-0.data-00000-of-00001')
-        data = bytearray(open(path, 'rb').read())
-        data[len(data) // 2] ^= 0x10  # one bit flipped inside a tensor
-        open(path, 'wb').write(bytes(data))
+    elif kind in DAMAGED_KINDS:
+        ckpt = damaged_checkpoint(str(tmp_path), kind)
     return image, mask, ckpt
 
 
@@ -90,8 +72,8 @@ def _bad(tmp_path, kind):
     ('missing_image', 'nope.png'), ('unreadable_image', 'garbage.png'), ('empty_image', 'empty.png'),
     ('mask_size', 'small_mask.png'), ('empty_checkpoint', 'empty_ckpt'),
     ('mismatched_checkpoint', 'inpaint_net/conv5/kernel'),
-    ('damaged_data', 'snap-0'), ('flipped_data', 'snap-0'), ('damaged_state', 'checkpoint'),
-    ('damaged_h5', 'generator.weights.h5'),
+    ('truncated_data', 'snap-0'), ('flipped_data', 'snap-0'), ('binary_state', 'checkpoint'),
+    ('truncated_h5', 'generator.weights.h5'),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, kind, named):
     image, mask, ckpt = _bad(tmp_path, kind)
@@ -103,6 +85,109 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ki
     assert len(err.splitlines()) == 1 and named in err and err.startswith('error: ')
     assert out.read_bytes() == b'previous result'
     assert not os.path.exists(str(out) + '.partial')
+
+
+ROOT_USER = hasattr(os, 'geteuid') and os.geteuid() == 0
+UNDER_ROOT = 'running as root: every folder is writable, so an unwritable folder cannot be made'
+
+
+def _bad_output(tmp_path, kind):
+    """An output path that cannot be written, of `kind`; returns the path given to --output."""
+    if kind == 'existing_folder':
+        (tmp_path / 'result').mkdir()
+        return str(tmp_path / 'result')
+    if kind == 'unknown_extension':
+        return str(tmp_path / 'out.xyz')
+    if kind == 'no_extension':
+        return str(tmp_path / 'out')
+    if kind == 'parent_is_a_file':
+        (tmp_path / 'file.txt').write_text('a file')
+        return str(tmp_path / 'file.txt' / 'sub' / 'out.png')
+    if kind == 'trailing_slash':
+        return str(tmp_path / 'new') + os.sep
+    if kind == 'unwritable_folder':
+        if ROOT_USER:
+            pytest.skip(UNDER_ROOT)
+        (tmp_path / 'locked').mkdir()
+        os.chmod(tmp_path / 'locked', 0o500)
+        return str(tmp_path / 'locked' / 'out.png')
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize('kind', ['existing_folder', 'unknown_extension', 'no_extension',
+                                  'parent_is_a_file', 'trailing_slash', 'unwritable_folder'])
+def test_bad_output_path_exits_2_before_loading_the_model(tmp_path, capsys, kind):
+    case = golden_case('rocket256')
+    output = _bad_output(tmp_path, kind)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*'))
+    # A checkpoint that does not exist: the output must be refused before the model is loaded.
+    code = cli.main(['--image', case['input'], '--mask', case['mask'], '--output', output,
+                     '--checkpoint_dir', str(tmp_path / 'no_checkpoint')])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(f'error: {output}: '), err
+    assert 'no_checkpoint' not in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*')) == before  # nothing left
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path):
+    from inpaint.imageio import write_image
+    (tmp_path / 'result.png').mkdir()  # os.replace cannot put a file over a folder
+    with pytest.raises(OSError):
+        write_image(str(tmp_path / 'result.png'), np.zeros((4, 4, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['result.png']
+
+
+def _crop_and_hole(tmp_path):
+    """A 64x80 crop of a golden input, written as in.png, and a bool box hole."""
+    image = cv2.imread(golden_case('rocket256')['input'])[96:160, 80:160]
+    cv2.imwrite(str(tmp_path / 'in.png'), image)
+    hole = np.zeros(image.shape[:2], bool)
+    hole[20:44, 24:56] = True
+    return image, hole
+
+
+@pytest.mark.parametrize('kind', ['gray_0_1', 'red_on_black', 'black_on_transparent'])
+def test_mask_holes_where_painted_on_the_command_line(tmp_path, capsys, kind):
+    """0/1, red-on-black and painted-alpha masks fill their holes (they used to change nothing)."""
+    image, hole = _crop_and_hole(tmp_path)
+    mask = {'gray_0_1': hole.astype(np.uint8),
+            'red_on_black': np.stack([0 * hole, 0 * hole, 255 * hole], 2).astype(np.uint8),
+            'black_on_transparent': np.stack([0 * hole] * 3 + [255 * hole], 2).astype(np.uint8)}[kind]
+    cv2.imwrite(str(tmp_path / 'mask.png'), mask)
+    code = cli.main(['--image', str(tmp_path / 'in.png'), '--mask', str(tmp_path / 'mask.png'),
+                     '--output', str(tmp_path / 'out.png'), '--checkpoint_dir', GOLDEN_CHECKPOINT])
+    assert code == 0 and 'no hole' not in capsys.readouterr().err
+    out = cv2.imread(str(tmp_path / 'out.png'))
+    assert np.array_equal(out[~hole], image[~hole])
+    assert np.mean(np.any(out[hole] != image[hole], axis=-1)) > 0.5  # the hole is filled
+
+
+def test_mask_without_hole_warns_on_stderr(tmp_path):
+    image, hole = _crop_and_hole(tmp_path)
+    cv2.imwrite(str(tmp_path / 'mask.png'), np.zeros(hole.shape, np.uint8))
+    run = subprocess.run([sys.executable, os.path.join(ROOT, 'test.py'), '--image',
+                          str(tmp_path / 'in.png'), '--mask', str(tmp_path / 'mask.png'), '--output',
+                          str(tmp_path / 'out.png'), '--checkpoint_dir', GOLDEN_CHECKPOINT],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if 'no hole' in line]
+    assert len(warnings) == 1 and str(tmp_path / 'mask.png') in warnings[0], run.stderr
+    assert run.stdout.startswith('Inpainted ')
+    assert np.array_equal(cv2.imread(str(tmp_path / 'out.png')), image)
+
+
+def test_grey_image_comes_back_grey(tmp_path):
+    image, hole = _crop_and_hole(tmp_path)
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    cv2.imwrite(str(tmp_path / 'grey.png'), grey)  # a 1-channel file
+    cv2.imwrite(str(tmp_path / 'mask.png'), hole.astype(np.uint8) * 255)
+    assert cli.main(['--image', str(tmp_path / 'grey.png'), '--mask', str(tmp_path / 'mask.png'),
+                     '--output', str(tmp_path / 'out.png'), '--checkpoint_dir', GOLDEN_CHECKPOINT]) == 0
+    out = cv2.imread(str(tmp_path / 'out.png'), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    assert np.array_equal(out[~hole, 0], grey[~hole])
+    assert np.mean(out[hole, 0] != grey[hole]) > 0.5  # the hole is filled
 
 
 def test_output_may_not_overwrite_the_input(tmp_path, capsys):

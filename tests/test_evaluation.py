@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import DAMAGED_KINDS, damaged_checkpoint, shared_path
 from inpaint import evaluate, evaluation, imageio
 from inpaint.evaluation import reports
 
@@ -439,3 +439,54 @@ def test_cli_deepfill_with_a_missing_checkpoint_exits_2(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert '\n' not in err and str(missing) in err
+
+
+@pytest.mark.parametrize('kind', sorted(DAMAGED_KINDS))
+def test_cli_deepfill_with_a_damaged_checkpoint_exits_2(tmp_path, capsys, kind):
+    flist = _cli_inputs(tmp_path)
+    ckpt = damaged_checkpoint(str(tmp_path), kind)
+    code = evaluate.main(['--flist', str(flist), '--output_dir', str(tmp_path / 'out'), '--methods', 'deepfill',
+                          '--checkpoint_dir', ckpt, '--mask_dir', str(tmp_path / 'masks'), '--no-progress'])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert '\n' not in err and ckpt in err, err
+    assert 'download' in err or 'export' in err
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('kind', ['parent_is_a_file', 'is_a_file', 'unwritable'])
+def test_cli_unwritable_output_dir_exits_2_before_any_work(tmp_path, capsys, monkeypatch, kind):
+    flist = _cli_inputs(tmp_path)
+    (tmp_path / 'file.txt').write_text('a file')
+    if kind == 'unwritable':
+        if os.geteuid() == 0:
+            pytest.skip('running as root: every folder is writable, so an unwritable folder cannot be made')
+        (tmp_path / 'locked').mkdir()
+        os.chmod(tmp_path / 'locked', 0o500)
+    output_dir = {'parent_is_a_file': tmp_path / 'file.txt' / 'out', 'is_a_file': tmp_path / 'file.txt',
+                  'unwritable': tmp_path / 'locked' / 'out'}[kind]
+    monkeypatch.setattr(evaluation, 'run_evaluation', None)  # any work would fail loudly
+    code = evaluate.main(['--flist', str(flist), '--output_dir', str(output_dir), '--methods', 'telea',
+                          '--mask_dir', str(tmp_path / 'masks'), '--no-progress'])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert '\n' not in err and str(output_dir) in err, err
+
+
+def test_cli_mask_dir_follows_the_one_mask_rule(tmp_path):
+    """--mask_dir masks saved as 0/1 or as red strokes on black are holes where painted."""
+    flist = _cli_inputs(tmp_path)
+    for i, name in enumerate(sorted(os.listdir(tmp_path / 'masks'))):
+        hole = _fake_make_mask('box', 32, 32, 0, i)
+        path = str(tmp_path / 'masks' / name)
+        if i % 2:
+            cv2.imwrite(path, np.stack([0 * hole, 0 * hole, 255 * hole], 2).astype(np.uint8))  # red
+        else:
+            cv2.imwrite(path, hole.astype(np.uint8))  # 0/1
+    code = evaluate.main(['--flist', str(flist), '--output_dir', str(tmp_path / 'out'), '--methods', 'telea',
+                          '--mask_dir', str(tmp_path / 'masks'), '--resolution', '32', '--no-progress',
+                          '--no-figures'])
+    assert code == 0
+    rows = sorted(_read_csv(tmp_path / 'out' / 'per_image.csv'), key=lambda row: row['image'])
+    assert [float(row['hole_fraction']) for row in rows] == pytest.approx(
+        [_fake_make_mask('box', 32, 32, 0, i).mean() for i in range(3)])

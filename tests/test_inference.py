@@ -5,7 +5,7 @@ import pytest
 
 from conftest import assert_batched_equals_single, golden_case, perturbed_weights
 from inpaint.imageio import InputError, read_image, read_mask
-from inpaint.inference import Inpainter, from_network, padded_size, to_network
+from inpaint.inference import Inpainter, from_network, grey_if_grey, padded_size, to_network
 
 
 @pytest.fixture(scope='module')
@@ -175,3 +175,49 @@ def test_bad_inputs(inpainter, image, mask, match):
 def test_original_mode_rejects_images_smaller_than_the_grid(inpainter):
     with pytest.raises(InputError, match='smaller than 8x8'):
         inpainter.inpaint(np.zeros((7, 20, 3), np.uint8), np.ones((7, 20), bool), original=True)
+
+
+def _crop_and_hole():
+    image = read_image(golden_case('rocket256')['input'])[96:160, 80:160]
+    hole = np.zeros(image.shape[:2], bool)
+    hole[20:44, 24:56] = True
+    return np.ascontiguousarray(image), hole
+
+
+@pytest.mark.parametrize('encode', [
+    lambda hole: hole.astype(np.uint8),                                          # 0/1
+    lambda hole: hole.astype(np.uint8) * 255,                                    # 0/255
+    lambda hole: np.stack([hole * 255, 0 * hole, 0 * hole], 2).astype(np.uint8),  # red, RGB
+    lambda hole: np.stack([0 * hole, 0 * hole, hole * 1], 2).astype(np.uint8),    # 0/1 in blue
+    lambda hole: np.stack([0 * hole] * 3 + [hole * 255], 2).astype(np.uint8),     # painted alpha
+    lambda hole: hole.astype(np.float32),
+], ids=['0_1', '0_255', 'red', 'blue_0_1', 'alpha', 'float'])
+def test_api_masks_follow_the_files_rule(inpainter, encode):
+    image, hole = _crop_and_hole()
+    np.testing.assert_array_equal(inpainter.inpaint(image, encode(hole)), inpainter.inpaint(image, hole))
+
+
+def test_grey_in_grey_out(inpainter):
+    """Gray (H, W) and equal-channel RGB inputs get grey fills; a colour input keeps colour."""
+    colour, hole = _crop_and_hole()
+    grey = np.rint(colour.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])).astype(np.uint8)
+    results = inpainter.inpaint_batch([grey, colour, np.repeat(grey[..., None], 3, 2)], [hole] * 3)
+    for result in (results[0], results[2]):
+        assert result.shape == colour.shape
+        assert np.array_equal(result[..., 0], result[..., 1])
+        assert np.array_equal(result[..., 1], result[..., 2])
+        assert np.array_equal(result[~hole, 0], grey[~hole])
+        assert np.mean(result[hole, 0] != grey[hole]) > 0.5  # filled
+    np.testing.assert_array_equal(results[0], results[2])
+    filled = results[1][hole]
+    assert np.any(filled[:, 0] != filled[:, 1])  # the network's fill has colour: the test can fail
+
+
+def test_grey_if_grey_is_the_luminance():
+    images = np.zeros((2, 1, 2, 3), np.uint8)
+    images[1, 0, 0] = [1, 2, 3]  # a colour image
+    filled = np.array([[[[255, 0, 0], [10, 20, 200]]]] * 2, np.uint8)
+    got = grey_if_grey(images, filled)
+    np.testing.assert_array_equal(got[0, 0, :, 0], [76, 38])  # 0.299*255 = 76.2; 2.99+11.74+22.8 = 37.5
+    np.testing.assert_array_equal(got[0], np.repeat(got[0, ..., :1], 3, -1))
+    np.testing.assert_array_equal(got[1], filled[1])

@@ -294,3 +294,127 @@ def test_hole_fraction():
     assert masks.hole_fraction(mask > 0) == pytest.approx(4 / 20)
     assert masks.hole_fraction((mask * 255).astype(np.uint8)[..., None]) == pytest.approx(4 / 20)
     assert masks.hole_fraction(np.ones((3, 3), bool)) == 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# The mask files' rule (imageio.mask_holes / read_mask), used by every command and the API.
+
+def _hole(h=40, w=48):
+    """A bool box with a stroke: the painted holes of the rule's tests."""
+    hole = np.zeros((h, w), bool)
+    hole[8:24, 16:40] = True
+    hole[30:33, 2:20] = True
+    return hole
+
+
+def _encode(kind, hole):
+    """(array as OpenCV writes it (BGR[A]), extension) of a mask file painting `hole`."""
+    h, w = hole.shape
+    if kind == 'gray_0_1':
+        return hole.astype(np.uint8), '.png'
+    if kind == 'rgb_0_255':
+        return np.repeat(hole[..., None], 3, 2).astype(np.uint8) * 255, '.png'
+    if kind == 'red_on_black':  # OpenCV's first channel (blue) is 0 everywhere
+        array = np.zeros((h, w, 3), np.uint8)
+        array[hole, 2] = 255
+        return array, '.png'
+    if kind == 'dark_green_0_1':  # a 0/1 mask in the second channel only
+        array = np.zeros((h, w, 3), np.uint8)
+        array[hole, 1] = 1
+        return array, '.png'
+    if kind in ('white_on_transparent', 'black_on_transparent'):
+        array = np.zeros((h, w, 4), np.uint8)
+        array[hole, :3] = 255 if kind.startswith('white') else 0
+        array[hole, 3] = 255
+        return array, '.png'
+    if kind == 'opaque_rgba':  # alpha 255 everywhere says nothing: the colour counts
+        array = np.full((h, w, 4), 255, np.uint8)
+        array[~hole, :3] = 0
+        return array, '.png'
+    if kind == 'gray_alpha':  # a gray + alpha PNG (OpenCV reads it as BGRA): black strokes
+        array = np.zeros((h, w, 2), np.uint8)
+        array[hole, 1] = 255
+        return array, '.png'
+    if kind == 'gray16_0_65535':
+        return hole.astype(np.uint16) * 65535, '.png'
+    if kind == 'gray16_0_1':
+        return hole.astype(np.uint16), '.png'
+    raise ValueError(kind)
+
+
+MASK_KINDS = ['gray_0_1', 'rgb_0_255', 'red_on_black', 'dark_green_0_1', 'white_on_transparent',
+              'black_on_transparent', 'opaque_rgba', 'gray_alpha', 'gray16_0_65535', 'gray16_0_1']
+
+
+@pytest.mark.parametrize('kind', MASK_KINDS)
+def test_mask_files_are_holes_where_painted(tmp_path, kind):
+    import cv2
+    from inpaint.imageio import read_mask
+    hole = _hole()
+    array, ext = _encode(kind, hole)
+    path = str(tmp_path / f'mask{ext}')
+    if array.ndim == 3 and array.shape[2] == 2:  # OpenCV cannot write gray + alpha
+        from PIL import Image
+        Image.fromarray(array, 'LA').save(path)
+    else:
+        assert cv2.imwrite(path, array)
+    np.testing.assert_array_equal(read_mask(path), hole)
+
+
+def test_jpeg_mask_noise_is_not_a_hole(tmp_path):
+    """A JPEG of white holes on black: compression noise around 0 and 255 stays on its side."""
+    import cv2
+    from inpaint.imageio import read_mask
+    hole = _hole()
+    path = str(tmp_path / 'mask.jpg')
+    cv2.imwrite(path, hole.astype(np.uint8) * 255, [cv2.IMWRITE_JPEG_QUALITY, 50])
+    noisy = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    assert 0 < noisy[~hole].max() and noisy[hole].min() < 255  # the file is noisy, on both sides
+    got = read_mask(path)
+    kernel = np.ones((3, 3), np.uint8)
+    grown = cv2.dilate(hole.astype(np.uint8), kernel) > 0
+    shrunk = cv2.erode(hole.astype(np.uint8), kernel) > 0
+    assert not got[~grown].any() and got[shrunk].all()  # only the 1-px border may differ
+    assert (got != hole).mean() < 0.01
+
+
+@pytest.mark.parametrize('kind,original_holes', [('rgb_0_255', True), ('gray_0_1', False),
+                                                 ('red_on_black', False)])
+def test_original_flag_keeps_the_first_channel_rule(tmp_path, kind, original_holes):
+    """`read_mask(original=True)`: OpenCV's first channel > 127.5, as the authors' test.py."""
+    import cv2
+    from inpaint.imageio import read_mask
+    hole = _hole()
+    array, ext = _encode(kind, hole)
+    path = str(tmp_path / f'mask{ext}')
+    cv2.imwrite(path, array)
+    np.testing.assert_array_equal(read_mask(path, original=True), hole if original_holes else
+                                  np.zeros_like(hole))
+
+
+@pytest.mark.parametrize('mask,expected', [
+    (np.array([[0, 1]], np.uint8), [[False, True]]),
+    (np.array([[0, 255]], np.uint8), [[False, True]]),
+    (np.array([[3, 200]], np.uint8), [[False, True]]),            # JPEG-like noise at 3
+    (np.array([[0.0, 1.0]], np.float32), [[False, True]]),
+    (np.array([[0.2, 0.7]], np.float64), [[False, True]]),
+    (np.array([[0.0, 255.0]], np.float32), [[False, True]]),
+    (np.array([[False, True]]), [[False, True]]),
+    (np.array([[0, 1]], np.int64), [[False, True]]),
+    (np.array([[[0, 0, 0], [0, 9, 255]]], np.uint8), [[False, True]]),  # any channel
+    (np.array([[[255, 0], [0, 255]]], np.uint8), [[False, True]]),       # gray + alpha
+    (np.array([[[0, 0, 0, 0], [0, 0, 0, 0]]], np.uint8), [[False, False]]),  # empty layer
+    (np.array([[0, 40000]], np.uint16), [[False, True]]),
+    (np.array([[0, 255]], np.uint16), [[False, False]]),          # 8-bit values in a 16-bit file
+])
+def test_mask_holes_rule(mask, expected):
+    from inpaint.imageio import mask_holes
+    np.testing.assert_array_equal(mask_holes(mask), np.array(expected))
+
+
+def test_mask_holes_rejects_non_masks():
+    from inpaint.imageio import InputError, mask_holes
+    with pytest.raises(InputError, match='not a mask'):
+        mask_holes(np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(InputError, match='not a mask'):
+        mask_holes(np.zeros(4, np.uint8))

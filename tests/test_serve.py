@@ -91,22 +91,33 @@ def test_valid_request_changes_pixels_inside_the_hole_only(client, served_model,
     assert np.array_equal(result, served_model.inpainter.inpaint(photo, mask))  # the library's result
 
 
-@pytest.mark.parametrize('encoding', ['gray_255', 'gray_1', 'blue_channel', 'rgba_alpha', 'jpeg_image'])
-def test_mask_rule_any_nonzero_pixel_or_alpha_is_a_hole(client, served_model, photo, encoding):
+@pytest.mark.parametrize('encoding', ['gray_255', 'gray_1', 'blue_channel', 'rgba_alpha',
+                                      'black_on_transparent', 'jpeg_noise', 'jpeg_image'])
+def test_mask_rule_is_the_commands_rule(client, served_model, photo, encoding):
+    """The rule of every command (`imageio.mask_holes`): 255 or 1 or any colour on black, or
+    paint on a transparent layer, is a hole; JPEG noise around 0 is not."""
     hole = box_mask(photo.shape)
     image = png(photo)
     if encoding == 'gray_255':
         mask = png(hole.astype(np.uint8) * 255)
-    elif encoding == 'gray_1':  # 1 is non-zero: a hole (the files' > 127 rule would miss it)
+    elif encoding == 'gray_1':  # a 0/1 mask
         mask = png(hole.astype(np.uint8))
-    elif encoding == 'blue_channel':
+    elif encoding == 'blue_channel':  # blue strokes on black
         colour = np.zeros(photo.shape, np.uint8)
-        colour[hole, 2] = 7
+        colour[hole, 2] = 255
         mask = png(colour)
     elif encoding == 'rgba_alpha':  # white everywhere, but only the hole is opaque
         rgba = np.full(photo.shape[:2] + (4,), 255, np.uint8)
         rgba[..., 3] = hole * 255
         mask = png(rgba)
+    elif encoding == 'black_on_transparent':  # the colour of the paint does not matter
+        rgba = np.zeros(photo.shape[:2] + (4,), np.uint8)
+        rgba[..., 3] = hole * 255
+        mask = png(rgba)
+    elif encoding == 'jpeg_noise':  # faint values outside the hole, as a JPEG leaves them
+        gray = hole.astype(np.uint8) * 250
+        gray[::3, ::5] = np.where(hole[::3, ::5], 250, 9)
+        mask = png(gray)
     else:  # a JPEG image: the result is computed from the server's own decode
         image = cv2.imencode('.jpg', photo[:, :, ::-1])[1].tobytes()
         mask = png(hole.astype(np.uint8) * 255)
@@ -248,3 +259,14 @@ def test_command_line_errors_exit_2_with_one_line(tmp_path, capsys):
 def test_binds_to_loopback_by_default():
     args = serve._parser().parse_args(['--checkpoint_dir', 'x'])
     assert (args.host, args.port, args.max_pixels) == ('127.0.0.1', 8080, 4096 * 4096)
+
+
+def test_grey_image_comes_back_grey(client, photo):
+    grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    hole = box_mask(photo.shape)
+    response = post(client, png(grey), png(hole.astype(np.uint8) * 255))
+    assert response.status_code == 200, response.text
+    result = decode(response.content)
+    assert np.array_equal(result[..., 0], result[..., 1]) and np.array_equal(result[..., 1], result[..., 2])
+    assert np.array_equal(result[~hole, 0], grey[~hole])
+    assert np.mean(result[hole, 0] != grey[hole]) > 0.5
