@@ -30,7 +30,7 @@ Flags:
 
 Exit codes: 0 all cases evaluated; 1 some images (or methods on them) failed and were skipped;
 2 bad flags or unusable inputs (missing list, unknown method, ...), with a one-line message.
-See `inpaint/evaluation.py` for the metrics' exact definitions and the protocol.
+See `inpaint/evaluation/` for the metrics' exact definitions and the protocol.
 """
 import argparse
 import sys
@@ -113,7 +113,7 @@ def main(argv=None):
             raise InputError(f'--limit {args.limit}: give a positive number of images')
         resolution = evaluation.parse_resolution(args.resolution)
         check_output_folder(args.output_dir)  # before the model and any evaluation
-        items = evaluation.list_images(args.flist or args.image_dir)[:args.limit]
+        items = evaluation.list_items(args.flist or args.image_dir)[:args.limit]
         if args.mask_dir:
             masks = evaluation.MaskDir(args.mask_dir)
         else:

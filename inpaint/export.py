@@ -53,6 +53,8 @@ def serving_model(generator):
     import keras
     from keras import ops
 
+    from inpaint.generator import composite
+
     class ServingModel(keras.Model):
         """image uint8 (B, H, W, 3) RGB, mask uint8 (B, H, W, 1) non-zero = hole ->
         {'inpainted': uint8 (B, H, W, 3), 'x_stage2': float32 (B, H, W, 3) BGR in [-1, 1]}."""
@@ -81,7 +83,7 @@ def serving_model(generator):
             # BGR [-1, 1] -> RGB uint8 with rounding (inference.from_network(rounding=True)).
             filled = ops.flip(ops.clip(ops.round((x_stage2 + 1.0) * 127.5), 0, 255), axis=-1)
             # Exact in float32 (integers, hole 0 or 1); `where` on uint8 is no TFLite built-in.
-            inpainted = filled * hole + ops.cast(image, 'float32') * (1.0 - hole)
+            inpainted = composite(ops.cast(image, 'float32'), filled, hole)
             inpainted = ops.cast(inpainted, 'uint8')
             return {'inpainted': inpainted, 'x_stage2': x_stage2}
 

@@ -109,7 +109,7 @@ class InpaintGenerator(keras.Model):
         mask = ops.cast(mask, image.dtype)
         image = image * (1.0 - mask)  # (B, H, W, 3), the original feeds the incomplete image
         x_stage1 = self.coarse(image, mask)
-        x = x_stage1 * mask + image * (1.0 - mask)  # (B, H, W, 3)
+        x = composite(image, x_stage1, mask)  # (B, H, W, 3)
         hallucinated = self.hallucinate(x)
         features = self.attention_features(x)
         attended, offsets = self.contextual_attention(features, features,
@@ -178,6 +178,19 @@ def reach(layers, needed, input_size):
 
 def _quarter(size):
     return tuple(n // 4 for n in size)
+
+
+def composite(image, filled, mask):
+    """The completed image: `filled` in the holes, `image` elsewhere, as the original composes it
+    (`filled * mask + image * (1 - mask)`). The one composite of the project: the generator's
+    stage 1, training's discriminator input and summaries, and inference's original mode.
+
+    Args:
+        image, filled: (B, H, W, C), NumPy arrays or backend tensors of one float dtype.
+        mask: (1 or B, H, W, 1), 1 = hole, 0 or 1 only (so `image` need not have its holes zeroed:
+            `image * (1 - mask)` is the same whether they are or not).
+    """
+    return filled * mask + image * (1.0 - mask)
 
 
 def _run(layers, x):

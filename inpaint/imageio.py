@@ -131,30 +131,73 @@ def read_mask(path, original=False):
     return holes
 
 
-def read_flist(path):
-    """Reads a file list: one image path per line.
+def read_pair(image_path, mask_path, original=False):
+    """Reads an image and its mask, and checks that their sizes agree.
+
+    Args:
+        image_path, mask_path: files (see `read_image`, `read_mask`).
+        original: read the mask with the original's rule (see `read_mask`).
+    Returns:
+        (uint8 RGB (H, W, 3), bool (H, W) with True = hole).
+    Raises:
+        InputError: either file unreadable, or the sizes differ (the message names both files).
+    """
+    image = read_image(image_path)
+    mask = read_mask(mask_path, original=original)
+    check_mask_size(mask.shape, image.shape, mask_path, image_path)
+    return image, mask
+
+
+def check_mask_size(mask_shape, image_shape, mask_name='mask', image_name=''):
+    """Raises InputError unless a mask of `mask_shape` (H, W[, C]) fits an image of `image_shape`."""
+    if tuple(mask_shape[:2]) != tuple(image_shape[:2]):
+        image = f'the image {image_name}' if image_name else 'the image'
+        raise InputError(f'{mask_name}: mask is {mask_shape[1]}x{mask_shape[0]} but {image} is '
+                         f'{image_shape[1]}x{image_shape[0]}; give a mask of the image\'s size')
+
+
+def read_flist(path, columns=None):
+    """Reads a file list: one entry per line.
 
     Blank lines, surrounding whitespace and lines starting with '#' are ignored. Relative paths
-    are resolved against the list file's own folder, so a list works from any working directory.
+    are resolved against the list file's own folder, so a list works from any working directory;
+    absolute paths are kept.
 
     Args:
         path: the list file.
+        columns: None: each line is one path (it may contain spaces); or the names of the paths
+            on each line, separated by whitespace, e.g. ('input', 'mask', 'output') for the
+            original's batch lists (paths cannot contain spaces then, as in the original).
     Returns:
-        list of str paths, in file order.
+        list of str paths, or of tuples of `len(columns)` paths, in file order (may be empty).
     Raises:
-        InputError: the list file is missing or is a folder.
+        InputError: the list is missing, a folder or not UTF-8 text, or a line does not have
+            exactly `len(columns)` fields (the message names the file and line number).
     """
+    entry = f'"{" ".join(columns)}"' if columns else 'image path'
     if not os.path.isfile(path):
         what = 'is a folder, not a file list' if os.path.isdir(path) else 'file list not found'
-        raise InputError(f'{path}: {what}; give a text file with one image path per line')
+        raise InputError(f'{path}: {what}; give a text file with one {entry} per line')
     folder = os.path.dirname(os.path.abspath(path))
-    paths = []
-    with open(path, encoding='utf-8') as handle:
-        for line in handle:
-            entry = line.strip()
-            if entry and not entry.startswith('#'):
-                paths.append(os.path.join(folder, entry))  # join keeps absolute entries as they are
-    return paths
+    entries = []
+    try:
+        with open(path, encoding='utf-8') as handle:
+            for number, line in enumerate(handle, 1):
+                line = line.strip()
+                if not line or line.startswith('#'):
+                    continue
+                if columns is None:
+                    entries.append(os.path.join(folder, line))  # join keeps absolute paths
+                    continue
+                fields = line.split()
+                if len(fields) != len(columns):
+                    raise InputError(f'{path}:{number}: expected {entry}, got {len(fields)} '
+                                     f'field(s); paths with spaces are not supported')
+                entries.append(tuple(os.path.join(folder, field) for field in fields))
+    except UnicodeDecodeError as error:
+        raise InputError(f'{path}: not a UTF-8 text file ({error.reason}); give a text file '
+                         f'list') from None
+    return entries
 
 
 def list_images(source):
@@ -185,6 +228,37 @@ def folder_images(folder):
     may be empty."""
     return sorted(os.path.join(folder, name) for name in os.listdir(folder)
                   if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name)))
+
+
+def files_by_stem(folder):
+    """Image files of a folder (see `folder_images`) by file stem: {stem: [paths]}; a stem has
+    several paths when only the extension differs (`photo.png`, `photo.bmp`)."""
+    by_stem = {}
+    for path in folder_images(folder):
+        by_stem.setdefault(stem(path), []).append(path)
+    return by_stem
+
+
+def mask_by_stem(image, masks, folder):
+    """The mask of `image`: the one file of `masks` (`files_by_stem(folder)`) with its stem.
+
+    Raises:
+        InputError: naming the image, when `folder` has no mask of that stem, or several.
+    """
+    name = stem(image)
+    candidates = masks.get(name, [])
+    if not candidates:
+        raise InputError(f'{image}: no mask named {name}.png (or another image extension) in '
+                         f'{folder}; add one or move the image out')
+    if len(candidates) > 1:
+        names = ', '.join(os.path.basename(path) for path in candidates)
+        raise InputError(f'{image}: several masks in {folder} ({names}); keep one')
+    return candidates[0]
+
+
+def stem(path):
+    """The file name without folder and extension: `a/photo.jpg` -> `photo`."""
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def check_output_path(path):

@@ -14,13 +14,15 @@ log_dir written by train.py. By default any image size works and pixels outside 
 Batch modes (see `inpaint/batch.py`): `--flist` is the authors' batch_test.py list, one
 `input mask output` per line, relative paths resolved against the list's folder; `--input_dir`
 takes every image of a folder, with masks matched by file stem in `--mask_dir` or one shared
-`--mask` file, and writes `<output_dir>/<stem>.png`. Existing outputs are skipped (a rerun
-resumes) unless `--overwrite`; a bad item is reported and skipped. The run ends with one
+`--mask` file, and writes `<output_dir>/<stem>.png`. Each output is written as soon as it is
+ready. Existing outputs are skipped (a rerun resumes) unless `--overwrite`, but only when they
+decode and have the input's size; a bad item is reported and skipped. The run ends with one
 `path: reason` line per failed item and a summary line on stdout.
 
 Exit codes: 0 done; 1 (batch) some items failed, the others were written; 2 bad flags or input
 (one line on stderr naming the file; single mode writes nothing), unloadable checkpoint, missing
-list or folder.
+list or folder; 130 (batch) interrupted by Ctrl-C (SIGINT) or SIGTERM: the current image is
+finished and written, then the summary counts the jobs not started (a rerun resumes).
 
 TensorFlow's start-up lines are hidden unless `--verbose`.
 """
@@ -53,7 +55,9 @@ def build_parser():
     batch.add_argument('--output_dir', help='with --input_dir: results as <stem>.png')
     batch.add_argument('--overwrite', action='store_true',
                        help='replace existing outputs (default: skip them, resuming a run)')
-    batch.add_argument('--batch_size', type=int, help='images per network call (default 8)')
+    batch.add_argument('--batch_size', type=int,
+                       help='images per network call (default 1: each output is written as soon '
+                            'as it is ready; larger batches can be faster on a GPU)')
     parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
     return parser
 
@@ -92,11 +96,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     check_flags(parser, args)
     if args.image is None:
-        return run_batch_mode(args)
+        try:
+            return run_batch_mode(args)
+        except KeyboardInterrupt:  # while loading (run_batch handles its own): nothing started
+            print('interrupted before any image was inpainted; nothing written', file=sys.stderr)
+            return 130
     args.output = 'output.png' if args.output is None else args.output
     from inpaint.checkpoint import CheckpointError
-    from inpaint.imageio import (InputError, check_output_path, read_image, read_mask,
-                                 write_image)
+    from inpaint.imageio import InputError, check_output_path, read_pair, write_image
     from inpaint.inference import Inpainter
 
     try:
@@ -104,11 +111,7 @@ def main(argv=None):
             raise InputError(f'{args.output}: the output would overwrite an input; choose another '
                              f'--output')
         check_output_path(args.output)  # before the model and the inference (minutes at 2048 px)
-        image = read_image(args.image)
-        mask = read_mask(args.mask, original=args.original)
-        if mask.shape != image.shape[:2]:
-            raise InputError(f'{args.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but the image '
-                             f'is {image.shape[1]}x{image.shape[0]}; give a mask of the image\'s size')
+        image, mask = read_pair(args.image, args.mask, original=args.original)
         inpainter = Inpainter.from_checkpoint(args.checkpoint_dir)
         result = inpainter.inpaint(image, mask, original=args.original)
         write_image(args.output, result)
@@ -124,7 +127,8 @@ def main(argv=None):
 
 
 def run_batch_mode(args):
-    """--flist or --input_dir: returns 0 (all done), 1 (some items failed) or 2 (cannot start)."""
+    """--flist or --input_dir: returns 0 (all done), 1 (some items failed), 2 (cannot start) or
+    130 (interrupted by SIGINT or SIGTERM; what was written stays, a rerun resumes)."""
     from inpaint import batch
     from inpaint.checkpoint import CheckpointError
     from inpaint.imageio import InputError, check_output_folder
@@ -148,8 +152,10 @@ def run_batch_mode(args):
         print(f'error: {error}', file=sys.stderr)
         return 2
     summary = batch.run_batch(inpainter, jobs, overwrite=args.overwrite, original=args.original,
-                              batch_size=args.batch_size or 8)
+                              batch_size=args.batch_size or 1)
     print('\n'.join(summary.lines()))
+    if summary.interrupted:
+        return 130
     return 1 if summary.failed else 0
 
 

@@ -18,7 +18,8 @@ import numpy as np
 from inpaint import backends
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
-from inpaint.imageio import InputError, mask_holes
+from inpaint.generator import composite
+from inpaint.imageio import InputError, check_mask_size, mask_holes
 from inpaint.restricted import RestrictedGenerator
 
 GRID = 8  # the generator downsamples by 4 and contextual attention by 2 more
@@ -95,9 +96,7 @@ def standardize_mask(mask, shape, name='mask'):
     mask = np.asarray(mask)
     if mask.ndim not in (2, 3):
         raise InputError(f'{name}: shape {mask.shape} is not a mask; pass (H, W)')
-    if mask.shape[:2] != tuple(shape[:2]):
-        raise InputError(f'{name}: size {mask.shape[1]}x{mask.shape[0]} differs from the image\'s '
-                         f'{shape[1]}x{shape[0]}; give a mask of the image\'s size')
+    check_mask_size(mask.shape, shape, name)
     return mask_holes(mask, name)
 
 
@@ -212,9 +211,8 @@ class Inpainter:
                              f'{GRID}x{GRID}; the original crops it to nothing')
         x = to_network(images[:, :height, :width])
         mask = masks[:1, :height, :width, None].astype(np.float32)  # the first mask, as original
-        incomplete = x * (np.float32(1.0) - mask)
-        _, x2, _ = self.predict_offsets(incomplete, mask)
-        return from_network(x2 * mask + incomplete * (np.float32(1.0) - mask))
+        _, x2, _ = self.predict_offsets(x, mask)  # the generator zeroes the holes of its input
+        return from_network(composite(x, x2, mask))
 
 
 def _shape_error(image, mask):

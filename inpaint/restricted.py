@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from inpaint import backends
+from inpaint.generator import composite
 from inpaint.hole_attention import attend, plan_attention
 
 ALIGN = 8  # box corners and sizes: multiples of the generator's total stride
@@ -82,7 +83,7 @@ class RestrictedGenerator:
         x = incomplete.copy()
         rows, cols = _slices(coarse_box)
         x_stage1 = ops.convert_to_numpy(self._coarse(incomplete[:, rows, cols], mask[:, rows, cols]))
-        x[:, rows, cols] = np.where(holes[:, rows, cols, None], x_stage1, incomplete[:, rows, cols])
+        x[:, rows, cols] = composite(incomplete[:, rows, cols], x_stage1, mask[:, rows, cols])
 
         fp, wn, mm, raw = self._features(x, mask)
         plans = [plan_attention(needed, valid, fuse=attention.fuse,

@@ -37,9 +37,7 @@ event files written by `inpaint.summaries`.
 """
 import math
 import os
-import signal
 import sys
-import threading
 import time
 
 import keras
@@ -58,7 +56,8 @@ from inpaint.checkpoint import (CheckpointError, discriminator_table, generator_
 from inpaint.config import ConfigError, save_config
 from inpaint.discriminator import build_discriminator
 from inpaint.flow import offset_flow, resize_bilinear
-from inpaint.generator import build_generator
+from inpaint.generator import build_generator, composite
+from inpaint.interrupt import StopRequest
 from inpaint.summaries import EventWriter
 
 CONFIG_FILE = 'config.yml'
@@ -275,13 +274,11 @@ class Trainer:
             x: (B, H, W, 3) BGR in [-1, 1].
             mask: (1 or B, H, W, 1), 1 = hole.
         Returns:
-            dict: x1, x2 (B, H, W, 3) float32, offsets (B, H/8, W/8, 2), incomplete, complete.
+            dict: x1, x2 (B, H, W, 3) float32, offsets (B, H/8, W/8, 2), complete.
         """
-        incomplete = x * (1.0 - mask)
-        x1, x2, offsets = self.generator(incomplete, mask)
+        x1, x2, offsets = self.generator(x, mask)  # the generator zeroes the holes of its input
         x1, x2 = ops.cast(x1, 'float32'), ops.cast(x2, 'float32')  # losses in float32
-        complete = x2 * mask + incomplete * (1.0 - mask)
-        return {'x1': x1, 'x2': x2, 'offsets': offsets, 'incomplete': incomplete, 'complete': complete}
+        return {'x1': x1, 'x2': x2, 'offsets': offsets, 'complete': composite(x, x2, mask)}
 
     def _with_mask(self, images, mask):
         """Appends the mask as a channel when gan_with_mask: (N, H, W, 3) -> (N, H, W, 4)."""
@@ -397,10 +394,9 @@ class Trainer:
         """raw | incomplete | complete | flow of a batch (B, H, 4W, 3) RGB in [0, 1], as logged."""
         x = self.to_network(np.asarray(batch, np.float32))
         mask = np.asarray(mask, np.float32)
-        incomplete = x * (1.0 - mask)
-        _, x2, offsets = self._infer(incomplete, mask)
-        complete = x2.astype(np.float32) * mask + incomplete * (1.0 - mask)
-        return to_summary_images(x, incomplete, complete, offset_flow(offsets))
+        _, x2, offsets = self._infer(x, mask)
+        return to_summary_images(x, x * (1.0 - mask), composite(x, x2.astype(np.float32), mask),
+                                 offset_flow(offsets))
 
     def heldout_l1(self):
         """Mean |completed - real| inside the holes of the held-out images, in [0, 255] units / 255.
@@ -415,7 +411,7 @@ class Trainer:
         for start in range(0, len(images), 8):
             x = self.to_network(images[start:start + 8])
             mask = masks[start:start + 8]
-            _, x2, _ = self._infer(x * (1.0 - mask), mask)
+            _, x2, _ = self._infer(x, mask)
             total += float((np.abs(x2.astype(np.float32) - x) * mask).sum()) / 2.0  # [-1,1] -> [0,1]
             count += float(mask.sum()) * 3
         return total / max(count, 1.0)
@@ -469,7 +465,7 @@ class Trainer:
                    mininterval=1.0)
         step, saved = start, start
         last_time, last_step = time.perf_counter(), start
-        stop = _StopRequest()
+        stop = StopRequest()
         try:
             with dataset, stop:
                 while step < target and not stop.requested:
@@ -554,28 +550,3 @@ class TrainingInterrupted(RuntimeError):
                          f'to resume')
         self.step = step
         self.checkpoint = checkpoint
-
-
-class _StopRequest:
-    """While active, SIGINT and SIGTERM set `requested` instead of killing the process; a second
-    SIGINT raises KeyboardInterrupt at once."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        return False

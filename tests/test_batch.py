@@ -2,15 +2,20 @@
 
 Images are small crops of the golden inputs, several sizes including odd ones, with seeded box
 masks, so the whole file runs in seconds. Batched results must equal `Inpainter.inpaint` run on
-each image alone, byte for byte.
+each image alone (`conftest.assert_batched_equals_single`: byte for byte on TensorFlow).
 """
 import importlib.util
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from conftest import DAMAGED_KINDS, GOLDEN, GOLDEN_CHECKPOINT, damaged_checkpoint
+from conftest import (DAMAGED_KINDS, GOLDEN, GOLDEN_CHECKPOINT, assert_batched_equals_single,
+                      damaged_checkpoint)
 from inpaint import batch
 from inpaint.imageio import InputError, read_image, read_mask, write_image, write_mask
 from inpaint.inference import Inpainter
@@ -87,7 +92,7 @@ class Spy:
         return self.inpainter.inpaint_batch(images, masks, **kwargs)
 
 
-def test_batch_equals_single_byte_for_byte(tmp_path, inpainter):
+def test_batch_equals_single(tmp_path, inpainter):
     pairs = write_pairs(str(tmp_path), SIZES)
     jobs = [batch.Job(image, mask, str(tmp_path / 'out' / f'{i}.png'))
             for i, (image, mask) in enumerate(pairs)]
@@ -96,9 +101,7 @@ def test_batch_equals_single_byte_for_byte(tmp_path, inpainter):
     assert (summary.written, summary.skipped_existing, summary.failed) == (len(jobs), 0, [])
     assert max(spy.calls) == 2 and sum(spy.calls) == len(jobs)  # batched, never above batch_size
     for job in jobs:
-        expected = str(tmp_path / 'expected.png')
-        write_image(expected, alone(inpainter, job.image, job.mask))
-        assert file_bytes(job.output) == file_bytes(expected), job.output
+        assert_batched_equals_single(read_image(job.output), alone(inpainter, job.image, job.mask))
 
 
 def test_each_image_keeps_its_own_mask(tmp_path, inpainter):
@@ -113,11 +116,11 @@ def test_each_image_keeps_its_own_mask(tmp_path, inpainter):
     jobs = [batch.Job(str(tmp_path / 'a.png'), str(tmp_path / 'ma.png'), str(tmp_path / 'oa.png')),
             batch.Job(str(tmp_path / 'b.png'), str(tmp_path / 'mb.png'), str(tmp_path / 'ob.png'))]
     spy = Spy(inpainter)
-    assert batch.run_batch(spy, jobs, progress=False).written == 2
+    assert batch.run_batch(spy, jobs, batch_size=2, progress=False).written == 2
     assert spy.calls == [2]  # one network call for both
     results = [read_image(job.output) for job in jobs]
     for job, result in zip(jobs, results):
-        np.testing.assert_array_equal(result, alone(inpainter, job.image, job.mask))
+        assert_batched_equals_single(result, alone(inpainter, job.image, job.mask))
     assert not np.array_equal(results[0], results[1])
 
 
@@ -235,7 +238,7 @@ def test_cli_existing_outputs_skipped_unless_overwrite(tmp_path, capsys, inpaint
     assert cli.main(argv) == 0
     outputs = [str(tmp_path / 'out' / f'img{i}.png') for i in range(3)]
     first = [file_bytes(path) for path in outputs]
-    stale = np.full((5, 5, 3), 7, np.uint8)  # an "old" result the resume must not touch
+    stale = np.full((40, 48, 3), 7, np.uint8)  # an "old" result (img1 is 48x40): kept on resume
     write_image(outputs[1], stale)
     stale_bytes = file_bytes(outputs[1])
     capsys.readouterr()
@@ -248,6 +251,82 @@ def test_cli_existing_outputs_skipped_unless_overwrite(tmp_path, capsys, inpaint
     assert capsys.readouterr().out.splitlines() == ['3 written, 0 skipped existing, 0 failed']
     assert [file_bytes(path) for path in outputs] == first
     assert not [name for name in os.listdir(tmp_path / 'out') if name.endswith('.partial')]
+
+
+def test_resume_redoes_empty_junk_and_wrong_size_outputs(tmp_path, capsys, caplog, inpainter,
+                                                        cli):
+    """An existing output counts as finished only if it decodes and has the input's size."""
+    write_pairs(str(tmp_path), [(37, 53), (40, 48), (37, 53), (21, 35)])
+    argv = ['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+            '--output_dir', str(tmp_path / 'out'), '--checkpoint_dir', GOLDEN_CHECKPOINT]
+    assert cli.main(argv) == 0
+    outputs = [str(tmp_path / 'out' / f'img{i}.png') for i in range(4)]
+    finished = [file_bytes(path) for path in outputs]
+    open(outputs[0], 'wb').close()  # 0 bytes
+    with open(outputs[1], 'wb') as handle:
+        handle.write(b'\x89PNG\r\n\x1a\n junk')
+    write_image(outputs[2], np.full((36, 53, 3), 7, np.uint8))  # one row short
+    good = np.full((21, 35, 3), 9, np.uint8)  # img3 is 35x21: a finished output, kept
+    write_image(outputs[3], good)
+    kept = file_bytes(outputs[3])
+    capsys.readouterr()
+    caplog.clear()
+
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == ['3 written, 1 skipped existing, 0 failed']
+    assert [file_bytes(path) for path in outputs] == finished[:3] + [kept]
+    said = [record.getMessage() for record in caplog.records if 'inpainting it again' in
+            record.getMessage()]
+    assert [line.split(': ')[0] for line in said] == outputs[:3]
+    assert 'file is empty' in said[0] and 'cannot decode' in said[1]
+    assert 'is 53x36, not the expected 53x37' in said[2]
+
+
+def test_resume_in_original_mode_expects_the_cropped_size(tmp_path, inpainter):
+    pairs = write_pairs(str(tmp_path), [(37, 53), (37, 53)])
+    jobs = [batch.Job(*pair, str(tmp_path / f'o{i}.png')) for i, pair in enumerate(pairs)]
+    write_image(jobs[0].output, np.zeros((32, 48, 3), np.uint8))  # 53x37 cropped to 48x32
+    write_image(jobs[1].output, np.zeros((37, 53, 3), np.uint8))  # not an original-mode result
+    summary = batch.run_batch(inpainter, jobs, original=True, progress=False)
+    assert (summary.written, summary.skipped_existing) == (1, 1)
+    np.testing.assert_array_equal(read_image(jobs[1].output),
+                                  alone(inpainter, *pairs[1], original=True))
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_cli_interrupt_stops_after_the_current_image(tmp_path, capsys, inpainter, cli, signum):
+    """Ctrl-C (or SIGTERM) in batch mode: outputs written one by one, the stop comes after the
+    current image, a one-line summary, exit 130, no traceback; a rerun finishes the rest."""
+    # Eight padded sizes: each image compiles the network anew, so the run takes seconds.
+    sizes = [(8 * (i + 2) + 1, 8 * (i + 3) + 3) for i in range(8)]
+    pairs = write_pairs(str(tmp_path), sizes)
+    out = tmp_path / 'out'
+    argv = ['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+            '--output_dir', str(out), '--checkpoint_dir', GOLDEN_CHECKPOINT]
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'test.py'), *argv],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 300
+    while not (out.is_dir() and any(name.endswith('.png') for name in os.listdir(out))):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    written = sorted(name for name in os.listdir(out))
+    assert process.returncode == 130, stderr
+    assert 'Traceback' not in stderr and 'KeyboardInterrupt' not in stderr
+    not_started = len(sizes) - len(written)
+    assert 1 <= len(written) <= 2 and not_started >= 6  # the first image, and the one running
+    assert stdout.splitlines() == [
+        f'interrupted: {len(written)} written, 0 skipped existing, 0 failed, {not_started} not '
+        f'started; run the same command to resume']
+    assert written == [f'img{i}.png' for i in range(len(written))]  # in order, no .partial
+    for name, (image, mask) in zip(written, pairs):
+        np.testing.assert_array_equal(read_image(str(out / name)), alone(inpainter, image, mask))
+
+    assert cli.main(argv) == 0  # the rerun resumes
+    assert capsys.readouterr().out.splitlines() == [
+        f'{not_started} written, {len(written)} skipped existing, 0 failed']
+    assert len(os.listdir(out)) == len(sizes)
 
 
 def test_cli_bad_items_reported_and_skipped(tmp_path, capsys, inpainter, cli):

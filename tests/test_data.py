@@ -88,6 +88,15 @@ def test_read_flist_missing_names_the_file(tmp_path):
         data.list_images(missing)
 
 
+def test_binary_image_list_is_one_input_error(tmp_path):
+    """One list reader for image lists and batch job lists: a binary file is an InputError
+    naming it (the image-list reader raised UnicodeDecodeError)."""
+    flist = tmp_path / 'photo.png'
+    flist.write_bytes(bytes(range(256)))
+    with pytest.raises(InputError, match=rf'^{flist}: not a UTF-8 text file'):
+        data.list_images(str(flist))
+
+
 def test_list_images_folder_sorted_case_insensitive_non_recursive(tmp_path):
     pixel = np.zeros((2, 2, 3), np.uint8)
     for name in ('b.PNG', 'a.jpg', 'c.JPEG', 'd.bmp', 'e.webp', 'f.TIF', 'g.tiff'):

@@ -1,4 +1,4 @@
-"""Tests of inpaint/evaluation.py (metrics, baselines, the run and its reports) and inpaint/evaluate.py."""
+"""Tests of inpaint/evaluation/ (metrics, baselines, the run and its reports) and inpaint/evaluate.py."""
 import csv
 import json
 import math
@@ -10,6 +10,7 @@ import pytest
 
 from conftest import DAMAGED_KINDS, damaged_checkpoint, shared_path
 from inpaint import evaluate, evaluation, imageio
+from inpaint.evaluation import reports
 
 
 
@@ -183,14 +184,14 @@ def test_list_images_resolves_against_the_list_folder(tmp_path):
     (tmp_path / 'lists').mkdir()
     flist = tmp_path / 'lists' / 'val.flist'
     flist.write_text(''.join(f'../images/{n}\n' for n in reversed(names)) + '\n')
-    items = evaluation.list_images(str(flist))
+    items = evaluation.list_items(str(flist))
     assert [i.name for i in items] == [f'../images/{n}' for n in reversed(names)]  # order kept
     assert all(os.path.isfile(i.path) for i in items)
-    folder_items = evaluation.list_images(str(tmp_path / 'images'))
+    folder_items = evaluation.list_items(str(tmp_path / 'images'))
     assert [i.name for i in folder_items] == sorted(names)
     (tmp_path / 'images' / 'img0.jpg').write_bytes(b'')
     with pytest.raises(imageio.InputError, match='same stem'):
-        evaluation.list_images(str(tmp_path / 'images'))
+        evaluation.list_items(str(tmp_path / 'images'))
 
 
 def test_resolution_policy():
@@ -254,7 +255,7 @@ def test_run_evaluation_end_to_end(tmp_path):
             assert r.psnr > by_case[('identity', family, image)].psnr
 
     summary = json.loads((out / 'summary.json').read_text())
-    assert summary == json.loads(json.dumps(evaluation._json_safe(result.summary)))
+    assert summary == json.loads(json.dumps(reports._json_safe(result.summary)))
     assert summary['failures'] == []
     labels = ['0-10%', '10-20%', '20-30%', '30-40%', '40-50%', '50-60%']
     for method in methods:
@@ -314,12 +315,32 @@ def test_mask_dir_resizes_masks_of_the_original_size(tmp_path):
     mask[10:30, 12:36] = True
     imageio.write_mask(str(tmp_path / 'masks' / 'img0.png'), mask)
     imageio.write_mask(str(tmp_path / 'bad' / 'img0.png'), mask[:20])
-    items = evaluation.list_images(str(tmp_path / 'images'))
+    items = evaluation.list_items(str(tmp_path / 'images'))
     result = _run(tmp_path, tmp_path / 'out', evaluation.MaskDir(str(tmp_path / 'masks')), images=items)
     expected = cv2.resize(mask.astype(np.uint8), (32, 32), interpolation=cv2.INTER_NEAREST).mean()
     assert result.ok and result.records[0].hole_fraction == expected
     bad = _run(tmp_path, tmp_path / 'out_bad', evaluation.MaskDir(str(tmp_path / 'bad')), images=items)
     assert not bad.ok and bad.records == [] and 'give a mask of either size' in bad.failures[0].error
+
+
+def test_mask_dir_matches_by_stem_as_batch_mode(tmp_path):
+    """No mask, or two masks of one stem (img1.png and img1.bmp), fail that image with the
+    message batch mode gives (one rule: `imageio.mask_by_stem`); the others are evaluated."""
+    from inpaint import batch
+    _write_images(tmp_path / 'images', count=3)
+    mask = np.zeros((40, 48), bool)
+    mask[10:30, 12:36] = True
+    for name in ('img0.png', 'img1.png', 'img1.bmp'):
+        imageio.write_mask(str(tmp_path / 'masks' / name), mask)
+    items = evaluation.list_items(str(tmp_path / 'images'))
+    result = _run(tmp_path, tmp_path / 'out', evaluation.MaskDir(str(tmp_path / 'masks')),
+                  images=items, methods={'identity': _identity})
+    assert [r.image for r in result.records] == ['img0.png']
+    jobs = batch.jobs_from_folders(str(tmp_path / 'images'), str(tmp_path / 'masks'),
+                                   str(tmp_path / 'batch_out'))
+    assert [f.error for f in result.failures] == [f'InputError: {job.error}' for job in jobs[1:]]
+    assert 'several masks' in jobs[1].error and 'keep one' in jobs[1].error
+    assert 'no mask named img2.png' in jobs[2].error
 
 
 def test_failing_method_is_reported_and_others_continue(tmp_path):
@@ -338,8 +359,6 @@ def test_failing_method_is_reported_and_others_continue(tmp_path):
     assert len([r for r in result.records if r.method == 'telea']) == 3
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(os.path.dirname(evaluation.__file__), 'masks.py')),
-                    reason='inpaint/masks.py not written yet')
 def test_generated_masks_with_the_real_families(tmp_path):
     masks = evaluation.GeneratedMasks(('box', 'line_circle'), seed=0)
     first = _run(tmp_path, tmp_path / 'a', masks, methods={'telea': evaluation.telea})
@@ -412,8 +431,6 @@ def test_cli_bad_flags_exit_2(tmp_path, capsys, flags, message):
     assert '\n' not in err and message in err
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(os.path.dirname(evaluation.__file__), 'inference.py')),
-                    reason='inpaint/inference.py not written yet')
 def test_cli_deepfill_with_a_missing_checkpoint_exits_2(tmp_path, capsys):
     flist = _cli_inputs(tmp_path)
     missing = tmp_path / 'no_checkpoint'
