@@ -20,21 +20,15 @@ Usage:
 Exit code 0 when every size ran, 1 when any size failed (the table names the reason).
 """
 import argparse
-import json
 import os
-import resource
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from children import emit, error_reason, gib, peak_rss_bytes, spawn
+
 REPO = Path(__file__).resolve().parents[1]
-RESULT_PREFIX = 'BENCH_RESULT '
-REFERENCE = ('Reference, quoted from the issue and NOT measured here: the original TF1 graph took '
-             '0.64 s, 4.7 s and 48 s per image at 256, 512 and 1024, with 3.2 GB peak at 1024 '
-             'on this 2-core machine.')
 
 
 def parse_args(argv):
@@ -54,11 +48,6 @@ def parse_args(argv):
     return args
 
 
-def peak_rss_bytes():
-    """This process's peak resident set size (Linux reports `ru_maxrss` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 # === Child side: imports TensorFlow ===
 
 def _build(cnum):
@@ -73,24 +62,12 @@ def _build(cnum):
     return tf, Inpainter(build_generator(cnum))
 
 
-def _emit(result):
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
-
-
 def run_baseline(cnum):
     """Child: import TF, build the model, report the peak RSS and the environment."""
     tf, _ = _build(cnum)
-    _emit({'peak_rss': peak_rss_bytes(), 'tf_version': tf.__version__,
+    emit({'peak_rss': peak_rss_bytes(), 'tf_version': tf.__version__,
            'intra_op_threads': tf.config.threading.get_intra_op_parallelism_threads(),
            'inter_op_threads': tf.config.threading.get_inter_op_parallelism_threads()})
-
-
-def error_reason(error):
-    """A one-line reason: the exception type and the first line of its message that is not
-    TensorFlow's preamble ('Graph execution error:', 'Detected at node ...', traceback lines)."""
-    lines = [l for l in str(error).splitlines() if l.strip() and not l.startswith((' ', '\t'))
-             and not l.startswith(('Graph execution error', 'Detected at node'))]
-    return f'{type(error).__name__}: {lines[0][:160] if lines else "no message"}'
 
 
 def run_one(size, runs, cnum):
@@ -123,40 +100,16 @@ def run_one(size, runs, cnum):
         phase = 'predict'
         predict_times = [timed(lambda: inpainter.predict(image_bgr, mask_f)) for _ in range(runs)]
     except Exception as error:
-        _emit({'size': size, 'error': f'{phase}: {error_reason(error)}',
+        emit({'size': size, 'error': f'{phase}: {error_reason(error)}',
                'peak_rss': peak_rss_bytes()})
         raise
-    _emit({'size': size, 'warmup': warmup,
+    emit({'size': size, 'warmup': warmup,
            'inpaint': statistics.median(inpaint_times), 'inpaint_runs': inpaint_times,
            'predict': statistics.median(predict_times), 'predict_runs': predict_times,
            'peak_rss': peak_rss_bytes()})
 
 
 # === Parent side: standard library only ===
-
-def spawn(extra, cnum):
-    """Runs this script as a child; returns (result dict or None, failure reason or None)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), '--cnum', str(cnum)] + extra
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2'))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_PREFIX)]
-    result = json.loads(lines[-1][len(RESULT_PREFIX):]) if lines else None
-    if result and 'error' in result:
-        return None, f'{result["error"]} (peak RSS {gib(result["peak_rss"])})'
-    if proc.returncode == 0 and result:
-        return result, None
-    if proc.returncode < 0:
-        name = signal.Signals(-proc.returncode).name
-        hint = ' (likely the out-of-memory killer)' if name == 'SIGKILL' else ''
-        return None, f'killed by {name}{hint}'
-    errors = [l.strip() for l in proc.stderr.splitlines() if l.strip()]
-    last = errors[-1] if errors else 'no output'
-    return None, f'exit {proc.returncode}: {last}'
-
-
-def gib(n):
-    return f'{n / 2 ** 30:.2f} GiB'
-
 
 def spread(result, key):
     """'median (min-max)' of a child's timed runs, so the noise is visible next to the median."""
@@ -196,11 +149,12 @@ def main(argv=None):
         return 0
 
     start, load_before = time.perf_counter(), os.getloadavg()[0]
-    baseline, baseline_error = spawn(['--baseline'], args.cnum)
+    baseline, baseline_error = spawn(__file__, ['--cnum', str(args.cnum), '--baseline'])
     results, failures = {}, {}
     for size in args.sizes:
         print(f'running {size}x{size} ...', file=sys.stderr, flush=True)
-        result, error = spawn(['--one', str(size), '--runs', str(args.runs)], args.cnum)
+        result, error = spawn(__file__, ['--cnum', str(args.cnum), '--one', str(size),
+                                         '--runs', str(args.runs)])
         if error:
             failures[size] = error
         else:
@@ -226,7 +180,6 @@ def main(argv=None):
           'that process\'s ru_maxrss.\n')
     print(table(results, failures, base_size, baseline['peak_rss'] if baseline else None,
                 args.runs))
-    print(f'\n{REFERENCE}')
     print(f'\nTotal benchmark time: {total:.0f} s.')
     return 1 if failures or baseline_error else 0
 

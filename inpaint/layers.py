@@ -73,9 +73,11 @@ def conv_reach(needed, input_size, kernel, stride=1, dilation=1):
         pad = max((size_out - 1) * stride + span - size_in, 0) // 2
         reach = np.zeros((size_in,) + rows.shape[1:], bool)
         for tap in range(kernel):
-            source = np.arange(size_out) * stride - pad + tap * dilation
-            inside = (source >= 0) & (source < size_in)
-            reach[source[inside]] |= rows[inside]  # distinct sources within one tap
+            start = tap * dilation - pad  # output i reads input start + i * stride
+            first = max(0, -(start // stride))  # the first i with start + i * stride >= 0
+            stop = min(size_out, (size_in - 1 - start) // stride + 1)
+            if stop > first:
+                reach[start + first * stride:start + (stop - 1) * stride + 1:stride] |= rows[first:stop]
         needed = np.moveaxis(reach, 0, axis)
     return needed
 
@@ -208,7 +210,8 @@ class GatedUpsample(keras.layers.Layer):
             rows = np.moveaxis(needed, axis, 0)
             n = rows.shape[0] // 2
             reach = np.zeros((n,) + rows.shape[1:], bool)
-            np.logical_or.at(reach, align_corners_indices(n, 2 * n), rows)
+            sources, firsts = np.unique(align_corners_indices(n, 2 * n), return_index=True)
+            reach[sources] = np.logical_or.reduceat(rows, firsts, axis=0)  # sources are sorted
             needed = np.moveaxis(reach, 0, axis)
         return needed
 

@@ -204,12 +204,12 @@ class _FlopCounter:
         full = size[0] * size[1]
         attention = (full / 64) ** 2 * self.attention_width * self.feature_width
         dense = (convs(g.stage1, full) + convs(g.hallucination, full)
-                 + convs(g.attention_in, full) + convs(g.attention_out + g.stage2_out, full)
+                 + convs(g.attention_in, full) + convs(g.attention_out + g.stage2_out, full / 16)
                  + attention)
         restricted = (convs(g.stage1, area(coarse_box))
                       + convs(g.hallucination, area(hallucination_box))
                       + convs(g.attention_in, full)
-                      + convs(g.attention_out + g.stage2_out, area(decode_box)))
+                      + convs(g.attention_out + g.stage2_out, area(decode_box) / 16))
         return {'dense': dense, 'restricted_convs': restricted, 'attention': attention}
 
 

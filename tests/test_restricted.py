@@ -220,3 +220,48 @@ def test_restricted_stages_compile_once_per_box_shape(full_width):
     holes = np.roll(holes, (40, 32), axis=(1, 2))  # the same hole elsewhere: the same boxes
     full_width.restricted(x, holes)
     assert full_width.restricted.compiled_shapes() == compiled
+
+
+# ---------- the reach: derived from the layers, exactly ----------
+
+def _one_pixel_beyond(reach):
+    """A pixel just outside the reach (on its bounding box's border) and one just inside."""
+    rows, cols = np.nonzero(reach)
+    inside = (rows.min(), cols[rows == rows.min()].min())
+    outside = (rows.min() - 1, inside[1]) if rows.min() > 0 else (rows.max() + 1, cols.min())
+    return outside, inside
+
+
+@pytest.mark.parametrize('stage', ['coarse', 'hallucinate', 'decode'])
+def test_reach_is_what_changes_the_needed_outputs(stage):
+    """Changing any input outside a stage's reach leaves its needed outputs unchanged; changing
+    one input just inside the reach's edge changes them (the reach is not too large either)."""
+    keras.utils.set_random_seed(1)
+    generator = build_generator(8)
+    size = 160
+    needed = np.zeros((size, size), bool)
+    needed[70:76, 80:83] = True
+    if stage == 'coarse':
+        reach, shape = generator.stage1_reach(needed), (1, size, size, 3)
+        run = lambda x: generator.coarse(x, np.zeros((1, size, size, 1), np.float32))
+        outputs = needed
+    elif stage == 'hallucinate':
+        outputs = needed[::4, ::4]  # the branch's output grid
+        reach, shape = generator.hallucination_reach(outputs, (size, size)), (1, size, size, 3)
+        run = generator.hallucinate
+    else:
+        reach, shape = generator.attention_reach(needed), (1, size // 4, size // 4, 16)
+        hallucinated = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+        run = lambda attended: generator.decode(hallucinated, attended)
+        outputs = needed
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    base = to_numpy(run(x))[0][outputs]
+    changed = x.copy()
+    changed[0][~reach] = rng.standard_normal(((~reach).sum(), shape[-1]))
+    np.testing.assert_allclose(to_numpy(run(changed))[0][outputs], base, rtol=0,
+                               atol=1e-6 * np.abs(base).max())
+    _, inside = _one_pixel_beyond(reach)
+    changed = x.copy()
+    changed[0][inside] += 10.0
+    assert np.abs(to_numpy(run(changed))[0][outputs] - base).max() > 1e-4 * np.abs(base).max()
