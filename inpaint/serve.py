@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from inpaint import commands
-from inpaint.imageio import InputError, check_mask_size, mask_holes, to_rgb_uint8
+from inpaint.imageio import InputError, check_mask_size, mask_holes, swap_rb, to_rgb_uint8
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'web')
 API_PATH = '/api/v1/inpaint'
@@ -106,7 +106,7 @@ def _header_size(data, name, max_pixels):
 
 def encode_png(rgb):
     """RGB uint8 (H, W, 3) -> PNG bytes."""
-    ok, encoded = cv2.imencode('.png', np.ascontiguousarray(rgb[:, :, ::-1]))
+    ok, encoded = cv2.imencode('.png', swap_rb(rgb))
     if not ok:
         raise RuntimeError('PNG encoding failed')
     return encoded.tobytes()
