@@ -15,7 +15,8 @@ outputs outside the needed region, so the hole's pixels equal the whole network'
 rounding; `x_stage2` outside the hole does not, and no offsets are produced.
 
 When the estimated work is not clearly below the whole network's (small images, holes covering
-most of the image), the whole network runs instead.
+most of the image), the whole network runs instead; when the needed queries are most of them,
+the cropped stages run with the dense attention.
 """
 import numpy as np
 from keras import ops
@@ -23,11 +24,14 @@ from keras import ops
 from inpaint import backends
 from inpaint.generator import composite
 from inpaint.hole_attention import attend, plan_attention
+from inpaint.layers import BlockedAttention, conv_reach
 
 ALIGN = 8  # box corners and sizes: multiples of the generator's total stride
 # The restricted path runs when its estimated multiply-adds are below this share of the whole
-# network's; see benchmarks/hole_attention.py for what it saves and costs.
+# network's, and the restricted attention when its plan needs below this share of the dense
+# attention's (its gathers cost more per multiply-add); see benchmarks/hole_attention.py.
 COST_LIMIT = 0.75
+ATTENTION_LIMIT = 0.6
 
 
 class RestrictedGenerator:
@@ -48,12 +52,17 @@ class RestrictedGenerator:
         self.generator = generator
         self.cost_limit = cost_limit
         self.last_path = None  # 'restricted' or 'dense', for tests and benchmarks
+        self.last_work = None  # multiply-adds: {'dense': ..., 'restricted': ... or None}
         compile_ = lambda fn: backends.compile_function(fn, generator.variables)
         self._dense = dense
         self._coarse = compile_(generator.coarse)
         self._hallucinate = compile_(generator.hallucinate)
         self._features = compile_(lambda x, mask: _attention_inputs(generator, x, mask))
         self._decode = compile_(generator.decode)
+        attention = generator.contextual_attention
+        self._dense_attention = compile_(
+            lambda *grids: BlockedAttention(attention, *_flat(grids), tuple(grids[0].shape[1:3]))
+            .run()[1])
         self._flops = _FlopCounter(generator)
 
     def __call__(self, image, holes):
@@ -76,8 +85,13 @@ class RestrictedGenerator:
                                  inside=decode_box)
         queries = [attention.paste_reach(generator.attention_reach(hole)) for hole in holes]
         estimate = self._flops.estimate(size, coarse_box, hallucination_box, decode_box)
-        if estimate['restricted_convs'] >= self.cost_limit * estimate['dense']:
-            return self._run_dense(image, mask)
+        share = np.mean([needed.mean() * _clear_share(hole) for needed, hole in zip(queries, holes)])
+        self.last_work = {'dense': len(holes) * estimate['dense'],
+                          'restricted': len(holes) * (estimate['restricted_convs']
+                                                      + share * estimate['attention'])}
+        if self.last_work['restricted'] >= self.cost_limit * self.last_work['dense']:
+            self.last_path = 'dense'
+            return self._dense(image, mask)
 
         incomplete = image * (np.float32(1.0) - mask)
         x = incomplete.copy()
@@ -85,17 +99,21 @@ class RestrictedGenerator:
         x_stage1 = ops.convert_to_numpy(self._coarse(incomplete[:, rows, cols], mask[:, rows, cols]))
         x[:, rows, cols] = composite(incomplete[:, rows, cols], x_stage1, mask[:, rows, cols])
 
-        fp, wn, mm, raw = self._features(x, mask)
+        grids = self._features(x, mask)  # fp, wn, mm, raw, each (B, h, w, .)
+        fp, wn, mm, raw = _flat(grids)
         plans = [plan_attention(needed, valid, fuse=attention.fuse,
                                 chunk_bytes=attention.block_bytes)
                  for needed, valid in zip(queries, ops.convert_to_numpy(mm))]
         share = np.mean([plan.cost(attention.ksize, attention.rate) for plan in plans])
-        if (estimate['restricted_convs'] + share * estimate['attention']
-                >= self.cost_limit * estimate['dense']):
-            return self._run_dense(image, mask)
-        self.last_path = 'restricted'
-        patches = ops.stack([attend(fp[b], wn[b], raw[b], plan, attention.softmax_scale)
-                             for b, plan in enumerate(plans)])  # (B, hw, 4r*r*C)
+        if share < ATTENTION_LIMIT:
+            self.last_path = 'restricted'
+            patches = ops.stack([attend(fp[b], wn[b], raw[b], plan, attention.softmax_scale)
+                                 for b, plan in enumerate(plans)])  # (B, hw, 4r*r*C)
+        else:  # the needed queries are most of them: all, as the dense attention's blocks
+            self.last_path = 'restricted convolutions, dense attention'
+            share, patches = 1.0, self._dense_attention(*grids)
+        self.last_work['restricted'] = len(holes) * (estimate['restricted_convs']
+                                                     + share * estimate['attention'])
         attended = attention.paste(patches, plans[0].size)  # (B, H/4, W/4, C)
 
         rows, cols = _slices(hallucination_box)
@@ -109,23 +127,35 @@ class RestrictedGenerator:
             self._decode(hallucinated, attended))
         return x_stage2
 
-    def _run_dense(self, image, mask):
-        self.last_path = 'dense'
-        return self._dense(image, mask)
-
     def compiled_shapes(self):
         """How many input shapes the restricted path's stages have been compiled for."""
         return sum(fn.tracing_count() for fn in (self._coarse, self._hallucinate, self._features,
-                                                  self._decode))
+                                                  self._dense_attention, self._decode))
 
 
 def _attention_inputs(generator, x, mask):
-    """Stage-2 input (B, H, W, 3) and mask -> the attention's fp, wn (B, hw, k*k*C), mm (B|1, 1,
-    hw) and raw (B, hw, 4r*r*C) (see `ContextualAttention.prepare`)."""
-    features = generator.attention_features(x)
-    inputs = generator.contextual_attention.prepare(
-        features, features, generator.attention_mask(mask, features))
-    return inputs.fp, inputs.wn, inputs.mm, inputs.raw
+    """Stage-2 input (B, H, W, 3) and mask -> the attention's inputs (`ContextualAttention.prepare`)
+    as grids: fp, wn (B, h, w, k*k*C), mm (B|1, h, w, 1), raw (B, h, w, 4r*r*C), h = H/8."""
+    attention = generator.contextual_attention
+    features = ops.cast(generator.attention_features(x), attention.compute_dtype)
+    inputs = attention.prepare(features, features, generator.attention_mask(mask, features))
+    h, w = inputs.small
+    return [ops.reshape(v, (v.shape[0], h, w, -1))
+            for v in (inputs.fp, inputs.wn, ops.swapaxes(inputs.mm, 1, 2), inputs.raw)]
+
+
+def _flat(grids):
+    """fp, wn, mm, raw grids -> the attention's fp, wn, raw (B, hw, .) and mm (B|1, 1, hw)."""
+    fp, wn, mm, raw = (ops.reshape(v, (v.shape[0], -1, v.shape[-1])) for v in grids)
+    return fp, wn, ops.swapaxes(mm, 1, 2), raw
+
+
+def _clear_share(hole, cell=8):
+    """About the share of hole-free keys: cells of `cell` px whose 3x3 neighbourhood has no hole
+    pixel (an estimate, for choosing a path; the plan uses the network's own key mask)."""
+    h, w = hole.shape[0] // cell, hole.shape[1] // cell
+    cells = hole[:h * cell, :w * cell].reshape(h, cell, w, cell).any(axis=(1, 3))
+    return 1.0 - conv_reach(cells, cells.shape, 3).mean()
 
 
 def _box(needed, size, inside=None):

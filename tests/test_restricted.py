@@ -17,6 +17,7 @@ from keras import ops
 from conftest import perturbed_weights, to_numpy
 from inpaint.generator import build_generator
 from inpaint.hole_attention import attend, bucket, neighbour, plan_attention
+from inpaint import restricted as restricted_module
 from inpaint.inference import Inpainter, to_network
 from inpaint.layers import BlockedAttention, ContextualAttention
 from inpaint.masks import brush_stroke_mask
@@ -165,6 +166,20 @@ def test_restricted_generator_matches_dense_at_the_holes(full_width, case):
     assert difference.max() <= worst and difference.mean() <= typical, (
         f'restricted vs dense {difference.max():.3g} (mean {difference.mean():.3g}); weights '
         f'moved by rounding move the dense output {worst:.3g} (mean {typical:.3g})')
+
+
+def test_cropped_stages_with_dense_attention_match_dense(full_width, monkeypatch):
+    """Where the needed queries are most of them, the cropped stages run the dense attention."""
+    monkeypatch.setattr(restricted_module, 'ATTENTION_LIMIT', 0.0)
+    batch, h, w, make = GENERATOR_CASES['batch_of_different_masks']
+    holes = make(h, w)
+    x = to_network(np.random.default_rng(8).integers(0, 256, (batch, h, w, 3), dtype=np.uint8))
+    dense, worst, typical = _rounding_sensitivity(full_width, x, holes[..., None].astype(np.float32),
+                                                  holes)
+    staged = full_width.restricted(x, holes)
+    assert full_width.restricted.last_path == 'restricted convolutions, dense attention'
+    difference = np.abs(staged - dense)[holes]
+    assert difference.max() <= worst and difference.mean() <= typical
 
 
 def test_inpaint_is_the_dense_inpaint_at_odd_sizes(full_width):
