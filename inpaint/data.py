@@ -60,9 +60,7 @@ def decode_bgr(path):
     # IMREAD_COLOR (not imageio's IMREAD_UNCHANGED) so that JPEG EXIF orientation is applied as
     # in cv2.imread; ANYDEPTH keeps 16 bits for imageio's scaling.
     array = imageio._read(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)  # pylint: disable=protected-access
-    if array.dtype != np.uint8:
-        array = np.ascontiguousarray(imageio.to_rgb_uint8(array, path)[:, :, ::-1])
-    return array
+    return imageio.to_bgr_uint8(array, path)  # a no-op on 8-bit files
 
 
 def crop_or_resize(image, img_shape, random_crop, rng=None):

@@ -20,7 +20,7 @@ from inpaint import backends
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
 from inpaint.generator import composite
-from inpaint.imageio import InputError, check_mask_size, mask_holes
+from inpaint.imageio import InputError, check_mask_size, mask_holes, swap_rb
 from inpaint.layers import ContextualAttention
 from inpaint.restricted import RestrictedGenerator
 
@@ -43,14 +43,15 @@ def to_network(image_rgb):
     float32 reciprocal (the golden outputs' known pixels match this on every value 0..255, and
     not a true division on 6% of them).
     """
-    return np.asarray(image_rgb, np.float32)[..., ::-1] * np.float32(1 / 127.5) - np.float32(1.0)
+    bgr = swap_rb(np.asarray(image_rgb))  # flipped before the cast: a quarter of the bytes
+    return bgr.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
 
 
 def from_network(x_bgr, rounding=False):
     """BGR float in [-1, 1] -> RGB uint8: `(x + 1) * 127.5`, truncated (`saturate_cast`) or rounded."""
     y = (np.asarray(x_bgr, np.float32) + np.float32(1.0)) * np.float32(127.5)
     y = np.rint(y) if rounding else y
-    return np.clip(y, 0, 255).astype(np.uint8)[..., ::-1]
+    return swap_rb(np.clip(y, 0, 255).astype(np.uint8))
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601: OpenCV's and Pillow's RGB -> grey

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from inpaint import commands
-from inpaint.imageio import InputError, mask_holes, to_rgb_uint8
+from inpaint.imageio import InputError, check_mask_size, mask_holes, swap_rb, to_rgb_uint8
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'web')
 API_PATH = '/api/v1/inpaint'
@@ -106,7 +106,7 @@ def _header_size(data, name, max_pixels):
 
 def encode_png(rgb):
     """RGB uint8 (H, W, 3) -> PNG bytes."""
-    ok, encoded = cv2.imencode('.png', np.ascontiguousarray(rgb[:, :, ::-1]))
+    ok, encoded = cv2.imencode('.png', swap_rb(rgb))
     if not ok:
         raise RuntimeError('PNG encoding failed')
     return encoded.tobytes()
@@ -214,9 +214,10 @@ def _inpaint_bytes(model, image_bytes, mask_bytes, max_pixels):
     """Decodes, inpaints (under the model's lock) and encodes; runs in a worker thread."""
     image = decode_image(image_bytes, max_pixels)
     mask = decode_mask(mask_bytes, max_pixels)
-    if mask.shape != image.shape[:2]:
-        raise ApiError(400, f'the mask is {mask.shape[1]}x{mask.shape[0]} but the image is '
-                            f"{image.shape[1]}x{image.shape[0]}; send a mask of the image's size.")
+    try:
+        check_mask_size(mask.shape, image.shape, 'mask')
+    except InputError as error:
+        raise ApiError(400, _sentence(str(error))) from error
     return encode_png(model.inpaint(image, mask))
 
 

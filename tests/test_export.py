@@ -11,22 +11,39 @@ Tolerances on x_stage2 (the refined output before compositing, in [-1, 1]):
   TFLite 8.6e-5 (1.04e-4 against a fixed-shape tf.function): agreement at rounding level.
 The uint8 `inpainted` output: none off by more than 1 from `Inpainter.inpaint`, and identical on
 >= 99.9% of values (a difference of 1e-4 flips the rounding of about 1% of the hole's values).
+The SavedModel against `Inpainter(generator, restrict=False)` (the same computation; the default
+restricted path equals it up to rounding): none off by more than 1, at most 3 values differ
+(measured 0 to 3).
 """
 import os
 
+import cv2
 import numpy as np
 import pytest
 
 from conftest import GOLDEN_CHECKPOINT, golden_case
 from inpaint import export
-from inpaint.imageio import read_image, read_mask
+from inpaint.imageio import mask_holes, read_image, read_mask
 from inpaint.inference import Inpainter, to_network
-
 
 
 @pytest.fixture(scope='module')
 def inpainter():
     return Inpainter.from_checkpoint(GOLDEN_CHECKPOINT)
+
+
+@pytest.fixture(scope='module')
+def saved_model(inpainter, tmp_path_factory):
+    """An any-size SavedModel of the golden generator."""
+    path = str(tmp_path_factory.mktemp('export') / 'saved_model')
+    export.export_saved_model(inpainter.generator, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def dense(inpainter):
+    """The library computing what the SavedModel computes: the whole network."""
+    return Inpainter(inpainter.generator, restrict=False)
 
 
 @pytest.fixture(scope='module')
@@ -84,6 +101,7 @@ def test_onnx_at_a_fixed_size_matches_keras(inpainter, golden, tmp_path):
     finally:  # written to deepfill.onnx.partial, moved into place only once it has run
         assert sorted(os.listdir(tmp_path)) in ([], ['deepfill.onnx'])
     check(export.run_onnx(path, image, mask), keras_outputs(inpainter, image, mask), 1e-4)
+    assert_colour_mask_gives_the_same(export.run_onnx, path, image, mask)
 
 
 def test_tflite_at_a_fixed_size_matches_keras(inpainter, golden, tmp_path):
@@ -91,6 +109,18 @@ def test_tflite_at_a_fixed_size_matches_keras(inpainter, golden, tmp_path):
     path = str(tmp_path / 'deepfill.tflite')
     export.export(inpainter.generator, 'tflite', path, height=image.shape[1], width=image.shape[2])
     check(export.run_tflite(path, image, mask), keras_outputs(inpainter, image, mask), 2e-4)
+    assert_colour_mask_gives_the_same(export.run_tflite, path, image, mask)
+
+
+def assert_colour_mask_gives_the_same(run, path, image, mask):
+    """A fixed-size export takes masks of any channel count: green strokes on black (3) and
+    black paint on a transparent layer (4) give the gray 0/255 mask's result."""
+    want = run(path, image, mask)[0]
+    stroke = np.where(mask > 0, mask // 2 + 100, 0).astype(np.uint8)
+    green = np.concatenate([np.zeros_like(mask), stroke, np.zeros_like(mask)], -1)
+    painted = np.concatenate([np.zeros_like(mask)] * 3 + [mask], -1)
+    for other in (green, painted):
+        np.testing.assert_array_equal(run(path, image, other)[0], want)
 
 
 def test_onnx_blockers_are_named_from_tf2onnx_logs():
@@ -122,3 +152,73 @@ def test_command_line_errors_exit_2_with_one_line(tmp_path, capsys):
         assert export.main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith('export: error:') and words in err, err
+
+
+def crop_and_hole(golden):
+    """A 61x77 crop of rocket256 (not a multiple of 8) and a box hole, bool (61, 77)."""
+    image = np.ascontiguousarray(golden[0][0, 37:98, 50:127])
+    hole = np.zeros(image.shape[:2], bool)
+    hole[15:40, 20:50] = True
+    return image, hole
+
+
+def assert_as_library(got, want):
+    """The SavedModel's uint8 result against the library's: none off by more than 1, at most 3
+    values differ (see the module docstring)."""
+    assert got.shape == want.shape
+    diff = np.abs(got.astype(int) - want)
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= 3, (diff.max(), np.count_nonzero(diff))
+
+
+def mask_encodings(hole):
+    """The same holes as the masks users send: uint8 (H, W, C) by `imageio.mask_holes`."""
+    noise = np.random.default_rng(0).integers(0, 21, hole.shape).astype(np.uint8)
+    red = np.zeros(hole.shape + (3,), np.uint8)
+    red[hole, 0] = 200
+    painted = np.zeros(hole.shape + (4,), np.uint8)  # black strokes on a transparent layer
+    painted[hole, 3] = 255
+    gray_alpha = np.stack([hole * np.uint8(255), np.full(hole.shape, 255, np.uint8)], -1)
+    return {'0/1': hole.astype(np.uint8)[..., None],
+            '0/255, JPEG noise': np.where(hole, 255 - noise, noise)[..., None],
+            'red strokes on black': red,
+            'black paint on transparent': painted,
+            'gray + opaque alpha': gray_alpha}
+
+
+@pytest.mark.parametrize('kind', ['0/1', '0/255, JPEG noise', 'red strokes on black',
+                                  'black paint on transparent', 'gray + opaque alpha'])
+def test_saved_model_follows_the_one_mask_rule(saved_model, dense, golden, kind):
+    image, hole = crop_and_hole(golden)
+    mask = mask_encodings(hole)[kind]
+    np.testing.assert_array_equal(mask_holes(mask), hole)
+    got, _ = export.run_saved_model(saved_model, image[None], mask[None])
+    assert_as_library(got[0], dense.inpaint(image, mask))
+
+
+def test_saved_model_scales_each_mask_of_a_batch_on_its_own(saved_model, dense, golden):
+    """A 0/1 mask next to a noisy 0/255 one: each image's own largest value says which it is."""
+    image, hole = crop_and_hole(golden)
+    other = np.roll(hole, 9, axis=1)
+    masks = np.stack([mask_encodings(hole)['0/1'], mask_encodings(other)['0/255, JPEG noise']])
+    got, _ = export.run_saved_model(saved_model, np.stack([image, image]), masks)
+    assert_as_library(got[0], dense.inpaint(image, hole))
+    assert_as_library(got[1], dense.inpaint(image, other))
+
+
+def test_saved_model_grey_in_grey_out(saved_model, dense, golden):
+    image, hole = crop_and_hole(golden)
+    grey = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    got, _ = export.run_saved_model(saved_model, grey[None], (hole * np.uint8(255))[None, ..., None])
+    assert np.array_equal(got[0, ..., 0], got[0, ..., 1]) and np.array_equal(got[0, ..., 1], got[0, ..., 2])
+    assert_as_library(got[0], dense.inpaint(grey, hole))
+
+
+@pytest.mark.parametrize('height, width', [(200, 300), (300, 136)])
+def test_saved_model_pads_as_the_library(saved_model, dense, golden, height, width):
+    """Sizes whose bucketed padded size (inference.padded_size: 300 -> 320, 200 -> 208) is not the
+    next multiple of 8: the padding changes the fill, so the graph pads as the library does."""
+    image = cv2.resize(golden[0][0], (width, height), interpolation=cv2.INTER_AREA)
+    hole = np.zeros((height, width), bool)
+    hole[height // 4:height // 2, width // 3:2 * width // 3] = True
+    got, _ = export.run_saved_model(saved_model, image[None], (hole * np.uint8(255))[None, ..., None])
+    assert_as_library(got[0], dense.inpaint(image, hole))

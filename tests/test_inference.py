@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_batched_equals_single, golden_case, perturbed_weights
-from inpaint.imageio import InputError, read_image, read_mask
+from inpaint.imageio import InputError, read_image, read_mask, swap_rb
 from inpaint.inference import Inpainter, from_network, grey_if_grey, padded_size, to_network
 
 
@@ -25,6 +25,24 @@ def test_normalization_round_trip_matches_the_original_graph():
     assert np.array_equal(back[..., 0], back[..., 2])
     changed = np.flatnonzero(back[..., 0].ravel() != values[..., 0].ravel())
     assert 0 < len(changed) < 64 and np.all(back[..., 0].ravel()[changed] == changed - 1)
+
+
+def test_each_channel_flip_is_one_pass_with_a_contiguous_result():
+    """`swap_rb` (the flip at each boundary: file, network) reverses the channels of uint8,
+    float32, cropped (non-contiguous) and other-dtype batches; `to_network` and `from_network` give
+    the values of the plain NumPy formulas, as contiguous arrays (a reversed view slowed every later
+    pass: 15-20 ms each at 2048 px)."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (2, 12, 10, 3), dtype=np.uint8)
+    for array in (rgb, rgb.astype(np.float32), rgb[:, 2:9, 1:7], rgb.astype(np.int64), rgb[0]):
+        got = swap_rb(array)
+        assert got.dtype == array.dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, array[..., ::-1])
+    x = to_network(rgb)
+    np.testing.assert_array_equal(x, rgb[..., ::-1].astype(np.float32) * np.float32(1 / 127.5) - 1)
+    y = from_network(x, rounding=True)
+    assert y.flags.c_contiguous
+    np.testing.assert_array_equal(y, rgb)
 
 
 @pytest.mark.parametrize('name', ['rocket256', 'motorcycle184x264'])

@@ -148,7 +148,7 @@ def bad_request(kind, photo):
                             'image: the file cannot be decoded'),
         'corrupt_mask': (dict(image=image, mask=b'GIF89a?'), 400, 'mask: the file is not a readable'),
         'mask_size': (dict(image=image, mask=png(np.zeros((10, 12), np.uint8))), 400,
-                      'the mask is 12x10 but the image is 96x72'),
+                      "mask: mask is 12x10 but the image is 96x72; give a mask of the image's size."),
         'huge_header': (dict(image=bomb_png(5000, 4000), mask=mask), 413,
                         'image: 5000x4000 is 20000000 pixels'),
         'bomb_header': (dict(image=bomb_png(50000, 40000), mask=mask), 413,
