@@ -124,7 +124,7 @@ class Inpainter:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if precision == 'bfloat16':
-            for layer in generator._flatten_layers(include_self=False):  # pylint: disable=protected-access
+            for layer in generator._flatten_layers(include_self=True):  # pylint: disable=protected-access
                 if not isinstance(layer, ContextualAttention):
                     layer.dtype_policy = keras.DTypePolicy('mixed_bfloat16')
         self.generator = generator
