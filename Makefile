@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 # The backend-neutral model, checkpoint and training tests, run again on JAX (the rest is
 # command lines, files and reports, which do not depend on the backend).
 JAX_TESTS := tests/test_layers.py tests/test_generator.py tests/test_inference.py \
-	tests/test_losses.py tests/test_training_golden.py tests/test_training.py tests/test_checkpoint.py
+	tests/test_losses.py tests/test_training_golden.py tests/test_training.py tests/test_checkpoint.py \
+	tests/test_restricted.py
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -159,18 +159,20 @@ def attend(fp, wn, raw, plan, softmax_scale=10.0):
         # F(p, q) = sum_t Y_t[p, column_of[t, q]], Y_t[:, j] = sum_s S[n(p, t, s), j + s].
         # Summed as the dense attention does: t = 0, -1, 1, and s = -1, 0, 1 within.
         steps = (-1, 0, 1) if len(chunk.row_of) == 9 else (0,)
+        # The column gathers run as row gathers of the transpose (several times faster).
         fused = 0.0
         for t in ((1, 0, 2) if len(plan.column_of) == 3 else (0,)):
             shifted = 0.0
             for s, row_of in zip(steps, chunk.row_of[t * len(steps):(t + 1) * len(steps)]):
                 shifted = shifted + _shift_columns(ops.take(scores, row_of, axis=0), s)
-            fused = fused + ops.take(shifted, plan.column_of[t], axis=1)  # (C, K)
+            fused = fused + ops.take(ops.transpose(shifted), plan.column_of[t], axis=0)  # (K, C)
+        fused = ops.transpose(fused)  # (C, K)
         logits = fused * softmax_scale
         top = ops.maximum(ops.max(ops.where(valid, logits, -np.inf), axis=-1, keepdims=True),
                           floor)  # (C, 1)
         weights = ops.where(valid, ops.exp(logits - top), 0.0)
         total = ops.sum(weights, axis=-1, keepdims=True) + plan.masked_keys * ops.exp(-top)
-        results.append(ops.matmul(weights / total, key_raw))  # (C, Dr)
+        results.append(ops.matmul(weights, key_raw) / total)  # (C, Dr): C x Dr divisions, not C x K
     patches = _with_zero_row(ops.concatenate(results, axis=0))  # (n*C + 1, Dr)
     return ops.take(patches, plan.where, axis=0)
 

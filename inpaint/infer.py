@@ -58,8 +58,22 @@ def build_parser():
     batch.add_argument('--batch_size', type=int,
                        help='images per network call (default 1: each output is written as soon '
                             'as it is ready; larger batches can be faster on a GPU)')
+    parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
+                        help='bfloat16: convolutions in bfloat16 (attention stays float32), about '
+                             '1.3x faster on CPUs with AVX512-BF16 or AMX, hole within ~40 dB PSNR '
+                             'of float32; not with --original')
     parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
     return parser
+
+
+def cpu_has_bfloat16():
+    """Whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); None if unknown."""
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as handle:
+            flags = next((line for line in handle if line.startswith('flags')), '').split()
+    except OSError:
+        return None
+    return bool({'avx512_bf16', 'amx_bf16'} & set(flags)) if flags else None
 
 
 def check_flags(parser, args):
@@ -89,6 +103,11 @@ def check_flags(parser, args):
             parser.error('--input_dir needs --output_dir')
     if args.batch_size is not None and args.batch_size < 1:
         parser.error(f'--batch_size must be at least 1, got {args.batch_size}')
+    if args.original and args.precision != 'float32':
+        parser.error('--original reproduces the authors\' float32 graph; drop --precision')
+    if args.precision == 'bfloat16' and cpu_has_bfloat16() is False:
+        logging.warning('--precision bfloat16: this CPU has no AVX512-BF16 or AMX, so bfloat16 is '
+                        'likely slower than float32 here (unless a GPU runs the model)')
 
 
 def main(argv=None):
@@ -112,7 +131,7 @@ def main(argv=None):
                              f'--output')
         check_output_path(args.output)  # before the model and the inference (minutes at 2048 px)
         image, mask = read_pair(args.image, args.mask, original=args.original)
-        inpainter = Inpainter.from_checkpoint(args.checkpoint_dir)
+        inpainter = Inpainter.from_checkpoint(args.checkpoint_dir, precision=args.precision)
         result = inpainter.inpaint(image, mask, original=args.original)
         write_image(args.output, result)
     except (InputError, CheckpointError) as error:
@@ -147,7 +166,7 @@ def run_batch_mode(args):
             jobs = batch.jobs_from_folders(args.input_dir, args.mask_dir or args.mask,
                                            args.output_dir)
             check_output_folder(args.output_dir)
-        inpainter = Inpainter.from_checkpoint(args.checkpoint_dir)
+        inpainter = Inpainter.from_checkpoint(args.checkpoint_dir, precision=args.precision)
     except (InputError, CheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2

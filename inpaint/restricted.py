@@ -28,9 +28,10 @@ from inpaint.layers import BlockedAttention, conv_reach
 
 ALIGN = 8  # box corners and sizes: multiples of the generator's total stride
 # The restricted path runs when its estimated multiply-adds are below this share of the whole
-# network's, and the restricted attention when its plan needs below this share of the dense
-# attention's (its gathers cost more per multiply-add); see benchmarks/hole_attention.py.
-COST_LIMIT = 0.75
+# network's: benchmarks/hole_attention.py measured it doing a multiply-add in 1/0.8 of the dense
+# network's time up to 1024 px (more, smaller calls and gathers), so 0.7 leaves a margin. The
+# restricted attention runs when its plan needs below ATTENTION_LIMIT of the dense attention's.
+COST_LIMIT = 0.7
 ATTENTION_LIMIT = 0.6
 
 
@@ -74,31 +75,66 @@ class RestrictedGenerator:
         Returns:
             float32 NumPy (B, H, W, 3), equal to the whole network's `x_stage2` at the holes.
         """
-        generator, attention = self.generator, self.generator.contextual_attention
-        size = holes.shape[1:]
         mask = holes[..., None].astype(np.float32)
-        union = holes.any(axis=0)
-        coarse_box = _box(generator.stage1_reach(union), size)
-        decode_needed = generator.attention_reach(union)  # (H/4, W/4)
-        decode_box = _box(np.kron(decode_needed, np.ones((4, 4), bool)), size)
-        hallucination_box = _box(generator.hallucination_reach(decode_needed, size), size,
-                                 inside=decode_box)
-        queries = [attention.paste_reach(generator.attention_reach(hole)) for hole in holes]
-        estimate = self._flops.estimate(size, coarse_box, hallucination_box, decode_box)
-        share = np.mean([needed.mean() * _clear_share(hole) for needed, hole in zip(queries, holes)])
+        boxes = self._boxes(holes)
+        estimate = self._flops.estimate(holes.shape[1:], *boxes)
+        queries, share = None, 0.0
+        if estimate['restricted_convs'] < self.cost_limit * estimate['dense']:
+            queries = self._queries(holes)
+            share = np.mean([needed.mean() * _clear_share(hole)
+                             for needed, hole in zip(queries, holes)])
         self.last_work = {'dense': len(holes) * estimate['dense'],
                           'restricted': len(holes) * (estimate['restricted_convs']
                                                       + share * estimate['attention'])}
-        if self.last_work['restricted'] >= self.cost_limit * self.last_work['dense']:
+        if queries is None or (self.last_work['restricted']
+                               >= self.cost_limit * self.last_work['dense']):
             self.last_path = 'dense'
             return self._dense(image, mask)
+        x = self._stage2_input(image, mask, boxes[0])
+        attended, share = self._attend(x, mask, queries)
+        self.last_work['restricted'] = len(holes) * (estimate['restricted_convs']
+                                                     + share * estimate['attention'])
+        return self._after_attention(x, attended, boxes)
 
+    def _boxes(self, holes):
+        """The boxes (top, bottom, left, right) of stage 1, the dilated branch and the layers
+        after the attention (full-resolution pixels), around what reaches any hole of the batch.
+
+        A box needs only the reach's extent, and the layers' reach is separable (square kernels),
+        so boxes come from the holes' row and column profiles (maps ALIGN wide), not full maps.
+        """
+        generator, size = self.generator, holes.shape[1:]
+        union = holes.any(axis=0)
+        extents = []
+        for axis, profile in enumerate((union.any(axis=1), union.any(axis=0))):
+            needed = np.repeat(profile[:, None], ALIGN, axis=1)  # (n, ALIGN): one axis at a time
+            decode = np.repeat(generator.attention_reach(needed), 4, axis=0)
+            extents.append({'coarse': generator.stage1_reach(needed)[:, 0],
+                            'decode': decode[:, 0],
+                            'hallucination': generator.hallucination_reach(
+                                decode[::4], (size[axis], ALIGN))[:, 0] | decode[:, 0]})
+        rows, cols = extents
+        return tuple(_box(rows[name], cols[name], size)
+                     for name in ('coarse', 'hallucination', 'decode'))
+
+    def _queries(self, holes):
+        """Each image's needed attention queries: bool (B, H/8, W/8) maps, a list."""
+        attention = self.generator.contextual_attention
+        return [attention.paste_reach(self.generator.attention_reach(hole)) for hole in holes]
+
+    def _stage2_input(self, image, mask, box):
+        """Stage 1 on its box, composited: the second stage's input (B, H, W, 3) NumPy."""
         incomplete = image * (np.float32(1.0) - mask)
         x = incomplete.copy()
-        rows, cols = _slices(coarse_box)
+        rows, cols = _slices(box)
         x_stage1 = ops.convert_to_numpy(self._coarse(incomplete[:, rows, cols], mask[:, rows, cols]))
         x[:, rows, cols] = composite(incomplete[:, rows, cols], x_stage1, mask[:, rows, cols])
+        return x
 
+    def _attend(self, x, mask, queries):
+        """Contextual attention for the needed queries: (B, H/4, W/4, C), and its share of the
+        dense attention's multiply-adds."""
+        attention = self.generator.contextual_attention
         grids = self._features(x, mask)  # fp, wn, mm, raw, each (B, h, w, .)
         fp, wn, mm, raw = _flat(grids)
         plans = [plan_attention(needed, valid, fuse=attention.fuse,
@@ -112,17 +148,18 @@ class RestrictedGenerator:
         else:  # the needed queries are most of them: all, as the dense attention's blocks
             self.last_path = 'restricted convolutions, dense attention'
             share, patches = 1.0, self._dense_attention(*grids)
-        self.last_work['restricted'] = len(holes) * (estimate['restricted_convs']
-                                                     + share * estimate['attention'])
-        attended = attention.paste(patches, plans[0].size)  # (B, H/4, W/4, C)
+        return attention.paste(patches, plans[0].size), share
 
-        rows, cols = _slices(hallucination_box)
+    def _after_attention(self, x, attended, boxes):
+        """The dilated branch and the layers after the attention on their boxes -> x_stage2
+        (B, H, W, 3) NumPy, zero outside the decode box."""
+        _, (h_top, _, h_left, _), (top, bottom, left, right) = boxes
+        rows, cols = _slices(boxes[1])
         hallucinated = self._hallucinate(x[:, rows, cols])  # (B, h/4, w/4, 2cnum)
-        (top, bottom, left, right), (h_top, _, h_left, _) = decode_box, hallucination_box
         hallucinated = hallucinated[:, (top - h_top) // 4:(bottom - h_top) // 4,
                                     (left - h_left) // 4:(right - h_left) // 4]
         attended = attended[:, top // 4:bottom // 4, left // 4:right // 4]
-        x_stage2 = np.zeros(image.shape, np.float32)
+        x_stage2 = np.zeros(x.shape, np.float32)
         x_stage2[:, top:bottom, left:right] = ops.convert_to_numpy(
             self._decode(hallucinated, attended))
         return x_stage2
@@ -158,17 +195,13 @@ def _clear_share(hole, cell=8):
     return 1.0 - conv_reach(cells, cells.shape, 3).mean()
 
 
-def _box(needed, size, inside=None):
-    """The aligned, size-bucketed box (top, bottom, left, right) around the True pixels of a bool
-    (H, W) map (and around the box `inside`), within an image of `size`."""
-    rows, cols = np.flatnonzero(needed.any(axis=1)), np.flatnonzero(needed.any(axis=0))
-    spans = [[rows.min(), rows.max() + 1], [cols.min(), cols.max() + 1]]
-    if inside is not None:
-        spans = [[min(spans[0][0], inside[0]), max(spans[0][1], inside[1])],
-                 [min(spans[1][0], inside[2]), max(spans[1][1], inside[3])]]
+def _box(rows, cols, size):
+    """The aligned, size-bucketed box (top, bottom, left, right) around the True entries of the
+    bool profiles rows (H,) and cols (W,), within an image of `size`."""
     box = []
-    for (start, stop), limit in zip(spans, size):
-        start, stop = start // ALIGN * ALIGN, -(-stop // ALIGN) * ALIGN
+    for profile, limit in zip((rows, cols), size):
+        used = np.flatnonzero(profile)
+        start, stop = used.min() // ALIGN * ALIGN, -(-(used.max() + 1) // ALIGN) * ALIGN
         length = min(_bucket(stop - start), limit)
         start = min(start, limit - length)  # grow towards the far end, then back inside
         box += [start, start + length]

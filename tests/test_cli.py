@@ -205,3 +205,18 @@ def test_missing_required_flag_is_a_usage_error():
     run = subprocess.run([sys.executable, os.path.join(ROOT, 'test.py'), '--image', 'x.png'],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2 and 'required' in run.stderr
+
+
+def test_bfloat16_precision_runs_and_is_refused_with_original(tmp_path, capsys):
+    case = golden_case('motorcycle184x264')
+    args = ['--image', case['input'], '--mask', case['mask'], '--checkpoint_dir', GOLDEN_CHECKPOINT]
+    assert cli.main(args + ['--output', str(tmp_path / 'f32.png')]) == 0
+    assert cli.main(args + ['--output', str(tmp_path / 'bf16.png'), '--precision', 'bfloat16']) == 0
+    f32, bf16 = (cv2.imread(str(tmp_path / name)) for name in ('f32.png', 'bf16.png'))
+    known = cv2.imread(case['mask'])[..., 0] <= 127
+    assert np.array_equal(f32[known], bf16[known])
+    with pytest.raises(SystemExit) as stop:
+        cli.main(args + ['--output', str(tmp_path / 'o.png'), '--precision', 'bfloat16',
+                         '--original'])
+    assert stop.value.code == 2 and '--original' in capsys.readouterr().err
+    assert not (tmp_path / 'o.png').exists()
