@@ -109,7 +109,8 @@ def run_child(size, hole, path, out, runs, checkpoint):
         raise
     emit({'seconds': statistics.median(times), 'runs': times, 'warmup': warmup,
           'path': restricted.last_path if restricted else 'dense',
-          'work': (work['restricted'] or work['dense']) if work else None,
+          'work': (work['dense'] if restricted.last_path == 'dense' else work['restricted'])
+                  if work else None,
           'dense_work': work['dense'] if work else None,
           'backend': keras.backend.backend(), 'peak_rss': peak_rss_bytes()})
 

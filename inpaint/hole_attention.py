@@ -22,8 +22,11 @@ offsets (not computed here), differ from the dense computation's.
 """
 import dataclasses
 
+import keras
 import numpy as np
 from keras import ops
+
+from inpaint import backends
 
 TILE = 16  # queries are chunked in TILE x TILE tiles, so a chunk's neighbour rows stay few
 NEIGHBOURS = [(t, s) for t in (-1, 0, 1) for s in (-1, 0, 1)]
@@ -140,6 +143,9 @@ def plan_attention(needed, key_valid, fuse=True, chunk_bytes=128 * 2**20):
 def attend(fp, wn, raw, plan, softmax_scale=10.0):
     """Pasted patches of one image's needed queries, as the dense attention's.
 
+    Each chunk runs as one compiled function (`backends.compile_function`, per chunk shape; the
+    shapes are bucketed), so its gathers, shifts and softmax fuse where the backend can.
+
     Args:
         fp, wn, raw: one image's attention inputs (`ContextualAttention.prepare`), (hw, .).
         plan: its `AttentionPlan`.
@@ -150,31 +156,58 @@ def attend(fp, wn, raw, plan, softmax_scale=10.0):
     fp, wn, raw = (_with_zero_row(x) for x in (fp, wn, raw))  # (hw + 1, .)
     key_patches = ops.take(wn, plan.columns, axis=0)  # (Ks, D)
     key_raw = ops.take(raw, plan.keys, axis=0)  # (K, Dr)
-    valid = ops.convert_to_tensor(plan.key_valid) > 0  # (1, K)
     # The masked keys' scores are exactly 0, so the dense softmax's max is at least 0 with any.
-    floor = 0.0 if plan.masked_keys else -np.inf
-    results = []
-    for chunk in plan.chunks:
-        scores = ops.matmul(ops.take(fp, chunk.rows, axis=0), ops.transpose(key_patches))  # (U, Ks)
-        # F(p, q) = sum_t Y_t[p, column_of[t, q]], Y_t[:, j] = sum_s S[n(p, t, s), j + s].
-        # Summed as the dense attention does: t = 0, -1, 1, and s = -1, 0, 1 within.
-        steps = (-1, 0, 1) if len(chunk.row_of) == 9 else (0,)
-        # The column gathers run as row gathers of the transpose (several times faster).
-        fused = 0.0
-        for t in ((1, 0, 2) if len(plan.column_of) == 3 else (0,)):
-            shifted = 0.0
-            for s, row_of in zip(steps, chunk.row_of[t * len(steps):(t + 1) * len(steps)]):
-                shifted = shifted + _shift_columns(ops.take(scores, row_of, axis=0), s)
-            fused = fused + ops.take(ops.transpose(shifted), plan.column_of[t], axis=0)  # (K, C)
-        fused = ops.transpose(fused)  # (C, K)
-        logits = fused * softmax_scale
-        top = ops.maximum(ops.max(ops.where(valid, logits, -np.inf), axis=-1, keepdims=True),
-                          floor)  # (C, 1)
-        weights = ops.where(valid, ops.exp(logits - top), 0.0)
-        total = ops.sum(weights, axis=-1, keepdims=True) + plan.masked_keys * ops.exp(-top)
-        results.append(ops.matmul(weights, key_raw) / total)  # (C, Dr): C x Dr divisions, not C x K
+    constants = (np.float32(softmax_scale), np.float32(plan.masked_keys),
+                 np.float32(0.0 if plan.masked_keys else -np.inf))
+    results = [_compiled_chunk()(ops.take(fp, chunk.rows, axis=0), key_patches, key_raw,
+                                 chunk.row_of, plan.column_of, plan.key_valid, *constants)
+               for chunk in plan.chunks]
     patches = _with_zero_row(ops.concatenate(results, axis=0))  # (n*C + 1, Dr)
     return ops.take(patches, plan.where, axis=0)
+
+
+def chunk_patches(queries, key_patches, key_raw, row_of, column_of, key_valid, softmax_scale,
+                  masked_keys, floor):
+    """One chunk's pasted patches.
+
+    Args:
+        queries: (U, D) the fp rows of the chunk's `rows`; key_patches: (Ks, D) wn of `columns`;
+        key_raw: (K, Dr) raw patches of the keys; row_of: (9 or 1, C) and column_of (3 or 1, K)
+        int32, as in `Chunk` and `AttentionPlan`; key_valid: (1, K) 1 for real keys;
+        softmax_scale, masked_keys, floor: float32 scalars (floor: 0 when any key is masked).
+    Returns:
+        (C, Dr) patches.
+    """
+    scores = ops.matmul(queries, ops.transpose(key_patches))  # (U, Ks)
+    # F(p, q) = sum_t Y_t[p, column_of[t, q]], Y_t[:, j] = sum_s S[n(p, t, s), j + s].
+    # Summed as the dense attention does: t = 0, -1, 1, and s = -1, 0, 1 within.
+    steps = (-1, 0, 1) if row_of.shape[0] == 9 else (0,)
+    # The column gathers run as row gathers of the transpose (several times faster on TF).
+    fused = 0.0
+    for t in ((1, 0, 2) if column_of.shape[0] == 3 else (0,)):
+        shifted = 0.0
+        for index, s in enumerate(steps):
+            shifted = shifted + _shift_columns(ops.take(scores, row_of[t * len(steps) + index],
+                                                        axis=0), s)
+        fused = fused + ops.take(ops.transpose(shifted), column_of[t], axis=0)  # (K, C)
+    logits = ops.transpose(fused) * softmax_scale  # (C, K)
+    valid = key_valid > 0
+    top = ops.maximum(ops.max(ops.where(valid, logits, -np.inf), axis=-1, keepdims=True),
+                      floor)  # (C, 1)
+    weights = ops.where(valid, ops.exp(logits - top), 0.0)
+    total = ops.sum(weights, axis=-1, keepdims=True) + masked_keys * ops.exp(-top)
+    return ops.matmul(weights, key_raw) / total  # (C, Dr): C x Dr divisions, not C x K
+
+
+_COMPILED = {}
+
+
+def _compiled_chunk():
+    """`chunk_patches` compiled by the running backend (one per process and backend)."""
+    backend = keras.backend.backend()
+    if backend not in _COMPILED:
+        _COMPILED[backend] = backends.compile_function(chunk_patches, [])
+    return _COMPILED[backend]
 
 
 def _tile_order(queries, w):
