@@ -27,7 +27,7 @@ test-tensorflow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -q
 
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -q $(JAX_TESTS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -m 'not full_width' $(JAX_TESTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

@@ -167,10 +167,12 @@ def test_mask_encodings_agree(inpainter):
     assert np.array_equal(inpainter.inpaint(image, np.repeat(mask[..., None] * 255, 3, 2).astype(np.uint8)), as_bool)
 
 
-def test_batch_equals_single_runs_with_own_masks(inpainter):
+@pytest.mark.parametrize('restrict', [True, False])
+def test_batch_equals_single_runs_with_own_masks(inpainter, restrict):
     """Each image of a batch keeps its own mask and gets its single-image result (see
-    `assert_batched_equals_single`: identical on TensorFlow), as tests/test_batch.py requires of
-    batch mode's files."""
+    `assert_batched_equals_single`: identical for the whole network on TensorFlow), as
+    tests/test_batch.py requires of batch mode's files."""
+    inpainter = Inpainter(inpainter.generator, restrict=restrict)
     image, mask, _ = _case('motorcycle184x264')
     other_mask = np.zeros_like(mask)
     other_mask[10:60, 100:200] = True
@@ -178,7 +180,7 @@ def test_batch_equals_single_runs_with_own_masks(inpainter):
     masks = [mask, other_mask, mask[:101, :77], other_mask[:101, :77]]
     batch = inpainter.inpaint_batch(images, masks)
     for got, im, m in zip(batch, images, masks):
-        assert_batched_equals_single(got, inpainter.inpaint(im, m))
+        assert_batched_equals_single(got, inpainter.inpaint(im, m), whole_network=not restrict)
 
 
 @pytest.mark.parametrize('image,mask,match', [

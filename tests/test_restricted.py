@@ -152,7 +152,9 @@ GENERATOR_CASES = {
 }
 
 
-@pytest.mark.parametrize('case', sorted(GENERATOR_CASES))
+@pytest.mark.parametrize('case', [
+    pytest.param(case, marks=[] if case == 'batch_of_different_masks' else pytest.mark.full_width)
+    for case in sorted(GENERATOR_CASES)])
 def test_restricted_generator_matches_dense_at_the_holes(full_width, case):
     batch, h, w, make = GENERATOR_CASES[case]
     holes = make(h, w)
@@ -168,6 +170,7 @@ def test_restricted_generator_matches_dense_at_the_holes(full_width, case):
         f'moved by rounding move the dense output {worst:.3g} (mean {typical:.3g})')
 
 
+@pytest.mark.full_width
 def test_cropped_stages_with_dense_attention_match_dense(full_width, monkeypatch):
     """Where the needed queries are most of them, the cropped stages run the dense attention."""
     monkeypatch.setattr(restricted_module, 'ATTENTION_LIMIT', 0.0)
@@ -182,6 +185,7 @@ def test_cropped_stages_with_dense_attention_match_dense(full_width, monkeypatch
     assert difference.max() <= worst and difference.mean() <= typical
 
 
+@pytest.mark.full_width
 def test_inpaint_is_the_dense_inpaint_at_odd_sizes(full_width):
     """Through `Inpainter.inpaint` (padding, rounding, composite): equal bytes but for values
     that rounding puts on the other side of .5, at most one grey level."""
@@ -208,6 +212,7 @@ def test_falls_back_to_dense_where_restriction_cannot_win():
     assert inpainter.restricted.compiled_shapes() == 0  # decided before any stage ran
 
 
+@pytest.mark.full_width
 def test_restricted_stages_compile_once_per_box_shape(full_width):
     if keras.backend.backend() == 'torch':
         pytest.skip('the torch backend runs eagerly: nothing is compiled')
