@@ -34,12 +34,16 @@ def error_reason(error):
     return f'{type(error).__name__}: {lines[0][:160] if lines else "no message"}'
 
 
-def spawn(script, args, env=None):
-    """Runs `python script *args`; returns (result dict or None, failure reason or None)."""
+def spawn(script, args, env=None, timeout=None):
+    """Runs `python script *args` (killed after `timeout` seconds, if given); returns (result dict
+    or None, failure reason or None)."""
     env = dict(os.environ, **(env or {}))
     env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-    proc = subprocess.run([sys.executable, str(script)] + list(args), capture_output=True,
-                          text=True, env=env)
+    try:
+        proc = subprocess.run([sys.executable, str(script)] + list(args), capture_output=True,
+                              text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f'timed out after {timeout:.0f} s'
     lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_PREFIX)]
     result = json.loads(lines[-1][len(RESULT_PREFIX):]) if lines else None
     if result and 'error' in result:

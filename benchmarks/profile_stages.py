@@ -23,8 +23,7 @@ sys.path.insert(0, str(REPO))
 
 def stage_functions(generator, compile_):
     """name -> (function, how its inputs are made from the previous outputs)."""
-    from inpaint.layers import BlockedAttention
-    from inpaint.restricted import _attention_inputs, _flat
+    from inpaint.restricted import _attention_inputs, dense_patches
 
     attention = generator.contextual_attention
     return {
@@ -32,8 +31,7 @@ def stage_functions(generator, compile_):
         'dilated branch': compile_(generator.hallucinate),
         'attention branch + inputs': compile_(lambda x, mask: _attention_inputs(generator, x, mask)),
         'attention (scores, fuse, softmax, paste matmul)': compile_(
-            lambda *grids: BlockedAttention(attention, *_flat(grids), tuple(grids[0].shape[1:3]))
-            .run()[1]),
+            lambda *grids: dense_patches(attention, grids)),
         'paste-back': compile_(lambda patches, like: attention.paste(
             patches, tuple(d // attention.rate for d in like.shape[1:3]))),
         'after the attention': compile_(generator.decode),

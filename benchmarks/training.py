@@ -24,19 +24,17 @@ Usage:
 Exit code 0 when every setting ran, 1 when any failed (the table names the reason).
 """
 import argparse
-import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from children import emit, peak_rss_bytes, spawn
+
 REPO = Path(__file__).resolve().parents[1]
-RESULT_PREFIX = 'BENCH_RESULT '
 
 
 def parse_args(argv):
@@ -67,11 +65,6 @@ def parse_args(argv):
 def _setting(text):
     size, batch = text.strip().split(':')
     return int(size), int(batch)
-
-
-def peak_rss_bytes():
-    """This process's peak resident set size (Linux reports `ru_maxrss` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 # === Child side: imports TensorFlow ===
@@ -117,22 +110,14 @@ def run_one(size, batch, args):
 
 # === Parent side ===
 
-def spawn(size, batch, args):
-    command = [sys.executable, str(Path(__file__).resolve()), '--one', f'{size}:{batch}',
-               '--iters', str(args.iters), '--min_seconds', str(args.min_seconds),
-               '--warmup', str(args.warmup),
-               '--cnum_generator', str(args.cnum_generator),
-               '--cnum_discriminator', str(args.cnum_discriminator)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2'))
-    try:
-        run = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {'size': size, 'batch': batch, 'error': f'timed out after {args.timeout:.0f} s'}
-    for line in run.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
-    last = (run.stderr.strip().splitlines() or ['no output'])[-1]
-    return {'size': size, 'batch': batch, 'error': f'exit {run.returncode}: {last[:200]}'}
+def run_setting(size, batch, args):
+    """The setting's child result, or {'size', 'batch', 'error'} when it failed."""
+    result, error = spawn(Path(__file__).resolve(), [
+        '--one', f'{size}:{batch}', '--iters', str(args.iters),
+        '--min_seconds', str(args.min_seconds), '--warmup', str(args.warmup),
+        '--cnum_generator', str(args.cnum_generator),
+        '--cnum_discriminator', str(args.cnum_discriminator)], timeout=args.timeout)
+    return result or {'size': size, 'batch': batch, 'error': error[:200]}
 
 
 def table(results, args):
@@ -157,13 +142,13 @@ def main(argv):
     args = parse_args(argv)
     if args.one:
         size, batch = _setting(args.one)
-        print(RESULT_PREFIX + json.dumps(run_one(size, batch, args)), flush=True)
+        emit(run_one(size, batch, args))
         return 0
     start = time.perf_counter()
     results = []
     for size, batch in args.settings:
         print(f'running {size}x{size} batch {batch} ...', file=sys.stderr, flush=True)
-        results.append(spawn(size, batch, args))
+        results.append(run_setting(size, batch, args))
     print(f'Training iterations (D step + G step) on {os.cpu_count()} CPU core(s) '
           f'({platform.processor() or platform.machine()}), random data; per setting {args.warmup} '
           f'warm-up iteration(s), then the median of at least {args.iters} timed ones (and at least '

@@ -27,15 +27,10 @@ import numpy as np
 from keras import ops
 
 from inpaint import backends
+from inpaint.backends import bucket
 
 TILE = 16  # queries are chunked in TILE x TILE tiles, so a chunk's neighbour rows stay few
 NEIGHBOURS = [(t, s) for t in (-1, 0, 1) for s in (-1, 0, 1)]
-
-
-def bucket(n, per_octave=8):
-    """n rounded up to one of `per_octave` sizes per power of two (at most 1/per_octave extra)."""
-    step = max(1, 2 ** max(int(n - 1).bit_length() - int(per_octave).bit_length(), 0))
-    return -(-n // step) * step
 
 
 def neighbour(x, t, s, h, w):

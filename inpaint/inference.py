@@ -32,8 +32,7 @@ def padded_size(n):
     """The size an image side of `n` pixels is padded to: a multiple of 8, bucketed so that a
     folder of mixed sizes compiles a few shapes only (8 buckets per octave: at most 12.5% extra).
     E.g. 256 -> 256, 300 -> 320, 600 -> 640, 1000 -> 1024."""
-    step = max(GRID, 2 ** max(int(n - 1).bit_length() - 4, 0))
-    return -(-n // step) * step
+    return backends.bucket(n, multiple=GRID)
 
 
 def to_network(image_rgb):

@@ -60,10 +60,8 @@ class RestrictedGenerator:
         self._hallucinate = compile_(generator.hallucinate)
         self._features = compile_(lambda x, mask: _attention_inputs(generator, x, mask))
         self._decode = compile_(generator.decode)
-        attention = generator.contextual_attention
         self._dense_attention = compile_(
-            lambda *grids: BlockedAttention(attention, *_flat(grids), tuple(grids[0].shape[1:3]))
-            .run()[1])
+            lambda *grids: dense_patches(generator.contextual_attention, grids))
         self._flops = _FlopCounter(generator)
 
     def __call__(self, image, holes):
@@ -78,22 +76,21 @@ class RestrictedGenerator:
         mask = holes[..., None].astype(np.float32)
         boxes = self._boxes(holes)
         estimate = self._flops.estimate(holes.shape[1:], *boxes)
+        # The batch's multiply-adds when the attention does `share` of the dense attention's.
+        work = lambda share: len(holes) * (estimate['restricted_convs']
+                                           + share * estimate['attention'])
         queries, share = None, 0.0
         if estimate['restricted_convs'] < self.cost_limit * estimate['dense']:
             queries = self._queries(holes)
             share = np.mean([needed.mean() * _clear_share(hole)
                              for needed, hole in zip(queries, holes)])
-        self.last_work = {'dense': len(holes) * estimate['dense'],
-                          'restricted': len(holes) * (estimate['restricted_convs']
-                                                      + share * estimate['attention'])}
-        if queries is None or (self.last_work['restricted']
-                               >= self.cost_limit * self.last_work['dense']):
+        self.last_work = {'dense': len(holes) * estimate['dense'], 'restricted': work(share)}
+        if queries is None or work(share) >= self.cost_limit * self.last_work['dense']:
             self.last_path = 'dense'
             return self._dense(image, mask)
         x = self._stage2_input(image, mask, boxes[0])
         attended, share = self._attend(x, mask, queries)
-        self.last_work['restricted'] = len(holes) * (estimate['restricted_convs']
-                                                     + share * estimate['attention'])
+        self.last_work['restricted'] = work(share)
         return self._after_attention(x, attended, boxes)
 
     def _boxes(self, holes):
@@ -181,6 +178,12 @@ def _attention_inputs(generator, x, mask):
             for v in (inputs.fp, inputs.wn, ops.swapaxes(inputs.mm, 1, 2), inputs.raw)]
 
 
+def dense_patches(attention, grids):
+    """The dense (blocked) attention's pasted patches (B, hw, 4r*r*C) from the grids of
+    `_attention_inputs`, as the whole network computes them."""
+    return BlockedAttention(attention, *_flat(grids), tuple(grids[0].shape[1:3])).run()[1]
+
+
 def _flat(grids):
     """fp, wn, mm, raw grids -> the attention's fp, wn, raw (B, hw, .) and mm (B|1, 1, hw)."""
     fp, wn, mm, raw = (ops.reshape(v, (v.shape[0], -1, v.shape[-1])) for v in grids)
@@ -202,16 +205,10 @@ def _box(rows, cols, size):
     for profile, limit in zip((rows, cols), size):
         used = np.flatnonzero(profile)
         start, stop = used.min() // ALIGN * ALIGN, -(-(used.max() + 1) // ALIGN) * ALIGN
-        length = min(_bucket(stop - start), limit)
+        length = min(backends.bucket(stop - start, multiple=ALIGN), limit)
         start = min(start, limit - length)  # grow towards the far end, then back inside
         box += [start, start + length]
     return tuple(int(v) for v in box)
-
-
-def _bucket(n):
-    """n (a multiple of ALIGN) rounded up to 8 sizes per octave, a multiple of ALIGN."""
-    step = max(ALIGN, 2 ** max(int(n - 1).bit_length() - 4, 0))
-    return -(-n // step) * step
 
 
 def _slices(box):

@@ -15,9 +15,10 @@ import pytest
 from keras import ops
 
 from conftest import perturbed_weights, to_numpy
-from inpaint.generator import build_generator
-from inpaint.hole_attention import attend, bucket, neighbour, plan_attention
 from inpaint import restricted as restricted_module
+from inpaint.backends import bucket
+from inpaint.generator import build_generator
+from inpaint.hole_attention import attend, neighbour, plan_attention
 from inpaint.inference import Inpainter, to_network
 from inpaint.layers import BlockedAttention, ContextualAttention
 from inpaint.masks import brush_stroke_mask

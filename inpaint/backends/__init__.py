@@ -30,6 +30,14 @@ def input_gradient(fn, x):
     return current().input_gradient(fn, x)
 
 
+def bucket(n, per_octave=8, multiple=1):
+    """n rounded up to one of `per_octave` sizes per power of two and to a multiple of `multiple`
+    (at most 1/per_octave extra above `multiple * per_octave`), so that varying sizes compile a
+    few shapes only. E.g. bucket(300) = 320, bucket(1000) = 1024, bucket(20, multiple=8) = 24."""
+    step = max(multiple, 2 ** max(int(n - 1).bit_length() - int(per_octave).bit_length(), 0))
+    return -(-n // step) * step
+
+
 def compile_function(fn, variables):
     """`fn(*tensors)` -> tensors, reading the Keras `variables`, compiled once per input shape.
 
