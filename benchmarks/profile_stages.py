@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 def stage_functions(generator, compile_):
     """name -> (function, how its inputs are made from the previous outputs)."""
-    from inpaint.restricted import _attention_inputs, dense_patches
+    from inpaint.restricted import _attention_inputs, dense_patches, paste_patches
 
     attention = generator.contextual_attention
     return {
@@ -32,8 +32,7 @@ def stage_functions(generator, compile_):
         'attention branch + inputs': compile_(lambda x, mask: _attention_inputs(generator, x, mask)),
         'attention (scores, fuse, softmax, paste matmul)': compile_(
             lambda *grids: dense_patches(attention, grids)),
-        'paste-back': compile_(lambda patches, like: attention.paste(
-            patches, tuple(d // attention.rate for d in like.shape[1:3]))),
+        'paste-back': compile_(lambda patches: paste_patches(attention, [patches])),
         'after the attention': compile_(generator.decode),
         'whole network': compile_(lambda image, mask: generator(image, mask)[1]),
     }
@@ -63,7 +62,7 @@ def profile(size, runs, compile_, generator):
         hallucinated = timed('dilated branch', image)
         grids = timed('attention branch + inputs', image, mask)
         patches = timed('attention (scores, fuse, softmax, paste matmul)', *grids)
-        attended = timed('paste-back', patches, hallucinated)
+        attended = timed('paste-back', patches)
         timed('after the attention', hallucinated, attended)
         timed('whole network', image, mask)
     return {name: statistics.median(values[1:]) for name, values in times.items()}

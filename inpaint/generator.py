@@ -118,9 +118,31 @@ class InpaintGenerator(keras.Model):
 
     def coarse(self, image, mask):
         """Stage 1: incomplete image (B, H, W, 3) and mask (B|1, H, W, 1) -> x_stage1 (B, H, W, 3)."""
+        return self.coarse_decode(self.coarse_features(image, mask))
+
+    def coarse_features(self, image, mask):
+        """Stage 1 up to its first upsampling: incomplete image (B, H, W, 3) and mask
+        (B|1, H, W, 1) -> (B, H/4, W/4, 2cnum)."""
         ones = ops.ones_like(image[..., :1])
         x = ops.concatenate([image, ones, ones * mask], axis=-1)  # (B, H, W, 5)
-        return ops.tanh(_run(self.stage1, x))
+        return _run(self.coarse_feature_layers, x)
+
+    def coarse_decode(self, features):
+        """Stage 1 from its first upsampling: (B, H/4, W/4, 2cnum) -> x_stage1 (B, H, W, 3)."""
+        return ops.tanh(_run(self.coarse_decode_layers, features))
+
+    @property
+    def coarse_feature_layers(self):
+        """Stage 1's layers before its first upsampling (`coarse_features`)."""
+        return self.stage1[:self._stage1_split()]
+
+    @property
+    def coarse_decode_layers(self):
+        """Stage 1's layers from its first upsampling (`coarse_decode`)."""
+        return self.stage1[self._stage1_split():]
+
+    def _stage1_split(self):
+        return next(i for i, layer in enumerate(self.stage1) if isinstance(layer, GatedUpsample))
 
     def hallucinate(self, x):
         """The dilated-conv branch of stage 2: (B, H, W, 3) -> (B, H/4, W/4, 2cnum)."""
@@ -148,7 +170,17 @@ class InpaintGenerator(keras.Model):
 
     def stage1_reach(self, needed):
         """Input pixels that reach the needed x_stage1 pixels: bool NumPy (H, W) -> (H, W)."""
-        return reach(self.stage1, needed, needed.shape)
+        return self.coarse_features_reach(self.coarse_decode_reach(needed), needed.shape)
+
+    def coarse_decode_reach(self, needed):
+        """Outputs of `coarse_features` that reach the needed x_stage1 pixels:
+        bool NumPy (H, W) -> (H/4, W/4)."""
+        return reach(self.coarse_decode_layers, needed, _quarter(needed.shape))
+
+    def coarse_features_reach(self, needed, size):
+        """Input pixels (H, W) = size that reach the needed outputs (H/4, W/4) of
+        `coarse_features`."""
+        return reach(self.coarse_feature_layers, needed, size)
 
     def hallucination_reach(self, needed, size):
         """Stage-2 input pixels (H, W) = size that reach the needed outputs (H/4, W/4) of the

@@ -16,7 +16,7 @@ ends). So a chunk of queries computes S for the rows its queries' neighbours nee
 the keys' neighbours give the score columns (`columns`); both are gathered, never recomputed.
 
 Host-side planning (`plan_attention`) is NumPy on the masks; the device side (`attend`) is
-`keras.ops` on any backend. Padded entries point at index hw, a zero row appended to each input.
+`keras.ops` on any backend. Padded entries point at index hw, read as a zero row.
 Pasted patches of queries that are not needed are zero: `x_stage2` there, and the attention
 offsets (not computed here), differ from the dense computation's.
 """
@@ -113,8 +113,7 @@ def plan_attention(needed, key_valid, fuse=True, chunk_bytes=128 * 2**20):
     column_of[:, :len(keys)] = np.where(centre < size, np.searchsorted(columns, centre),
                                         column_count - 1)
     queries = _tile_order(np.flatnonzero(needed.reshape(-1)), w)
-    chunk = int(np.clip(chunk_bytes // (4 * column_count), 64, 4096)) // 64 * 64
-    chunk = min(chunk, bucket(max(len(queries), 1), 4))
+    chunk = _chunk_size(len(queries), int(chunk_bytes // (4 * column_count)))
     chunks = []
     for start in range(0, len(queries), chunk):
         picked = queries[start:start + chunk]
@@ -135,45 +134,68 @@ def plan_attention(needed, key_valid, fuse=True, chunk_bytes=128 * 2**20):
                          chunks=chunks, where=where)
 
 
-def attend(fp, wn, raw, plan, softmax_scale=10.0):
+def _chunk_size(queries, limit):
+    """Queries per chunk: at most `limit` (clipped to 64..4096, a multiple of 64), the queries
+    spread evenly over the fewest chunks (padding is computed like real queries), bucketed."""
+    limit = int(np.clip(limit, 64, 4096)) // 64 * 64
+    count = -(-max(queries, 1) // limit)
+    return min(limit, bucket(-(-max(queries, 1) // count), per_octave=4, multiple=64))
+
+
+def attend(fp, wn, raw, plan, softmax_scale=10.0, image=0):
     """Pasted patches of one image's needed queries, as the dense attention's.
 
-    Each chunk runs as one compiled function (`backends.compile_function`, per chunk shape; the
-    shapes are bucketed), so its gathers, shifts and softmax fuse where the backend can.
+    Three steps, each one function compiled by the running backend (`backends.compile_function`,
+    per shape; the shapes are bucketed), so gathers, shifts and softmax fuse where the backend
+    can: the image's rows, each chunk (`chunk_patches`), then the queries' rows in grid order.
 
     Args:
-        fp, wn, raw: one image's attention inputs (`ContextualAttention.prepare`), (hw, .).
-        plan: its `AttentionPlan`.
+        fp, wn, raw: a batch's attention inputs (`ContextualAttention.prepare`), (B, hw, .), or
+            as grids (B, h, w, .).
+        plan: the image's `AttentionPlan`.
         softmax_scale: the layer's `softmax_scale`.
+        image: which image of the batch.
     Returns:
-        (hw, 4r*r*C) tensor; zero rows for queries that are not needed.
+        (h, w, 4r*r*C) tensor; zero for queries that are not needed.
     """
-    fp, wn, raw = (_with_zero_row(x) for x in (fp, wn, raw))  # (hw + 1, .)
-    key_patches = ops.take(wn, plan.columns, axis=0)  # (Ks, D)
-    key_raw = ops.take(raw, plan.keys, axis=0)  # (K, Dr)
+    queries, key_patches, key_raw = _compiled(_image_rows)(fp, wn, raw, np.int32(image),
+                                                           plan.columns, plan.keys)
     # The masked keys' scores are exactly 0, so the dense softmax's max is at least 0 with any.
     constants = (np.float32(softmax_scale), np.float32(plan.masked_keys),
                  np.float32(0.0 if plan.masked_keys else -np.inf))
-    results = [_compiled_chunk()(ops.take(fp, chunk.rows, axis=0), key_patches, key_raw,
-                                 chunk.row_of, plan.column_of, plan.key_valid, *constants)
+    results = [_compiled(chunk_patches)(queries, chunk.rows, key_patches, key_raw, chunk.row_of,
+                                        plan.column_of, plan.key_valid, *constants)
                for chunk in plan.chunks]
-    patches = _with_zero_row(ops.concatenate(results, axis=0))  # (n*C + 1, Dr)
-    return ops.take(patches, plan.where, axis=0)
+    return _compiled(_query_grid)(plan.where.reshape(plan.size), *results)
 
 
-def chunk_patches(queries, key_patches, key_raw, row_of, column_of, key_valid, softmax_scale,
+def _image_rows(fp, wn, raw, image, columns, keys):
+    """One image's query patches (hw, D), key patches of `columns` (Ks, D) and raw patches of
+    `keys` (K, Dr)."""
+    return (_image(fp, image), _rows(_image(wn, image), columns),
+            _rows(_image(raw, image), keys))
+
+
+def _query_grid(where, *results):
+    """The chunks' patches (C, Dr) each -> every query's, (h, w, Dr) as `where` (h, w)."""
+    patches = _rows(ops.concatenate(results, axis=0), ops.reshape(where, (-1,)))
+    return ops.reshape(patches, tuple(where.shape) + (patches.shape[-1],))
+
+
+def chunk_patches(fp, rows, key_patches, key_raw, row_of, column_of, key_valid, softmax_scale,
                   masked_keys, floor):
     """One chunk's pasted patches.
 
     Args:
-        queries: (U, D) the fp rows of the chunk's `rows`; key_patches: (Ks, D) wn of `columns`;
+        fp: (hw, D) the image's query patches; rows: (U,) the chunk's `rows`;
+        key_patches: (Ks, D) wn of `columns`;
         key_raw: (K, Dr) raw patches of the keys; row_of: (9 or 1, C) and column_of (3 or 1, K)
         int32, as in `Chunk` and `AttentionPlan`; key_valid: (1, K) 1 for real keys;
         softmax_scale, masked_keys, floor: float32 scalars (floor: 0 when any key is masked).
     Returns:
         (C, Dr) patches.
     """
-    scores = ops.matmul(queries, ops.transpose(key_patches))  # (U, Ks)
+    scores = ops.matmul(_rows(fp, rows), ops.transpose(key_patches))  # (U, Ks)
     # F(p, q) = sum_t Y_t[p, column_of[t, q]], Y_t[:, j] = sum_s S[n(p, t, s), j + s].
     # Summed as the dense attention does: t = 0, -1, 1, and s = -1, 0, 1 within.
     steps = (-1, 0, 1) if row_of.shape[0] == 9 else (0,)
@@ -197,12 +219,12 @@ def chunk_patches(queries, key_patches, key_raw, row_of, column_of, key_valid, s
 _COMPILED = {}
 
 
-def _compiled_chunk():
-    """`chunk_patches` compiled by the running backend (one per process and backend)."""
-    backend = keras.backend.backend()
-    if backend not in _COMPILED:
-        _COMPILED[backend] = backends.compile_function(chunk_patches, [])
-    return _COMPILED[backend]
+def _compiled(fn):
+    """`fn` compiled by the running backend (one per process, backend and function)."""
+    key = (keras.backend.backend(), fn)
+    if key not in _COMPILED:
+        _COMPILED[key] = backends.compile_function(fn, [])
+    return _COMPILED[key]
 
 
 def _tile_order(queries, w):
@@ -227,6 +249,13 @@ def _shift_columns(x, s):
     return ops.pad(x[:, :s], [[0, 0], [-s, 0]])
 
 
-def _with_zero_row(x):
-    """(n, D) -> (n + 1, D), a zero row appended (where index n points)."""
-    return ops.pad(x, [[0, 1], [0, 0]])
+def _image(x, image):
+    """One image's rows (hw, D) of a batch (B, hw, D) or (B, h, w, D)."""
+    return ops.reshape(x[image], (-1, x.shape[-1]))
+
+
+def _rows(x, index):
+    """x (n, D) rows at int `index` (m,), zero where the index is n (none or padding): (m, D)."""
+    n = x.shape[0]
+    rows = ops.take(x, ops.minimum(index, n - 1), axis=0)
+    return ops.where(ops.expand_dims(index < n, 1), rows, ops.zeros((), x.dtype))

@@ -4,7 +4,7 @@ An inpainted image keeps its known pixels, so only `x_stage2` at the hole matter
 `InpaintGenerator` is run on the part of the image that reaches those pixels, as derived from the
 layer stack (`InpaintGenerator.*_reach`):
 - stage 1, whose output is used inside the hole only, on a box around the hole plus its
-  receptive field;
+  receptive field, and its upsampling end (`coarse_decode`) on the smaller box it needs;
 - the dilated-conv branch on a box around what the layers after the attention read;
 - the attention branch on the whole image (every hole-free patch is a key), then contextual
   attention for the needed queries only (`hole_attention`);
@@ -56,12 +56,14 @@ class RestrictedGenerator:
         self.last_work = None  # multiply-adds: {'dense': ..., 'restricted': ... or None}
         compile_ = lambda fn: backends.compile_function(fn, generator.variables)
         self._dense = dense
-        self._coarse = compile_(generator.coarse)
+        self._coarse_features = compile_(generator.coarse_features)
+        self._coarse_decode = compile_(generator.coarse_decode)
         self._hallucinate = compile_(generator.hallucinate)
         self._features = compile_(lambda x, mask: _attention_inputs(generator, x, mask))
         self._decode = compile_(generator.decode)
         self._dense_attention = compile_(
             lambda *grids: dense_patches(generator.contextual_attention, grids))
+        self._paste = compile_(lambda *grids: paste_patches(generator.contextual_attention, grids))
         self._flops = _FlopCounter(generator)
 
     def __call__(self, image, holes):
@@ -75,7 +77,7 @@ class RestrictedGenerator:
         """
         mask = holes[..., None].astype(np.float32)
         boxes = self._boxes(holes)
-        estimate = self._flops.estimate(holes.shape[1:], *boxes)
+        estimate = self._flops.estimate(holes.shape[1:], boxes)
         # The batch's multiply-adds when the attention does `share` of the dense attention's.
         work = lambda share: len(holes) * (estimate['restricted_convs']
                                            + share * estimate['attention'])
@@ -88,14 +90,16 @@ class RestrictedGenerator:
         if queries is None or work(share) >= self.cost_limit * self.last_work['dense']:
             self.last_path = 'dense'
             return self._dense(image, mask)
-        x = self._stage2_input(image, mask, boxes[0])
+        x = self._stage2_input(image, mask, boxes)
         attended, share = self._attend(x, mask, queries)
         self.last_work['restricted'] = work(share)
         return self._after_attention(x, attended, boxes)
 
     def _boxes(self, holes):
-        """The boxes (top, bottom, left, right) of stage 1, the dilated branch and the layers
-        after the attention (full-resolution pixels), around what reaches any hole of the batch.
+        """The boxes (top, bottom, left, right), in full-resolution pixels, around what reaches
+        any hole of the batch: {'coarse': stage 1 to its first upsampling, 'coarse_decode': the
+        rest of stage 1, 'hallucination': the dilated branch, 'decode': after the attention}.
+        A box also holds the next stage's box, which reads its output.
 
         A box needs only the reach's extent, and the layers' reach is separable (square kernels),
         so boxes come from the holes' row and column profiles (maps ALIGN wide), not full maps.
@@ -105,26 +109,34 @@ class RestrictedGenerator:
         extents = []
         for axis, profile in enumerate((union.any(axis=1), union.any(axis=0))):
             needed = np.repeat(profile[:, None], ALIGN, axis=1)  # (n, ALIGN): one axis at a time
-            decode = np.repeat(generator.attention_reach(needed), 4, axis=0)
-            extents.append({'coarse': generator.stage1_reach(needed)[:, 0],
-                            'decode': decode[:, 0],
-                            'hallucination': generator.hallucination_reach(
-                                decode[::4], (size[axis], ALIGN))[:, 0] | decode[:, 0]})
+            coarse_decode = generator.coarse_decode_reach(needed)  # (n/4, ALIGN/4)
+            decode = generator.attention_reach(needed)
+            full = lambda quarter: np.repeat(quarter, 4, axis=0)[:, 0]
+            extents.append({
+                'coarse': generator.coarse_features_reach(coarse_decode, needed.shape)[:, 0],
+                'coarse_decode': full(coarse_decode),
+                'hallucination': generator.hallucination_reach(decode, needed.shape)[:, 0],
+                'decode': full(decode)})
         rows, cols = extents
-        return tuple(_box(rows[name], cols[name], size)
-                     for name in ('coarse', 'hallucination', 'decode'))
+        boxes = {name: _box(rows[name], cols[name], size) for name in rows}
+        for outer, inner in (('coarse', 'coarse_decode'), ('hallucination', 'decode')):
+            boxes[outer] = _enclose(boxes[outer], boxes[inner])
+        return boxes
 
     def _queries(self, holes):
         """Each image's needed attention queries: bool (B, H/8, W/8) maps, a list."""
         attention = self.generator.contextual_attention
         return [attention.paste_reach(self.generator.attention_reach(hole)) for hole in holes]
 
-    def _stage2_input(self, image, mask, box):
-        """Stage 1 on its box, composited: the second stage's input (B, H, W, 3) NumPy."""
+    def _stage2_input(self, image, mask, boxes):
+        """Stage 1 on its boxes, composited: the second stage's input (B, H, W, 3) NumPy."""
         incomplete = image * (np.float32(1.0) - mask)
         x = incomplete.copy()
-        rows, cols = _slices(box)
-        x_stage1 = ops.convert_to_numpy(self._coarse(incomplete[:, rows, cols], mask[:, rows, cols]))
+        rows, cols = _slices(boxes['coarse'])
+        features = self._coarse_features(incomplete[:, rows, cols], mask[:, rows, cols])
+        rows, cols = _slices(boxes['coarse_decode'])
+        x_stage1 = ops.convert_to_numpy(self._coarse_decode(
+            features[_inside(boxes['coarse_decode'], boxes['coarse'], 4)]))
         x[:, rows, cols] = composite(incomplete[:, rows, cols], x_stage1, mask[:, rows, cols])
         return x
 
@@ -133,38 +145,37 @@ class RestrictedGenerator:
         dense attention's multiply-adds."""
         attention = self.generator.contextual_attention
         grids = self._features(x, mask)  # fp, wn, mm, raw, each (B, h, w, .)
-        fp, wn, mm, raw = _flat(grids)
+        fp, wn, mm, raw = grids
         plans = [plan_attention(needed, valid, fuse=attention.fuse,
                                 chunk_bytes=attention.block_bytes)
                  for needed, valid in zip(queries, ops.convert_to_numpy(mm))]
         share = np.mean([plan.cost(attention.ksize, attention.rate) for plan in plans])
         if share < ATTENTION_LIMIT:
             self.last_path = 'restricted'
-            patches = ops.stack([attend(fp[b], wn[b], raw[b], plan, attention.softmax_scale)
-                                 for b, plan in enumerate(plans)])  # (B, hw, 4r*r*C)
+            patches = [attend(fp, wn, raw, plan, attention.softmax_scale, image=b)
+                       for b, plan in enumerate(plans)]  # (h, w, 4r*r*C) each
         else:  # the needed queries are most of them: all, as the dense attention's blocks
             self.last_path = 'restricted convolutions, dense attention'
             share, patches = 1.0, self._dense_attention(*grids)
-        return attention.paste(patches, plans[0].size), share
+        return self._paste(*patches), share
 
     def _after_attention(self, x, attended, boxes):
         """The dilated branch and the layers after the attention on their boxes -> x_stage2
         (B, H, W, 3) NumPy, zero outside the decode box."""
-        _, (h_top, _, h_left, _), (top, bottom, left, right) = boxes
-        rows, cols = _slices(boxes[1])
+        rows, cols = _slices(boxes['hallucination'])
         hallucinated = self._hallucinate(x[:, rows, cols])  # (B, h/4, w/4, 2cnum)
-        hallucinated = hallucinated[:, (top - h_top) // 4:(bottom - h_top) // 4,
-                                    (left - h_left) // 4:(right - h_left) // 4]
-        attended = attended[:, top // 4:bottom // 4, left // 4:right // 4]
+        hallucinated = hallucinated[_inside(boxes['decode'], boxes['hallucination'], 4)]
+        attended = attended[_inside(boxes['decode'], (0, 0, 0, 0), 4)]
         x_stage2 = np.zeros(x.shape, np.float32)
-        x_stage2[:, top:bottom, left:right] = ops.convert_to_numpy(
-            self._decode(hallucinated, attended))
+        rows, cols = _slices(boxes['decode'])
+        x_stage2[:, rows, cols] = ops.convert_to_numpy(self._decode(hallucinated, attended))
         return x_stage2
 
     def compiled_shapes(self):
         """How many input shapes the restricted path's stages have been compiled for."""
-        return sum(fn.tracing_count() for fn in (self._coarse, self._hallucinate, self._features,
-                                                  self._dense_attention, self._decode))
+        return sum(fn.tracing_count() for fn in (
+            self._coarse_features, self._coarse_decode, self._hallucinate, self._features,
+            self._dense_attention, self._paste, self._decode))
 
 
 def _attention_inputs(generator, x, mask):
@@ -179,9 +190,17 @@ def _attention_inputs(generator, x, mask):
 
 
 def dense_patches(attention, grids):
-    """The dense (blocked) attention's pasted patches (B, hw, 4r*r*C) from the grids of
+    """The dense (blocked) attention's pasted patches (B, h, w, 4r*r*C) from the grids of
     `_attention_inputs`, as the whole network computes them."""
-    return BlockedAttention(attention, *_flat(grids), tuple(grids[0].shape[1:3])).run()[1]
+    patches = BlockedAttention(attention, *_flat(grids), tuple(grids[0].shape[1:3])).run()[1]
+    return ops.reshape(patches, tuple(grids[0].shape[:3]) + (-1,))
+
+
+def paste_patches(attention, grids):
+    """Pasted patches, one (B, h, w, 4r*r*C) grid or B (h, w, 4r*r*C) grids -> (B, H/4, W/4, C)."""
+    patches = grids[0] if len(grids) == 1 and len(grids[0].shape) == 4 else ops.stack(grids)
+    batch, h, w, width = patches.shape
+    return attention.paste(ops.reshape(patches, (batch, h * w, width)), (h, w))
 
 
 def _flat(grids):
@@ -211,9 +230,22 @@ def _box(rows, cols, size):
     return tuple(int(v) for v in box)
 
 
+def _enclose(outer, inner):
+    """The smallest box holding both boxes (top, bottom, left, right)."""
+    return (min(outer[0], inner[0]), max(outer[1], inner[1]),
+            min(outer[2], inner[2]), max(outer[3], inner[3]))
+
+
 def _slices(box):
     top, bottom, left, right = box
     return slice(top, bottom), slice(left, right)
+
+
+def _inside(box, outer, scale):
+    """Slices (batch, rows, columns) of `box` in a (B, h, w, C) array covering the box `outer`,
+    both boxes in full-resolution pixels, the array at 1/scale of them."""
+    return (slice(None), slice((box[0] - outer[0]) // scale, (box[1] - outer[0]) // scale),
+            slice((box[2] - outer[2]) // scale, (box[3] - outer[2]) // scale))
 
 
 class _FlopCounter:
@@ -225,9 +257,10 @@ class _FlopCounter:
         self.feature_width = generator.attention_in[-1].filters // 2
         self.attention_width = attention.ksize ** 2 + 4 * attention.rate ** 2
 
-    def estimate(self, size, coarse_box, hallucination_box, decode_box):
-        """{'dense': whole network, 'restricted_convs': the convolutions of the restricted path,
-        'attention': the dense attention's scores and paste}, in multiply-adds."""
+    def estimate(self, size, boxes):
+        """{'dense': whole network, 'restricted_convs': the convolutions of the restricted path on
+        `boxes` (`RestrictedGenerator._boxes`), 'attention': the dense attention's scores and
+        paste}, in multiply-adds."""
         g = self.generator
         area = lambda box: (box[1] - box[0]) * (box[3] - box[2])
         convs = lambda layers, pixels: pixels * _per_pixel(layers)
@@ -236,10 +269,11 @@ class _FlopCounter:
         dense = (convs(g.stage1, full) + convs(g.hallucination, full)
                  + convs(g.attention_in, full) + convs(g.attention_out + g.stage2_out, full / 16)
                  + attention)
-        restricted = (convs(g.stage1, area(coarse_box))
-                      + convs(g.hallucination, area(hallucination_box))
+        restricted = (convs(g.coarse_feature_layers, area(boxes['coarse']))
+                      + convs(g.coarse_decode_layers, area(boxes['coarse_decode']) / 16)
+                      + convs(g.hallucination, area(boxes['hallucination']))
                       + convs(g.attention_in, full)
-                      + convs(g.attention_out + g.stage2_out, area(decode_box) / 16))
+                      + convs(g.attention_out + g.stage2_out, area(boxes['decode']) / 16))
         return {'dense': dense, 'restricted_convs': restricted, 'attention': attention}
 
 

@@ -69,7 +69,7 @@ def test_attention_matches_dense_at_needed_queries(case, fuse):
     needed = rng.random((h, w)) < 0.4  # any set of queries, including scattered ones
     needed[0, 0] = needed[-1, -1] = True
     plan = plan_attention(needed, to_numpy(inputs.mm)[0, 0], fuse=fuse, chunk_bytes=4 * 64 * 8)
-    patches = to_numpy(attend(inputs.fp[0], inputs.wn[0], inputs.raw[0], plan))
+    patches = to_numpy(attend(inputs.fp, inputs.wn, inputs.raw, plan)).reshape(h * w, -1)
     scale = np.abs(dense).max() + 1e-30
     np.testing.assert_allclose(patches[needed.reshape(-1)], dense[needed.reshape(-1)],
                                atol=1e-5 * scale, rtol=0)
@@ -87,7 +87,8 @@ def test_attention_chunks_and_padding_do_not_change_the_result():
     results = []
     for chunk_bytes in (1, 4 * 2**20):  # 64-query chunks (the smallest) vs one chunk
         plan = plan_attention(needed, to_numpy(inputs.mm)[0, 0], chunk_bytes=chunk_bytes)
-        results.append(to_numpy(attend(inputs.fp[0], inputs.wn[0], inputs.raw[0], plan)))
+        results.append(to_numpy(attend(inputs.fp, inputs.wn, inputs.raw, plan))
+                       .reshape(h * w, -1))
     assert len(plan_attention(needed, to_numpy(inputs.mm)[0, 0], chunk_bytes=1).chunks) == 2
     np.testing.assert_allclose(results[0], results[1], atol=1e-6 * np.abs(dense).max(), rtol=0)
     np.testing.assert_allclose(results[0], dense, atol=1e-5 * np.abs(dense).max(), rtol=0)
@@ -238,7 +239,7 @@ def _one_pixel_beyond(reach):
     return outside, inside
 
 
-@pytest.mark.parametrize('stage', ['coarse', 'hallucinate', 'decode'])
+@pytest.mark.parametrize('stage', ['coarse', 'coarse_decode', 'hallucinate', 'decode'])
 def test_reach_is_what_changes_the_needed_outputs(stage):
     """Changing any input outside a stage's reach leaves its needed outputs unchanged; changing
     one input just inside the reach's edge changes them (the reach is not too large either)."""
@@ -250,6 +251,10 @@ def test_reach_is_what_changes_the_needed_outputs(stage):
     if stage == 'coarse':
         reach, shape = generator.stage1_reach(needed), (1, size, size, 3)
         run = lambda x: generator.coarse(x, np.zeros((1, size, size, 1), np.float32))
+        outputs = needed
+    elif stage == 'coarse_decode':
+        reach, shape = generator.coarse_decode_reach(needed), (1, size // 4, size // 4, 16)
+        run = generator.coarse_decode
         outputs = needed
     elif stage == 'hallucinate':
         outputs = needed[::4, ::4]  # the branch's output grid
