@@ -389,6 +389,8 @@ def test_one_step_matches_across_backends(stepped, tmp_path):
     """
     this = keras.backend.backend()
     other = OTHER_BACKEND[this]
+    if this == 'jax':
+        pytest.skip('the same pair as the KERAS_BACKEND=tensorflow run (tensorflow vs jax): run once')
     if importlib.util.find_spec(other) is None:
         pytest.skip(f'{other} is not installed: cannot compare a {this} step with a {other} step')
     images, mask = stepped['inputs']
