@@ -12,7 +12,6 @@ denominator term, a shifted crop) differs by the size of the signal, orders of m
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from conftest import perturbed_weights, to_numpy
 from inpaint import restricted as restricted_module
