@@ -121,7 +121,7 @@ def run_child(size, hole, path, out, runs, checkpoint):
         raise
     emit({'seconds': statistics.median(times), 'runs': times, 'warmup': warmup,
           'path': path_taken, 'paired': paired,
-          'work': (work['dense'] if restricted.last_path == 'dense' else work['restricted'])
+          'work': (work['dense'] if path_taken == 'dense' else work['restricted'])
                   if work else None,
           'dense_work': work['dense'] if work else None,
           'backend': keras.backend.backend(), 'peak_rss': peak})

@@ -32,7 +32,7 @@ def stage_functions(generator, compile_):
         'attention branch + inputs': compile_(lambda x, mask: _attention_inputs(generator, x, mask)),
         'attention (scores, fuse, softmax, paste matmul)': compile_(
             lambda *grids: dense_patches(attention, grids)),
-        'paste-back': compile_(lambda patches: paste_patches(attention, [patches])),
+        'paste-back': compile_(lambda patches: paste_patches(attention, patches)),
         'after the attention': compile_(generator.decode),
         'whole network': compile_(lambda image, mask: generator(image, mask)[1]),
     }

@@ -61,9 +61,10 @@ class RestrictedGenerator:
         self._hallucinate = compile_(generator.hallucinate)
         self._features = compile_(lambda x, mask: _attention_inputs(generator, x, mask))
         self._decode = compile_(generator.decode)
+        attention = generator.contextual_attention
         self._dense_attention = compile_(
-            lambda *grids: dense_patches(generator.contextual_attention, grids))
-        self._paste = compile_(lambda *grids: paste_patches(generator.contextual_attention, grids))
+            lambda *grids: paste_patches(attention, dense_patches(attention, grids)))
+        self._paste = compile_(lambda *grids: paste_patches(attention, ops.stack(grids)))
         self._flops = _FlopCounter(generator)
 
     def __call__(self, image, holes):
@@ -107,11 +108,11 @@ class RestrictedGenerator:
         generator, size = self.generator, holes.shape[1:]
         union = holes.any(axis=0)
         extents = []
+        full = lambda quarter: np.repeat(quarter, 4, axis=0)[:, 0]  # (n/4, .) -> profile (n,)
         for axis, profile in enumerate((union.any(axis=1), union.any(axis=0))):
             needed = np.repeat(profile[:, None], ALIGN, axis=1)  # (n, ALIGN): one axis at a time
             coarse_decode = generator.coarse_decode_reach(needed)  # (n/4, ALIGN/4)
             decode = generator.attention_reach(needed)
-            full = lambda quarter: np.repeat(quarter, 4, axis=0)[:, 0]
             extents.append({
                 'coarse': generator.coarse_features_reach(coarse_decode, needed.shape)[:, 0],
                 'coarse_decode': full(coarse_decode),
@@ -152,12 +153,11 @@ class RestrictedGenerator:
         share = np.mean([plan.cost(attention.ksize, attention.rate) for plan in plans])
         if share < ATTENTION_LIMIT:
             self.last_path = 'restricted'
-            patches = [attend(fp, wn, raw, plan, attention.softmax_scale, image=b)
-                       for b, plan in enumerate(plans)]  # (h, w, 4r*r*C) each
-        else:  # the needed queries are most of them: all, as the dense attention's blocks
-            self.last_path = 'restricted convolutions, dense attention'
-            share, patches = 1.0, self._dense_attention(*grids)
-        return self._paste(*patches), share
+            return self._paste(*[attend(fp, wn, raw, plan, attention.softmax_scale, image=b)
+                                 for b, plan in enumerate(plans)]), share
+        # The needed queries are most of them: all, as the dense attention's blocks.
+        self.last_path = 'restricted convolutions, dense attention'
+        return self._dense_attention(*grids), 1.0
 
     def _after_attention(self, x, attended, boxes):
         """The dilated branch and the layers after the attention on their boxes -> x_stage2
@@ -196,9 +196,8 @@ def dense_patches(attention, grids):
     return ops.reshape(patches, tuple(grids[0].shape[:3]) + (-1,))
 
 
-def paste_patches(attention, grids):
-    """Pasted patches, one (B, h, w, 4r*r*C) grid or B (h, w, 4r*r*C) grids -> (B, H/4, W/4, C)."""
-    patches = grids[0] if len(grids) == 1 and len(grids[0].shape) == 4 else ops.stack(grids)
+def paste_patches(attention, patches):
+    """Pasted patches as a grid (B, h, w, 4r*r*C) -> the attention's output (B, H/4, W/4, C)."""
     batch, h, w, width = patches.shape
     return attention.paste(ops.reshape(patches, (batch, h * w, width)), (h, w))
 
