@@ -15,7 +15,7 @@ JAX_TESTS := tests/test_layers.py tests/test_generator.py tests/test_inference.p
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[tensorflow,test]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -20,17 +20,18 @@ import sys
 if __name__ == '__main__':  # before Keras (and TensorFlow) load: hide their start-up lines
     from inpaint import commands
     commands.quiet_tensorflow(sys.argv[1:])
+    if not {'-h', '--help'} & set(sys.argv[1:]):
+        commands.require_backend()  # one line, not Keras' traceback
 
 # pylint: disable=wrong-import-position
 import dataclasses
-import importlib.util
 import json
 import os
 import re
 
 import numpy as np
 
-from inpaint import training_state
+from inpaint import extras, training_state
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import build_generator
 from inpaint.layers import GatedUpsample
@@ -230,10 +231,10 @@ def load_models(path, with_discriminator=True):
         report.format = 'run'
         return generator, discriminator, report
     prefix = resolve_prefix(path)
-    if importlib.util.find_spec('tensorflow') is None:
-        raise CheckpointError(f'{prefix}: a TensorFlow checkpoint, and TensorFlow is not installed '
-                              f'here; convert it once where it is: python -m inpaint.checkpoint '
-                              f'{path} FOLDER, then use FOLDER')
+    missing = extras.tensorflow_missing("reading a TF1 checkpoint (the authors' format)")
+    if missing:
+        raise CheckpointError(f'{prefix}: {missing} (or convert it once where TensorFlow is: '
+                              f'python -m inpaint.checkpoint {path} FOLDER, then use FOLDER)')
     from inpaint import tf1_checkpoint
     try:
         tensors = tf1_checkpoint.read_tensors(prefix)
@@ -306,7 +307,14 @@ def _load_keras_weights(model, path):
 
 
 def export_tf1(prefix, generator, discriminator=None):
-    """Saves models in the authors' layout and names, readable by the original TF1 code."""
+    """Saves models in the authors' layout and names, readable by the original TF1 code.
+
+    Raises:
+        CheckpointError: TensorFlow, which writes the format, is not installed.
+    """
+    missing = extras.tensorflow_missing('writing the TF1 format (--format tf1)')
+    if missing:
+        raise CheckpointError(f'{prefix}: {missing}')
     from inpaint import tf1_checkpoint
     tf1_checkpoint.save_tf1_checkpoint(prefix, model_tensors(generator, discriminator))
 
@@ -357,6 +365,9 @@ def main(argv=None):
             export_tf1(args.destination, generator, discriminator)
         else:
             save_weights_folder(args.destination, generator, discriminator)
+    except CheckpointError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     except OSError as error:
         print(f'error: {args.destination}: cannot write ({error.strerror}); choose a writable folder',
               file=sys.stderr)

@@ -33,8 +33,9 @@ What each format needs from the model code is in the README's "Deploy" section: 
 cannot express the contextual attention's `tf.while_loop` over a TensorArray, nor TFLite its
 `tf.image.extract_patches` and 8-D slices.
 
-Exit codes: 0 written and checked; 2 bad flags, an unloadable checkpoint, or a format that cannot
-express the model (one line naming what blocks it).
+Exit codes: 0 written and checked; 2 bad flags, no TensorFlow (every format is written through it:
+`pip install 'deepfill-tf2[export]'`), an unloadable checkpoint, or a format that cannot express
+the model (one line naming what blocks it).
 """
 import argparse
 import contextlib
@@ -49,7 +50,7 @@ import warnings
 import numpy as np
 from absl import logging as absl_logging
 
-from inpaint import commands
+from inpaint import commands, extras
 
 FORMATS = ('saved_model', 'onnx', 'tflite')
 GRID = 8  # the generator needs multiples of 8 (see inference.GRID)
@@ -413,6 +414,9 @@ def main(argv=None):
     try:
         args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
         check_request(args.format, args.height, args.width)
+        missing = extras.tensorflow_missing(f'exporting ({args.format})', extra='export')
+        if missing:
+            raise ExportError(missing)
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)
     except ExportError as error:
