@@ -15,8 +15,10 @@ import re
 
 import yaml
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'inpaint.yml')
-"""The project's `inpaint.yml` (next to the `inpaint` package in a source checkout)."""
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'inpaint.yml')
+"""The project's `inpaint.yml`, shipped in the package (wheel or editable install). In a checkout
+`inpaint/inpaint.yml` is a symbolic link to the top-level `inpaint.yml`, the one file users edit;
+building a wheel or an sdist copies the file itself."""
 
 GANS = ('sngan', 'wgan_gp')
 
