@@ -25,13 +25,14 @@ if __name__ == '__main__':  # before Keras (and TensorFlow) load: hide their sta
 
 # pylint: disable=wrong-import-position
 import dataclasses
+import glob
 import json
 import os
 import re
 
 import numpy as np
 
-from inpaint import extras, training_state
+from inpaint import extras, releases, training_state
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import build_generator
 from inpaint.layers import GatedUpsample
@@ -231,6 +232,11 @@ def load_models(path, with_discriminator=True):
         report.format = 'run'
         return generator, discriminator, report
     prefix = resolve_prefix(path)
+    release = releases.identify(prefix)
+    if release is not None:  # a download that broke off: say so before TensorFlow reads it
+        problem = releases.data_size_problem(prefix, release)
+        if problem:
+            raise CheckpointError(problem)
     missing = extras.tensorflow_missing("reading a TF1 checkpoint (the authors' format)")
     if missing:
         raise CheckpointError(f'{prefix}: {missing} (or convert it once where TensorFlow is: '
@@ -240,8 +246,25 @@ def load_models(path, with_discriminator=True):
         tensors = tf1_checkpoint.read_tensors(prefix)
         return load_tensors(tensors, prefix, with_discriminator)
     except tf1_checkpoint.TF1ReadError as error:
-        raise CheckpointError(f'{prefix}: cannot read the checkpoint ({error}); the .index/.data '
-                              f'files are damaged or incomplete, download or export them again') from None
+        raise CheckpointError(_tf1_read_problem(prefix, error, release)) from None
+
+
+def _tf1_read_problem(prefix, error, release):
+    """One line for a `tf1_checkpoint.TF1ReadError`, naming the data file when it is at fault."""
+    shards = sorted(glob.glob(glob.escape(prefix) + '.data-*-of-*'))
+    data = shards[0] if len(shards) == 1 else prefix + ('.data-*' if shards else releases.DATA_SUFFIX)
+    again = (f'download it again (python -m inpaint.checkpoint --verify '
+             f'{os.path.dirname(prefix) or "."} checks it against the {release.name} release\'s '
+             f'sha256)' if release else 'download or export it again')
+    if error.reason == 'checksum':
+        return (f'{data}: tensor {error.tensor} does not match its checksum in {prefix}.index (the '
+                f'data file is damaged); {again}')
+    if error.reason == 'truncated':
+        return f'{data}: ends before tensor {error.tensor} (the data file is incomplete); {again}'
+    if error.reason == 'missing':
+        return f'{data}: missing; download the .data file too, next to {prefix}.index'
+    return (f'{prefix}: cannot read the checkpoint ({error}); the .index/.data files are damaged '
+            f'or incomplete, download or export them again')
 
 
 def save_weights_folder(folder, generator, discriminator=None):
@@ -338,15 +361,36 @@ def main(argv=None):
     weights folder DST (default), or to the authors' TF1 layout at prefix DST (`--format tf1`).
 
     Returns 0, or 2 with a one-line message when SRC cannot be loaded or DST cannot be written.
+
+    `python -m inpaint.checkpoint --verify DIR` checks a download of the authors' release instead
+    (`releases.verify`): which release DIR holds and whether its data file is intact (size and
+    sha256). Returns 0 intact, 1 missing, incomplete or damaged, 2 not one of the releases.
     """
     import argparse
-    parser = argparse.ArgumentParser(prog='python -m inpaint.checkpoint', description=main.__doc__)
-    parser.add_argument('source')
-    parser.add_argument('destination')
+    parser = argparse.ArgumentParser(prog='python -m inpaint.checkpoint', description=main.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('source', nargs='?')
+    parser.add_argument('destination', nargs='?')
     parser.add_argument('--format', choices=('weights', 'tf1'), default='weights')
+    parser.add_argument('--verify', metavar='DIR', help="check a download of the authors' release "
+                        '(which one, and whether its data file is intact) instead of converting')
     parser.add_argument('--verbose', action='store_true', help='show TensorFlow start-up messages')
     # (commands.run reads --verbose before TensorFlow can be imported)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.verify is not None:
+        if args.source is not None:
+            parser.error('--verify DIR takes no SRC or DST')
+        try:
+            code, lines = releases.verify(resolve_prefix(args.verify))
+        except CheckpointError as error:
+            code, lines = 2, [str(error)]
+        if code == 2:
+            print(f'error: {lines[0]}', file=sys.stderr)
+        else:
+            print('\n'.join(lines))
+        return code
+    if args.destination is None:
+        parser.error('give SRC and DST (or --verify DIR)')
     run = _inside_run(args.destination)
     if run is not None:
         print(f'error: {args.destination} is inside the training run {run}; write the export to '

@@ -9,20 +9,24 @@ exports (SavedModel, TFLite, and ONNX through tf2onnx).
 Nothing here imports Keras or a backend, so a command can check before `import keras` fails with a
 traceback (`import keras` imports its backend).
 """
-import importlib.util
+import importlib.machinery
 import json
 import os
+import sys
 
 PROJECT = 'deepfill-tf2'
 BACKENDS = ('tensorflow', 'jax', 'torch')  # Keras backend = its package = our extra
 
 
 def installed(package):
-    """Whether `package` can be imported (without importing it)."""
-    try:
-        return importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):  # a parent that fails, or None in sys.modules (blocked)
-        return False
+    """Whether the top-level `package` can be imported (without importing it).
+
+    Looks on sys.path only (`PathFinder`), not through the import hooks of `sys.meta_path`: the
+    one-shot hook of `commands.quiet_tensorflow` must stay for the real `import tensorflow`.
+    """
+    if package in sys.modules:
+        return sys.modules[package] is not None  # None: blocked, imports fail
+    return importlib.machinery.PathFinder.find_spec(package) is not None
 
 
 def install_command(extra):
