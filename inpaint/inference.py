@@ -103,6 +103,38 @@ def standardize_mask(mask, shape, name='mask'):
     return mask_holes(mask, name)
 
 
+NETWORK_INPUT = ('predict takes image_bgr float32 (B, H, W, 3), BGR in [-1, 1] (to_network(rgb[None]) '
+                 'of uint8 RGB), and mask (B or 1, H, W, 1) of 0 and 1 (1 = hole), H and W multiples '
+                 f'of {GRID}; Inpainter.inpaint takes uint8 images and masks of any size')
+
+
+def check_network_input(image_bgr, mask):
+    """Raises InputError, naming what the network takes, unless `image_bgr` is float (B, H, W, 3)
+    in [-1, 1] with H, W multiples of 8 and `mask` is (B or 1, H, W, 1) in [0, 1]."""
+    image, mask = np.asarray(image_bgr), np.asarray(mask)
+    if image.ndim != 4 or image.shape[-1] != 3 or 0 in image.shape:
+        batch = ' (one image needs the batch axis: image[None])' if image.ndim == 3 else ''
+        raise InputError(f'image_bgr has shape {image.shape}{batch}; {NETWORK_INPUT}')
+    if not np.issubdtype(image.dtype, np.floating):
+        raise InputError(f'image_bgr is {image.dtype}, not floats in [-1, 1]; {NETWORK_INPUT}')
+    low, high = float(np.min(image)), float(np.max(image))
+    if not -1 <= low <= high <= 1:  # NaN fails too
+        raise InputError(f'image_bgr holds values in [{low:.4g}, {high:.4g}], not [-1, 1]; '
+                         f'{NETWORK_INPUT}')
+    height, width = image.shape[1:3]
+    if (mask.ndim != 4 or mask.shape[-1] != 1 or mask.shape[0] not in (1, image.shape[0])
+            or mask.shape[1:3] != (height, width)):
+        hint = ' (a (H, W) mask: mask[None, :, :, None])' if mask.shape == (height, width) else ''
+        raise InputError(f'mask has shape {mask.shape} for image_bgr {image.shape}{hint}; '
+                         f'{NETWORK_INPUT}')
+    if mask.size and not 0 <= float(np.min(mask)) <= float(np.max(mask)) <= 1:
+        raise InputError(f'mask holds values in [{float(np.min(mask)):.4g}, '
+                         f'{float(np.max(mask)):.4g}], not 0 and 1; {NETWORK_INPUT}')
+    if height % GRID or width % GRID:
+        raise InputError(f'image_bgr is {width}x{height} (W x H), not multiples of {GRID}; '
+                         f'{NETWORK_INPUT}')
+
+
 class Inpainter:
     """Runs a DeepFill v2 generator on images.
 
@@ -145,22 +177,25 @@ class Inpainter:
         return self._forward.tracing_count()
 
     def predict(self, image_bgr, mask):
-        """Runs the network as the original graph does.
+        """Runs the network as the original graph does (no padding, no compositing).
 
         Args:
-            image_bgr: float32 (B, H, W, 3) BGR in [-1, 1]; H, W multiples of 8.
-            mask: float32 (B or 1, H, W, 1), 1 = hole.
+            image_bgr: float (B, H, W, 3), BGR in [-1, 1]: `to_network(rgb_uint8[None])`;
+                H, W multiples of 8.
+            mask: (B or 1, H, W, 1) of 0 and 1, 1 = hole: `holes[None, :, :, None]`.
         Returns:
             x_stage1, x_stage2 (B, H, W, 3) and offset_flow (B, H/4, W/4, 3), NumPy float32.
+        Raises:
+            InputError: inputs of another shape, type or range (the message says what it takes);
+                `inpaint` takes any image and mask.
         """
         x1, x2, offsets = self.predict_offsets(image_bgr, mask)
         return x1, x2, offset_flow(offsets, rate=2)
 
     def predict_offsets(self, image_bgr, mask):
         """As `predict`, with the attention offsets (B, H/8, W/8, 2) instead of their picture."""
+        check_network_input(image_bgr, mask)
         image_bgr, mask = np.asarray(image_bgr, np.float32), np.asarray(mask, np.float32)
-        if image_bgr.shape[1] % GRID or image_bgr.shape[2] % GRID:
-            raise ValueError(f'predict needs H and W multiples of {GRID}, got {image_bgr.shape}')
         x1, x2, offsets = self._forward(image_bgr, mask)
         return x1.astype(np.float32), x2.astype(np.float32), offsets
 

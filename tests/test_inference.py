@@ -194,6 +194,35 @@ def test_bad_inputs(inpainter, image, mask, match):
         inpainter.inpaint(image, mask)
 
 
+RGB_16 = np.full((16, 24, 3), 128, np.uint8)
+HOLES_16 = np.zeros((16, 24), bool)
+HOLES_16[4:8, 8:16] = True
+
+
+@pytest.mark.parametrize('image, mask, words', [
+    (to_network(RGB_16), HOLES_16[None, :, :, None], ['shape (16, 24, 3) (one image needs the batch '
+                                                       'axis: image[None])']),
+    (RGB_16[None], HOLES_16[None, :, :, None], ['image_bgr is uint8, not floats in [-1, 1]']),
+    (RGB_16[None].astype(np.float32), HOLES_16[None, :, :, None], ['values in [128, 128], not [-1, 1]']),
+    (to_network(RGB_16[None]), HOLES_16, ['mask has shape (16, 24) for image_bgr (1, 16, 24, 3) (a (H, '
+                                          'W) mask: mask[None, :, :, None])']),
+    (to_network(RGB_16[None]), HOLES_16[None, :, :, None] * np.float32(255), ['not 0 and 1']),
+    (to_network(np.zeros((1, 12, 24, 3), np.uint8)), np.zeros((1, 12, 24, 1)), ['24x12 (W x H), not '
+                                                                               'multiples of 8']),
+])
+def test_predict_says_what_it_takes(inpainter, image, mask, words):
+    """A 3-D image, a uint8 batch, a 2-D mask: one line naming what `predict` expects (before,
+    "needs H and W multiples of 8, got (256, 384, 3)", garbage for uint8, a graph traceback)."""
+    with pytest.raises(InputError) as error:
+        inpainter.predict(image, mask)
+    message = str(error.value)
+    assert all(word in message for word in words) and '\n' not in message, message
+    assert message.endswith('predict takes image_bgr float32 (B, H, W, 3), BGR in [-1, 1] '
+                            '(to_network(rgb[None]) of uint8 RGB), and mask (B or 1, H, W, 1) of 0 and 1 '
+                            '(1 = hole), H and W multiples of 8; Inpainter.inpaint takes uint8 images '
+                            'and masks of any size'), message
+
+
 def test_original_mode_rejects_images_smaller_than_the_grid(inpainter):
     with pytest.raises(InputError, match='smaller than 8x8'):
         inpainter.inpaint(np.zeros((7, 20, 3), np.uint8), np.ones((7, 20), bool), original=True)
