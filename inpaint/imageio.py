@@ -5,6 +5,11 @@ are BGR to OpenCV and the network sees BGR, as the original's OpenCV reads do. S
 flipped once at each of those boundaries, by `swap_rb`: file -> RGB (`read_image`), RGB -> network
 (`inference.to_network`), network -> RGB (`inference.from_network`), RGB -> file (`write_image`).
 
+Inpainting keeps what the network does not see: `read_image_as_is` (the command line, batches)
+and `decode_image_as_is` (the server) keep an image's alpha channel and 16-bit depth, which
+`Inpainter.inpaint` gives back (RGBA in, RGBA out; uint16 in, uint16 out), and `write_image` writes
+them where the format can hold them (PNG, TIFF; alpha also WebP, BMP), else warns.
+
 Masks follow one rule everywhere (files, batch, evaluation, the server and the Python API), defined
 by `mask_holes`: 0/1 and 0/255 masks, strokes of any colour on black, and strokes painted on a
 transparent layer are holes where painted. `read_mask(path, original=True)` keeps the original's
@@ -18,6 +23,8 @@ from absl import logging
 
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+ALPHA_EXTENSIONS = ('.png', '.webp', '.bmp', '.tif', '.tiff')  # OpenCV writes 4 channels there
+DEEP_EXTENSIONS = ('.png', '.tif', '.tiff')  # and 16 bits (others: truncated to 8 by OpenCV)
 
 
 class InputError(ValueError):
@@ -49,16 +56,74 @@ def to_rgb_uint8(array, name='image'):
     return swap_rb(to_bgr_uint8(array, name))
 
 
+def read_image_as_is(path):
+    """Reads an image file for inpainting: as `read_image`, but keeping its alpha channel and its
+    16-bit depth, which the network does not use and `Inpainter.inpaint` gives back.
+
+    Returns:
+        RGB (H, W, 3) or, for a file with an alpha channel (RGBA, gray + alpha, a palette with
+        transparency), RGBA (H, W, 4); uint8, or uint16 for a 16-bit file. Gray is repeated to
+        three channels.
+    Raises:
+        InputError: missing, unreadable or empty file, or an unsupported pixel type.
+    """
+    return decode_image_as_is(_file_bytes(path), path)
+
+
+def decode_image_as_is(data, name='image'):
+    """Encoded image bytes -> RGB(A) uint8 or uint16, as `read_image_as_is` (which see).
+
+    The colours are decoded as `read_image` decodes them (EXIF orientation applied); the alpha
+    channel comes from a second, unchanged decode (not for JPEG, which has none). An alpha whose
+    size differs from the colours' (a rotated EXIF orientation) is dropped with a warning.
+    """
+    colour = to_rgb(_check_depth(_decode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH, name), name),
+                    name)
+    if bytes(data[:2]) == b'\xff\xd8':  # JPEG: no alpha
+        return colour
+    full = _decode(data, cv2.IMREAD_UNCHANGED, name)
+    if full.ndim != 3 or full.shape[2] != 4:
+        return colour
+    alpha = full[:, :, 3]
+    if alpha.shape != colour.shape[:2]:
+        logging.warning('%s: the alpha channel is %dx%d but the oriented image %dx%d; the alpha is '
+                        'dropped', name, alpha.shape[1], alpha.shape[0], colour.shape[1],
+                        colour.shape[0])
+        return colour
+    return np.concatenate([colour, alpha[:, :, None]], axis=2)
+
+
+def to_8_bits(array):
+    """uint16 -> uint8 by `/ 257`, rounded (65535 -> 255, 32896 -> 128); uint8 is returned as is."""
+    if array.dtype != np.uint16:
+        return array
+    return (array.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+
+
+def to_rgb(array, name='image'):
+    """A gray or BGR(A) OpenCV array (H, W[, C]) of uint8 or uint16 -> RGB (H, W, 3), same depth
+    (gray repeated, alpha dropped)."""
+    return swap_rb(_three_channels(array, name))
+
+
 def to_bgr_uint8(array, name='image'):
     """A gray or BGR(A) OpenCV array (H, W[, C]) -> BGR uint8 (H, W, 3), channel order kept.
 
-    16-bit values are scaled to 8 bits (`/ 257`, rounded), gray is repeated to three channels and
-    an alpha channel is dropped.
+    16-bit values are scaled to 8 bits (`to_8_bits`), gray is repeated to three channels and an
+    alpha channel is dropped.
     """
-    if array.dtype == np.uint16:
-        array = (array.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    elif array.dtype != np.uint8:
+    return _three_channels(to_8_bits(_check_depth(array, name)), name)
+
+
+def _check_depth(array, name):
+    """`array`, unless its pixels are neither uint8 nor uint16 (InputError)."""
+    if array.dtype not in (np.uint8, np.uint16):
         raise InputError(f'{name}: unsupported pixel type {array.dtype}; save it as 8-bit PNG or JPEG')
+    return array
+
+
+def _three_channels(array, name):
+    """(H, W[, C]) with C in 1, 3, 4 -> (H, W, 3): gray repeated, alpha dropped, order kept."""
     if array.ndim == 2:
         array = array[:, :, None]
     channels = array.shape[2]
@@ -70,7 +135,8 @@ def to_bgr_uint8(array, name='image'):
 
 
 def swap_rb(array):
-    """RGB <-> BGR: (..., W, 3) uint8 or float32 -> C-contiguous, first and last channels swapped.
+    """RGB(A) <-> BGR(A): (..., W, 3 or 4) uint8, uint16 or float32 -> C-contiguous, the first and
+    third channels swapped (alpha stays last).
 
     The one channel flip at each boundary (OpenCV's BGR files, the network's BGR input). One
     OpenCV pass: at 2048x2048 it takes 0.5 ms (uint8), where NumPy's `a[..., ::-1]` copy takes
@@ -78,9 +144,12 @@ def swap_rb(array):
     """
     array = np.ascontiguousarray(array)
     if array.size == 0 or array.dtype not in (np.uint8, np.uint16, np.float32):
-        return np.ascontiguousarray(array[..., ::-1])  # what OpenCV cannot take
-    rows = array.reshape(-1, array.shape[-2], 3)  # (B * H, W, 3): one OpenCV image
-    return cv2.cvtColor(rows, cv2.COLOR_RGB2BGR).reshape(array.shape)
+        flipped = np.concatenate([array[..., 2::-1], array[..., 3:]], axis=-1)
+        return np.ascontiguousarray(flipped)  # what OpenCV cannot take
+    channels = array.shape[-1]
+    rows = array.reshape(-1, array.shape[-2], channels)  # (B * H, W, C): one OpenCV image
+    code = cv2.COLOR_RGBA2BGRA if channels == 4 else cv2.COLOR_RGB2BGR
+    return cv2.cvtColor(rows, code).reshape(array.shape)
 
 
 def mask_holes(mask, name='mask'):
@@ -127,8 +196,8 @@ def mask_holes(mask, name='mask'):
 def read_mask(path, original=False):
     """Reads a mask file: holes by `mask_holes` (255, 1 or any colour = hole, transparent = kept).
 
-    A mask without any hole is logged as a warning naming the file (the image comes back
-    unchanged).
+    A mask without any hole (the image comes back unchanged) or that is a hole everywhere
+    (nothing left to condition on) is logged as a warning naming the file (`mask_warning`).
 
     Args:
         path: file path.
@@ -144,26 +213,45 @@ def read_mask(path, original=False):
         holes = (array if array.ndim == 2 else array[:, :, 0]) > 127.5
     else:
         holes = mask_holes(array, path)
-    if not holes.any():
+    warning = mask_warning(holes)
+    if warning and not holes.any():
         rule = ("the first channel is never above 127.5 (--original's rule)" if original else
                 'no pixel is painted: give 255 or 1 (or any colour, or opaque paint on a '
                 'transparent layer) where the holes are')
-        logging.warning('%s: the mask has no hole (%s); the image comes back unchanged', path, rule)
+        warning = warning.replace('no hole;', f'no hole ({rule});')
+    if warning:
+        logging.warning('%s: %s', path, warning)
     return holes
 
 
-def read_pair(image_path, mask_path, original=False):
-    """Reads an image and its mask, and checks that their sizes agree.
+def mask_warning(holes):
+    """Why a mask gives no useful result, or None: it has no hole (the image comes back
+    unchanged) or is a hole everywhere (nothing is left to condition on).
 
     Args:
-        image_path, mask_path: files (see `read_image`, `read_mask`).
+        holes: bool (H, W), True = hole.
+    """
+    if not holes.any():
+        return 'the mask has no hole; the image comes back unchanged'
+    if holes.all():
+        return ('the mask is a hole everywhere: no pixel is left to condition on, so the result '
+                'is the network\'s guess from nothing; paint only what should be replaced')
+    return None
+
+
+def read_pair(image_path, mask_path, original=False):
+    """Reads an image to inpaint and its mask, and checks that their sizes agree.
+
+    Args:
+        image_path, mask_path: files (see `read_image_as_is`, `read_mask`).
         original: read the mask with the original's rule (see `read_mask`).
     Returns:
-        (uint8 RGB (H, W, 3), bool (H, W) with True = hole).
+        (RGB or RGBA (H, W, 3 or 4), uint8 or uint16, as the file has it; bool (H, W) with
+        True = hole).
     Raises:
         InputError: either file unreadable, or the sizes differ (the message names both files).
     """
-    image = read_image(image_path)
+    image = read_image_as_is(image_path)
     mask = read_mask(mask_path, original=original)
     check_mask_size(mask.shape, image.shape, mask_path, image_path)
     return image, mask
@@ -318,14 +406,25 @@ def check_output_folder(folder, name=None):
                          f'writable folder')
 
 
-def write_image(path, rgb):
-    """Writes an RGB uint8 (H, W, 3) array; the folder is created if needed.
+def write_image(path, image):
+    """Writes an RGB or RGBA image, uint8 or uint16 (H, W, 3 or 4); the folder is created if needed.
 
-    The file is written as `<path>.partial` and renamed, so a failed write leaves neither a half
-    file nor the `.partial` one.
+    A format that cannot hold what the image has loses it with a warning naming the file: the
+    alpha channel outside `ALPHA_EXTENSIONS` (JPEG), 16 bits outside `DEEP_EXTENSIONS` (scaled
+    to 8 bits; OpenCV would clip them). The file is written as `<path>.partial` and renamed, so a
+    failed write leaves neither a half file nor the `.partial` one.
     """
     ext = os.path.splitext(path)[1] or '.png'
-    ok, encoded = cv2.imencode(ext, swap_rb(rgb))
+    image = np.asarray(image)
+    if image.shape[-1] == 4 and ext.lower() not in ALPHA_EXTENSIONS:
+        logging.warning('%s: %s cannot hold the alpha channel, which is dropped; write .png to '
+                        'keep it', path, ext)
+        image = image[..., :3]
+    if image.dtype == np.uint16 and ext.lower() not in DEEP_EXTENSIONS:
+        logging.warning('%s: %s cannot hold 16 bits; written with 8 bits, write .png or .tif to '
+                        'keep them', path, ext)
+        image = to_8_bits(image)
+    ok, encoded = cv2.imencode(ext, swap_rb(image))
     if not ok:
         raise InputError(f'{path}: cannot encode an image with extension {ext!r}; use .png or .jpg')
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -346,6 +445,11 @@ def write_mask(path, mask):
 
 
 def _read(path, flags):
+    return _decode(_file_bytes(path), flags, path)
+
+
+def _file_bytes(path):
+    """The file's bytes as a uint8 array; InputError for a missing, empty file or a folder."""
     if not os.path.exists(path):
         raise InputError(f'{path}: file not found; check the path')
     if os.path.isdir(path):
@@ -353,9 +457,14 @@ def _read(path, flags):
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise InputError(f'{path}: file is empty; give a PNG or JPEG image')
-    array = cv2.imdecode(data, flags)
+    return data
+
+
+def _decode(data, flags, name):
+    """cv2.imdecode of bytes or a uint8 array; InputError naming `name` when it fails or is empty."""
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if array is None:
-        raise InputError(f'{path}: cannot decode the image; give a readable PNG or JPEG file')
+        raise InputError(f'{name}: cannot decode the image; give a readable PNG or JPEG file')
     if array.size == 0 or min(array.shape[:2]) == 0:
-        raise InputError(f'{path}: image has no pixels; give a non-empty image')
+        raise InputError(f'{name}: image has no pixels; give a non-empty image')
     return array

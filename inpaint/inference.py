@@ -20,7 +20,7 @@ from inpaint import backends
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
 from inpaint.generator import composite
-from inpaint.imageio import InputError, check_mask_size, mask_holes, swap_rb
+from inpaint.imageio import InputError, check_mask_size, mask_holes, swap_rb, to_8_bits
 from inpaint.layers import ContextualAttention
 from inpaint.restricted import RestrictedGenerator
 
@@ -77,10 +77,11 @@ def grey_if_grey(images, filled):
 
 
 def standardize_image(image, name='image'):
-    """Any uint8 gray (H, W) / (H, W, 1), RGB or RGBA array -> RGB uint8 (H, W, 3)."""
+    """Any uint8 or uint16 gray (H, W) / (H, W, 1), RGB or RGBA array -> the RGB uint8 (H, W, 3)
+    the network sees (16 bits scaled to 8 as files are, `imageio.to_8_bits`; alpha left out)."""
     image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise InputError(f'{name}: pixels are {image.dtype}; pass uint8 RGB values 0..255')
+    if image.dtype not in (np.uint8, np.uint16):
+        raise InputError(f'{name}: pixels are {image.dtype}; pass uint8 RGB values 0..255 (or uint16)')
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
@@ -88,9 +89,37 @@ def standardize_image(image, name='image'):
                          f'or (H, W, 4)')
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise InputError(f'{name}: image has no pixels; pass a non-empty image')
+    image = to_8_bits(image)
     if image.shape[2] == 1:
         return np.repeat(image, 3, axis=2)
     return image[:, :, :3]
+
+
+def restore_format(result, holes, image, original=False):
+    """The inpainted RGB uint8 `result` in the format of the input `image`.
+
+    Args:
+        result: uint8 RGB (h, w, 3), the inpainted image (with `original`, cropped to a multiple
+            of 8: h, w at most the input's).
+        holes: bool (H, W), True = hole.
+        image: the input as given to `Inpainter.inpaint` (uint8 or uint16; (H, W[, 1, 3 or 4])).
+        original: the authors' mode, whose known pixels are not the input's own.
+    Returns:
+        `result` when the input is 8-bit without alpha; for a uint16 input, uint16: the input's
+        own values outside the hole (not with `original`), the fill times 257 inside; for an RGBA
+        input, the input's alpha channel appended unchanged, (h, w, 4).
+    """
+    image = np.asarray(image)
+    image = image[:, :, None] if image.ndim == 2 else image
+    height, width = result.shape[:2]
+    image, holes = image[:height, :width], holes[:height, :width]
+    if image.dtype == np.uint16:
+        filled = result.astype(np.uint16) * np.uint16(257)
+        colour = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
+        result = filled if original else np.where(holes[:, :, None], filled, colour)
+    if image.shape[2] == 4:
+        result = np.concatenate([result, image[:, :, 3:]], axis=2)
+    return result
 
 
 def standardize_mask(mask, shape, name='mask'):
@@ -203,13 +232,16 @@ class Inpainter:
         """Inpaints one image.
 
         Args:
-            image: uint8 RGB (H, W, 3), gray (H, W) or RGBA (H, W, 4).
+            image: RGB (H, W, 3), gray (H, W) or RGBA (H, W, 4); uint8, or uint16 (the network
+                sees it scaled to 8 bits).
             mask: (H, W) or (H, W, C); bool, 0/1, 0/255 or colour strokes on black, hole = True /
                 1 / 255 / painted (see `imageio.mask_holes`).
             original: reproduce the authors' test.py exactly (see module docstring).
         Returns:
-            uint8 RGB (H, W, 3); with `original`, cropped to a multiple of 8. A grey input
-            (gray, or three equal channels) comes back grey: three equal channels.
+            RGB (H, W, 3) of the input's depth, or RGBA (H, W, 4) with the input's alpha
+            unchanged for an RGBA input (`restore_format`); with `original`, cropped to a multiple
+            of 8. A grey input (gray, or three equal channels) comes back grey: three equal
+            channels. A uint16 input keeps its own values outside the hole.
         """
         return self.inpaint_batch([image], [mask], original=original)[0]
 
@@ -218,10 +250,11 @@ class Inpainter:
 
         Images of the same size are run together, `batch_size` at a time.
         Returns:
-            list of uint8 RGB images, in the input order.
+            list of images in the input order, each in its input's format (see `inpaint`).
         """
         if len(images) != len(masks):
             raise InputError(f'{len(images)} images but {len(masks)} masks; give one mask per image')
+        given = images
         images = [standardize_image(im, f'image {i}') for i, im in enumerate(images)]
         masks = [standardize_mask(m, im.shape, f'mask {i}') for i, (im, m) in enumerate(zip(images, masks))]
         if original:
@@ -237,7 +270,7 @@ class Inpainter:
                 run = self._inpaint_original if original else self._inpaint_padded
                 outputs = run(np.stack([images[i] for i in chunk]), np.stack([masks[i] for i in chunk]))
                 for i, output in zip(chunk, outputs):
-                    results[i] = output
+                    results[i] = restore_format(output, masks[i], given[i], original)
         return results
 
     def _inpaint_padded(self, images, masks):

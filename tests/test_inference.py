@@ -149,8 +149,30 @@ def test_gray_and_rgba_inputs(inpainter):
     gray = image[..., 1]
     out_gray = inpainter.inpaint(gray, mask)
     assert np.array_equal(out_gray, inpainter.inpaint(np.repeat(gray[..., None], 3, 2), mask))
-    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 7, np.uint8)], axis=2)
-    assert np.array_equal(inpainter.inpaint(rgba, mask), inpainter.inpaint(image, mask))
+
+
+
+def test_rgba_keeps_its_alpha_and_16_bits_stay_16_bits(inpainter):
+    """RGBA in, RGBA out with the alpha unchanged; uint16 in, uint16 out with the known pixels
+    exactly the input's and the fill the 8-bit network's times 257 (the network sees 8 bits).
+    Before, alpha was dropped and uint16 refused (files: scaled to 8 bits)."""
+    image, mask, _ = _case('rocket256')
+    rgb = inpainter.inpaint(image, mask)
+    alpha = np.random.default_rng(0).integers(0, 256, image.shape[:2] + (1,), dtype=np.uint8)
+    rgba = inpainter.inpaint(np.concatenate([image, alpha], axis=2), mask)
+    assert rgba.shape == image.shape[:2] + (4,) and rgba.dtype == np.uint8
+    assert np.array_equal(rgba[..., :3], rgb) and np.array_equal(rgba[..., 3:], alpha)
+    # 16-bit values no 8-bit file has, which scale back to the same 8 bits (100 / 257 < 0.5).
+    deep = np.where(image < 255, image.astype(np.uint16) * 257 + 100, 65535).astype(np.uint16)
+    out = inpainter.inpaint(deep, mask)
+    assert out.dtype == np.uint16 and out.shape == image.shape
+    assert np.array_equal(out[~mask], deep[~mask])
+    assert np.array_equal(out[mask], rgb[mask].astype(np.uint16) * 257)
+    deep_rgba = inpainter.inpaint(np.concatenate([deep, alpha.astype(np.uint16) * 300], axis=2), mask)
+    assert np.array_equal(deep_rgba[..., :3], out) and np.array_equal(deep_rgba[..., 3:], alpha * np.uint16(300))
+    original = inpainter.inpaint(np.concatenate([image, alpha], axis=2)[:250, :250], mask[:250, :250],
+                                 original=True)
+    assert original.shape == (248, 248, 4) and np.array_equal(original[..., 3:], alpha[:248, :248])
 
 
 def test_mask_without_hole_returns_the_image(inpainter):
@@ -187,6 +209,7 @@ def test_batch_equals_single_runs_with_own_masks(inpainter, restrict):
     (np.zeros((0, 5, 3), np.uint8), np.zeros((0, 5), bool), 'no pixels'),
     (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9), bool), 'mask is 9x8 but the image is 8x8'),
     (np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), bool), 'uint8'),
+    (np.zeros((8, 8, 3), np.int32), np.zeros((8, 8), bool), 'pixels are int32'),
     (np.zeros((8, 8, 2), np.uint8), np.zeros((8, 8), bool), 'not an image'),
 ])
 def test_bad_inputs(inpainter, image, mask, match):
