@@ -16,7 +16,7 @@ mask for every image; a grey input's fill is left as the network made it (in col
 import keras
 import numpy as np
 
-from inpaint import backends
+from inpaint import backends, hole_attention
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
 from inpaint.generator import composite
@@ -204,6 +204,15 @@ class Inpainter:
         """How many input shapes the whole network has been compiled for (the restricted path's
         stages: `self.restricted.compiled_shapes()`)."""
         return self._forward.tracing_count()
+
+    def compilations(self):
+        """How many compilations this Inpainter's calls have made: the whole network's shapes,
+        the restricted path's stages' and its attention steps' (those are shared by the process).
+        A call that raises it spent part of its time compiling (the evaluation times it again)."""
+        total = self.compiled_shapes()
+        if self.restricted is not None:
+            total += self.restricted.compiled_shapes() + hole_attention.compiled_shapes()
+        return total
 
     def predict(self, image_bgr, mask):
         """Runs the network as the original graph does (no padding, no compositing).

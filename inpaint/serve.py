@@ -106,13 +106,34 @@ def _header_size(data, name, max_pixels):
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 return image.size
-    except Image.DecompressionBombError as error:  # Pillow's own limit: 2 * MAX_IMAGE_PIXELS
-        raise ApiError(413, f'{name}: the header declares over {2 * Image.MAX_IMAGE_PIXELS} '
-                            f"pixels, over this server's limit of {max_pixels}; send a smaller "
-                            f'image.') from error
+    except Image.DecompressionBombError as error:  # over Pillow's limit, 2 * MAX_IMAGE_PIXELS
+        size = _declared_size(data)  # the file's own size, for the 413 message
+        if size is None:
+            raise ApiError(413, f'{name}: the header declares over {2 * Image.MAX_IMAGE_PIXELS} '
+                                f"pixels, over this server's limit of {max_pixels}; send a "
+                                f'smaller image.') from error
+        return size
     except Exception as error:  # UnidentifiedImageError, truncated headers, ...
         raise ApiError(400, f'{name}: the file is not a readable image; send a PNG or JPEG '
                             f'image.') from error
+
+
+def _declared_size(data):
+    """(width, height) that a header declares, or None: read by Pillow's format plugin itself,
+    as `Image.open` does, without its decompression-bomb check (which refuses the size unsaid)."""
+    from PIL import Image
+    Image.init()
+    for name in Image.ID:  # Pillow's registry of openers, in the order Image.open tries them
+        factory, accept = Image.OPEN[name]
+        result = not accept or accept(data[:16])
+        if not result or isinstance(result, str):
+            continue
+        try:
+            with factory(io.BytesIO(data), None) as image:
+                return image.size
+        except Exception:  # noqa: BLE001 -- not this format; try the next, as Image.open does
+            continue
+    return None
 
 
 def encode_png(image):

@@ -330,7 +330,7 @@ def test_cli_interrupt_stops_after_the_current_image(tmp_path, capsys, inpainter
     assert len(os.listdir(out)) == len(sizes)
 
 
-def test_cli_bad_items_reported_and_skipped(tmp_path, capsys, inpainter, cli):
+def test_cli_bad_items_reported_and_skipped(tmp_path, capsys, caplog, inpainter, cli):
     pairs = write_pairs(str(tmp_path), [(37, 53), (40, 48), (37, 53), (21, 35), (40, 48)])
     corrupt, empty = str(tmp_path / 'in' / 'corrupt.png'), str(tmp_path / 'in' / 'empty.png')
     with open(corrupt, 'wb') as handle:
@@ -354,6 +354,8 @@ def test_cli_bad_items_reported_and_skipped(tmp_path, capsys, inpainter, cli):
     assert out[1].startswith(f'{missing_mask}: file not found')
     assert out[2].startswith(f'{pairs[4][1]}: mask is 48x40 but the image {pairs[3][0]} is 35x21')
     assert out[3].startswith(f'{empty}: file is empty')
+    logged = [record.getMessage() for record in caplog.records]
+    assert not [line for line in out[:4] if any(line in message for message in logged)], logged  # once
     assert sorted(os.listdir(tmp_path / 'out')) == ['good0.png', 'good4.png']
     np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / 'good4.png')),
                                   alone(inpainter, *pairs[4]))

@@ -245,3 +245,24 @@ def test_invalid_combination_names_the_file_value(tmp_path):
 
 def test_config_fields_match_file_order():
     assert [field.name for field in dataclasses.fields(Config)] == list(raw_yaml())
+
+
+def test_inpaint_yml_says_where_list_paths_resolve_and_that_a_folder_works(tmp_path, monkeypatch):
+    """What the file says is what the data pipeline does: a list's image paths are relative to the
+    list's own folder (it said: to the working directory), and a folder is a list of its images."""
+    from inpaint.imageio import list_images
+    with open(INPAINT_YML, encoding='utf-8') as handle:
+        text = ' '.join(handle.read().replace('#', ' ').split())
+    assert "the image paths inside a file list are relative to that list's own folder" in text
+    assert 'a list is a text file with one image path per line' in text and 'or a folder' in text
+    (tmp_path / 'data' / 'photos').mkdir(parents=True)
+    for name in ('b.png', 'a.jpg', 'notes.txt'):
+        (tmp_path / 'data' / 'photos' / name).write_bytes(b'x')
+    (tmp_path / 'data' / 'train.flist').write_text('photos/a.jpg\nphotos/b.png\n')
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    photos = [str(tmp_path / 'data' / 'photos' / name) for name in ('a.jpg', 'b.png')]
+    assert list_images(str(tmp_path / 'data' / 'train.flist')) == photos
+    assert list_images(os.path.relpath(tmp_path / 'data' / 'photos')) == [
+        os.path.relpath(path) for path in photos]

@@ -72,6 +72,20 @@ def test_healthz(client):
                     'widths': {'generator': 8}, 'backend': keras.backend.backend()}
 
 
+def test_readmes_healthz_sample_is_what_the_default_checkpoint_answers():
+    """The README's sample answer of /healthz for checkpoints/default (it said generator 16)."""
+    import json
+    import os
+    from conftest import REPO
+    with open(os.path.join(REPO, 'README.md'), encoding='utf-8') as handle:
+        lines = handle.read().splitlines()
+    sample = json.loads(lines[lines.index('curl http://127.0.0.1:8080/healthz') + 1].lstrip('# '))
+    with open(os.path.join(REPO, 'checkpoints', 'default', 'deepfill.json'), encoding='utf-8') as handle:
+        width = json.load(handle)['cnum_generator']
+    assert sample['checkpoint'] == 'checkpoints/default' and sample['widths'] == {'generator': width}
+    assert list(sample) == ['status', 'model', 'checkpoint', 'widths', 'backend']
+
+
 def test_page_and_its_files_are_served(client):
     page = client.get('/')
     assert page.status_code == 200 and page.headers['content-type'].startswith('text/html')
@@ -151,8 +165,8 @@ def bad_request(kind, photo):
                       "mask: mask is 12x10 but the image is 96x72; give a mask of the image's size."),
         'huge_header': (dict(image=bomb_png(5000, 4000), mask=mask), 413,
                         'image: 5000x4000 is 20000000 pixels'),
-        'bomb_header': (dict(image=bomb_png(50000, 40000), mask=mask), 413,
-                        'image: the header declares over 178956970 pixels'),
+        'bomb_header': (dict(image=bomb_png(50000, 40000), mask=mask), 413,  # over Pillow's limit
+                        "image: 50000x40000 is 2000000000 pixels, over this server's limit of 16777216"),
         'extra_field': (dict(image=image, mask=mask, other=('x.png', b'1', 'image/png')), 400,
                         'unexpected field "other"'),
     }[kind]
