@@ -23,6 +23,7 @@ from inpaint.generator import build_generator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN_GOLDEN = os.path.join(HERE, 'data', 'golden_train_small')
+GUIDED_GOLDEN = os.path.join(HERE, 'data', 'golden_guided_small')
 
 
 def authors_names(cnum=48, d_cnum=64):
@@ -437,6 +438,7 @@ def test_convert_tf1_to_weights_and_back_exactly(full_release, tmp_path):
 @pytest.mark.parametrize('tf1, weights', [
     (GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS),
     (os.path.join(TRAIN_GOLDEN, 'checkpoint_dir'), os.path.join(TRAIN_GOLDEN, 'weights')),
+    (os.path.join(GUIDED_GOLDEN, 'checkpoint_dir'), os.path.join(GUIDED_GOLDEN, 'weights')),
 ])
 def test_weights_fixtures_equal_their_tf1_originals(tf1, weights):
     """tests/data's backend-neutral copies (used where TensorFlow is absent) hold the same values."""
