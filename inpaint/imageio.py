@@ -358,6 +358,13 @@ def mask_by_stem(image, masks, folder):
     return candidates[0]
 
 
+def edge_path(image_path):
+    """The edge image beside a training image, as the original's `train.py` names it:
+    `a/photo.jpg` -> `a/photo_edge.jpg` (its `fname[:-4] + '_edge.jpg'`, here for any extension
+    length)."""
+    return os.path.splitext(image_path)[0] + '_edge.jpg'
+
+
 def stem(path):
     """The file name without folder and extension: `a/photo.jpg` -> `photo`."""
     return os.path.splitext(os.path.basename(path))[0]
