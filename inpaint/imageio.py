@@ -416,11 +416,17 @@ def write_image(path, rgb):
     ok, encoded = cv2.imencode(ext, swap_rb(rgb))
     if not ok:
         raise InputError(f'{path}: cannot encode an image with extension {ext!r}; use .png or .jpg')
+    write_bytes(path, encoded.tobytes())
+
+
+def write_bytes(path, data):
+    """Writes `data` (an encoded file) as `<path>.partial`, then renames it to `path`, so a failed
+    write leaves neither a half file nor the `.partial` one; the folder is created if needed."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     partial = f'{path}.partial'
     try:
         with open(partial, 'wb') as handle:
-            handle.write(encoded.tobytes())
+            handle.write(data)
         os.replace(partial, path)
     except BaseException:
         if os.path.isfile(partial):
