@@ -109,21 +109,34 @@ def mask_holes(mask, name='mask'):
     Raises:
         InputError: not (H, W) or (H, W, 1..4).
     """
-    mask = np.asarray(mask)
-    if mask.ndim == 2:
-        mask = mask[:, :, None]
-    if mask.ndim != 3 or not 1 <= mask.shape[2] <= 4:
-        raise InputError(f'{name}: shape {mask.shape} is not a mask; give (H, W) or a gray, RGB '
-                         f'or RGBA mask')
-    if mask.shape[2] in (2, 4):
-        alpha = mask[:, :, -1]
-        if alpha.size and alpha.min() != alpha.max():
-            return alpha > 0
-        mask = mask[:, :, :-1]
-    value = mask.max(axis=2)
+    value, painted = _ink(mask, name, 'a mask')
+    if painted:
+        return value > 0
     if value.dtype == bool:
         return value
     return value > _full_scale(value) / 2
+
+
+def _ink(array, name, kind):
+    """The value a mask or edge rule tests, per pixel: (H, W), and whether it is a painted
+    layer's alpha (an alpha channel that is not the same everywhere) rather than the largest
+    colour channel.
+
+    Raises:
+        InputError: `array` is not (H, W) or (H, W, 1..4); the message says it is not `kind`.
+    """
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or not 1 <= array.shape[2] <= 4:
+        raise InputError(f'{name}: shape {array.shape} is not {kind}; give (H, W) or a gray, RGB '
+                         f'or RGBA image')
+    if array.shape[2] in (2, 4):
+        alpha = array[:, :, -1]
+        if alpha.size and alpha.min() != alpha.max():
+            return alpha, True
+        array = array[:, :, :-1]
+    return array.max(axis=2), False
 
 
 def _full_scale(value):
@@ -173,16 +186,7 @@ def edge_lines(edge, threshold=EDGE_THRESHOLD, name='edge'):
     Raises:
         InputError: not (H, W) or (H, W, 1..4).
     """
-    edge = np.asarray(edge)
-    if edge.ndim == 2:
-        edge = edge[:, :, None]
-    if edge.ndim != 3 or not 1 <= edge.shape[2] <= 4:
-        raise InputError(f'{name}: shape {edge.shape} is not an edge image; give (H, W) or a '
-                         f'gray, RGB or RGBA image')
-    if edge.shape[2] in (2, 4):
-        alpha = edge[:, :, -1]
-        edge = edge[:, :, -1:] if alpha.size and alpha.min() != alpha.max() else edge[:, :, :-1]
-    value = edge.max(axis=2)
+    value, _ = _ink(edge, name, 'an edge image')
     if value.dtype == bool:
         return value
     return above_edge_threshold(value.astype(np.float32) * np.float32(255 / _full_scale(value)),

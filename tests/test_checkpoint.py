@@ -12,8 +12,8 @@ import os
 import numpy as np
 import pytest
 
-from conftest import (GOLDEN, GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, SHARED_GOLDEN, load_golden_models,
-                      to_numpy)
+from conftest import (GOLDEN, GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, SHARED_GOLDEN,
+                      assert_discriminator_matches_golden, load_golden_models, to_numpy)
 from inpaint import training_state
 from inpaint.checkpoint import (CheckpointError, discriminator_table, export_tf1, generator_table,
                                 load_models, main, model_tensors, resolve_prefix, save_weights_folder)
@@ -259,13 +259,7 @@ def test_golden_widths_are_inferred(golden_models):
 
 def test_discriminator_matches_golden():
     _, discriminator, _ = load_golden_models()  # fresh: `u` changes on every call
-    data = np.load(os.path.join(GOLDEN, 'discriminator.npz'))
-    out = to_numpy(discriminator(data['x']))
-    # Golden README: relative difference under 1e-4.
-    assert np.abs(out - data['out']).max() < 1e-4 * np.abs(data['out']).max()
-    for conv in discriminator.convs:
-        want = data[f'u_after__discriminator__sn_patch_gan__{conv.name}__kernel_sn__u']
-        assert np.abs(to_numpy(conv.u) - want).max() < 1e-4 * np.abs(want).max(), conv.name
+    assert_discriminator_matches_golden(discriminator, os.path.join(GOLDEN, 'discriminator.npz'))
 
 
 def test_fixture_copy_equals_shared_golden():
