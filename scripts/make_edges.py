@@ -29,8 +29,9 @@ from absl import logging
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inpaint import files  # noqa: E402
 from inpaint.data import decode_bgr  # noqa: E402
-from inpaint.imageio import InputError, edge_path, list_images, write_bytes  # noqa: E402
+from inpaint.imageio import InputError, edge_path, list_images  # noqa: E402
 
 # The JPEG comment (COM segment) that marks a file as this script's, right after the SOI marker.
 MARK = b'deepfill-tf2 scripts/make_edges.py'
@@ -106,7 +107,9 @@ def main(argv=None):
                 kept += 1
                 continue
             lines = canny_edges(decode_bgr(path), args.sigma, args.low, args.high)
-            write_bytes(target, encode_marked_jpeg(lines, args.quality))
+            with files.written_atomically(target) as partial:
+                with open(partial, 'wb') as handle:
+                    handle.write(encode_marked_jpeg(lines, args.quality))
             written += 1
         except InputError as error:  # names the file
             failed.append(str(error))
