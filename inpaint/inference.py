@@ -26,8 +26,7 @@ import numpy as np
 from inpaint import backends
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
-from inpaint.generator import composite
-from inpaint.generator import NOT_GUIDED
+from inpaint.generator import NOT_GUIDED, composite
 from inpaint.imageio import EDGE_THRESHOLD, InputError, check_mask_size, edge_lines, mask_holes, swap_rb
 from inpaint.layers import ContextualAttention
 from inpaint.restricted import RestrictedGenerator
