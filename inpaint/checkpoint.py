@@ -12,16 +12,10 @@ Formats, told apart by their files:
 
 The widths of both networks are read from the files. Every tensor the model needs must be present
 with the right shape; every tensor under the model scopes must be used; optimizer slots and
-counters are ignored on purpose and reported. `python -m inpaint.checkpoint SRC DST` converts any
-loadable checkpoint to the weights format (or, with `--format tf1`, to the authors' layout).
+counters are ignored on purpose and reported. `convert` (the command `python -m
+inpaint.commands.convert SRC DST`) converts any loadable checkpoint to the weights format (or, with
+`--format tf1`, to the authors' layout).
 """
-import sys
-
-if __name__ == '__main__':  # before Keras (and TensorFlow) load: hide their start-up lines
-    from inpaint import commands
-    commands.quiet_tensorflow(sys.argv[1:])
-
-# pylint: disable=wrong-import-position
 import dataclasses
 import importlib.util
 import json
@@ -102,7 +96,8 @@ def resolve_prefix(path):
     if not indexes:
         raise CheckpointError(f'{path}: no checkpoint here (no {MANIFEST}, no `checkpoint` file and '
                               f'no *.index); put the authors\' release folder there (see '
-                              f'checkpoints/README.md) or convert one with python -m inpaint.checkpoint')
+                              f'checkpoints/README.md) or convert one with '
+                              f'python -m inpaint.commands.convert')
     raise CheckpointError(f'{path}: several checkpoints ({", ".join(indexes)}) and no '
                           f'`checkpoint` file; give the prefix, e.g. {os.path.join(path, indexes[-1])}')
 
@@ -198,8 +193,8 @@ def checkpoint_format(path):
         return 'run'
     if not os.path.exists(path) and not os.path.isfile(path + '.index'):
         raise CheckpointError(f'{path}: no such checkpoint folder or file; give a folder made by '
-                              f'python -m inpaint.checkpoint, a train.py log_dir, or the authors\' '
-                              f'release folder')
+                              f'python -m inpaint.commands.convert, a train.py log_dir, or the '
+                              f'authors\' release folder')
     return 'tf1'
 
 
@@ -232,7 +227,7 @@ def load_models(path, with_discriminator=True):
     prefix = resolve_prefix(path)
     if importlib.util.find_spec('tensorflow') is None:
         raise CheckpointError(f'{prefix}: a TensorFlow checkpoint, and TensorFlow is not installed '
-                              f'here; convert it once where it is: python -m inpaint.checkpoint '
+                              f'here; convert it once where it is: python -m inpaint.commands.convert '
                               f'{path} FOLDER, then use FOLDER')
     from inpaint import tf1_checkpoint
     try:
@@ -324,47 +319,30 @@ def _inside_run(path):
         folder = parent
 
 
-def main(argv=None):
-    """`python -m inpaint.checkpoint SRC DST [--format weights|tf1]`: converts any loadable
-    checkpoint (the authors' release, a train.py log_dir, a weights folder) to the backend-neutral
-    weights folder DST (default), or to the authors' TF1 layout at prefix DST (`--format tf1`).
+def convert(source, destination, fmt='weights'):
+    """Converts any loadable checkpoint (the authors' release, a train.py log_dir, a weights
+    folder) to the backend-neutral weights folder `destination` (`fmt='weights'`), or to the
+    authors' TF1 layout at the prefix `destination` (`fmt='tf1'`).
 
-    Returns 0, or 2 with a one-line message when SRC cannot be loaded or DST cannot be written.
+    Returns:
+        the source's `LoadReport`.
+    Raises:
+        CheckpointError: `destination` is the source or inside a training run (whose checkpoints
+            are never touched), the source cannot be loaded, or `destination` cannot be written.
     """
-    import argparse
-    parser = argparse.ArgumentParser(prog='python -m inpaint.checkpoint', description=main.__doc__)
-    parser.add_argument('source')
-    parser.add_argument('destination')
-    parser.add_argument('--format', choices=('weights', 'tf1'), default='weights')
-    parser.add_argument('--verbose', action='store_true', help='show TensorFlow start-up messages')
-    # (commands.run reads --verbose before TensorFlow can be imported)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    run = _inside_run(args.destination)
+    run = _inside_run(destination)
     if run is not None:
-        print(f'error: {args.destination} is inside the training run {run}; write the export to '
-              f'another folder so that the run\'s checkpoints are never touched', file=sys.stderr)
-        return 2
-    if os.path.abspath(args.destination) == os.path.abspath(args.source):
-        print(f'error: {args.destination} is the source itself; choose another folder', file=sys.stderr)
-        return 2
+        raise CheckpointError(f'{destination} is inside the training run {run}; write the export to '
+                              f'another folder so that the run\'s checkpoints are never touched')
+    if os.path.abspath(destination) == os.path.abspath(source):
+        raise CheckpointError(f'{destination} is the source itself; choose another folder')
+    generator, discriminator, report = load_models(source)
     try:
-        generator, discriminator, report = load_models(args.source)
-    except CheckpointError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    try:
-        if args.format == 'tf1':
-            export_tf1(args.destination, generator, discriminator)
+        if fmt == 'tf1':
+            export_tf1(destination, generator, discriminator)
         else:
-            save_weights_folder(args.destination, generator, discriminator)
+            save_weights_folder(destination, generator, discriminator)
     except OSError as error:
-        print(f'error: {args.destination}: cannot write ({error.strerror}); choose a writable folder',
-              file=sys.stderr)
-        return 2
-    print(f'{report.prefix} -> {args.destination} ({args.format}; generator width '
-          f'{report.generator_cnum}, discriminator {report.discriminator_cnum})')
-    return 0
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())
+        raise CheckpointError(f'{destination}: cannot write ({error.strerror}); choose a writable '
+                              f'folder') from None
+    return report

@@ -16,7 +16,8 @@ from conftest import (GOLDEN, GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, SHARED_GOLDEN, 
                       to_numpy)
 from inpaint import training_state
 from inpaint.checkpoint import (CheckpointError, discriminator_table, export_tf1, generator_table,
-                                load_models, main, model_tensors, resolve_prefix, save_weights_folder)
+                                load_models, model_tensors, resolve_prefix, save_weights_folder)
+from inpaint.commands.convert import main
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import ATTENTION_IN, ATTENTION_OUT, HALLUCINATION, STAGE1, STAGE2_OUT
 from inpaint.generator import build_generator
@@ -441,7 +442,7 @@ def test_convert_tf1_to_weights_and_back_exactly(full_release, tmp_path):
 def test_weights_fixtures_equal_their_tf1_originals(tf1, weights):
     """tests/data's backend-neutral copies (used where TensorFlow is absent) hold the same values."""
     if not os.path.isdir(weights):
-        pytest.skip(f'{weights} is absent; make it with python -m inpaint.checkpoint {tf1} {weights}')
+        pytest.skip(f'{weights} is absent; make it with python -m inpaint.commands.convert {tf1} {weights}')
     from inpaint.tf1_checkpoint import read_tensors
     shapes, load = read_tensors(resolve_prefix(tf1))
     generator, discriminator, _ = load_models(weights)

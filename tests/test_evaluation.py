@@ -1,4 +1,5 @@
-"""Tests of inpaint/evaluation/ (metrics, baselines, the run and its reports) and inpaint/evaluate.py."""
+"""Tests of inpaint/evaluation/ (metrics, baselines, the run and its reports) and the command
+(inpaint/commands/evaluate.py)."""
 import csv
 import json
 import math
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import DAMAGED_KINDS, damaged_checkpoint, shared_path
-from inpaint import evaluate, evaluation, imageio
+from inpaint import evaluation, imageio
+from inpaint.commands import evaluate
 from inpaint.evaluation import reports
 
 

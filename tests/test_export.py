@@ -1,4 +1,5 @@
-"""inpaint/export.py: each export against the Keras model on the golden fixture (rocket256).
+"""inpaint/export_formats.py and its command: each export against the Keras model on the golden
+fixture (rocket256).
 
 Tolerances on x_stage2 (the refined output before compositing, in [-1, 1]):
 - SavedModel 1e-5, against the generator as `Inpainter.predict` runs it (tf.function over any
@@ -22,7 +23,8 @@ import numpy as np
 import pytest
 
 from conftest import GOLDEN_CHECKPOINT, golden_case
-from inpaint import export
+from inpaint import export_formats as export
+from inpaint.commands import export as export_command
 from inpaint.imageio import mask_holes, read_image, read_mask
 from inpaint.inference import Inpainter, to_network
 
@@ -76,7 +78,7 @@ def check(got, want, tol):
 
 def test_saved_model_any_size_through_the_command_line(inpainter, golden, tmp_path, capsys):
     path = str(tmp_path / 'saved_model')
-    assert export.main(['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'saved_model', path]) == 0
+    assert export_command.main(['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'saved_model', path]) == 0
     assert 'any size' in capsys.readouterr().out
     image, mask = golden
     check(export.run_saved_model(path, image, mask), keras_outputs(inpainter, image, mask, eager=False),
@@ -149,9 +151,9 @@ def test_command_line_errors_exit_2_with_one_line(tmp_path, capsys):
         (['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'pb', out], "invalid choice: 'pb'"),
     ]
     for argv, words in cases:
-        assert export.main(argv) == 2, argv
+        assert export_command.main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and err.startswith('export: error:') and words in err, err
+        assert len(err.splitlines()) == 1 and err.startswith(f'{export_command.PROG}: error:') and words in err, err
 
 
 def crop_and_hole(golden):

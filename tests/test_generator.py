@@ -142,7 +142,7 @@ def test_matches_golden_with_attention_in_one_row_blocks(golden_models):
                                                 'checkpoints cannot be read here')
 @pytest.mark.parametrize('fixture', ['golden_small', 'golden_train_small'])
 def test_converted_weights_folder_equals_the_tf1_checkpoint(fixture):
-    """tests/data/<fixture>/weights (made by `python -m inpaint.checkpoint`) holds exactly the TF1
+    """tests/data/<fixture>/weights (made by `python -m inpaint.commands.convert`) holds exactly the TF1
     checkpoint's tensors, so machines without TensorFlow test the same models."""
     folder = os.path.join(HERE, 'data', fixture)
     if fixture == 'golden_small':

@@ -4,9 +4,9 @@ One module each: `metrics` (psnr, ssim, l1, l2), `baselines` (OpenCV's Telea and
 `run` (image lists, resolution, mask sources, `run_evaluation`), `reports` (CSV, JSON, Markdown,
 figures). The names below are the package's API.
 
-The command line is `inpaint/evaluate.py`:
+The command line is `inpaint/commands/evaluate.py`:
 
-    python -m inpaint.evaluate --flist /work/shared/data/imagenet_sample/val.flist \
+    python -m inpaint.commands.evaluate --flist /work/shared/data/imagenet_sample/val.flist \
         --output_dir runs/eval --methods deepfill,telea,ns --checkpoint_dir checkpoints/places2
 
 What is measured (the project's founding document: PSNR and SSIM on ImageNet photos, two mask
@@ -52,13 +52,13 @@ from inpaint.evaluation.metrics import (METRICS, MIN_SIDE, compute_metrics, l1_e
 from inpaint.evaluation.reports import (BUCKET_EDGES, CSV_FIELDS, METRIC_DEFINITIONS, Record,
                                         bucket_label, buckets, pick_cases, summarize,
                                         summary_markdown, write_figures, write_reports)
-from inpaint.evaluation.run import (HOLE_VALUE, EvaluationResult, Failure, GeneratedMasks,
-                                    ImageItem, MaskDir, list_items, parse_resolution,
+from inpaint.evaluation.run import (HOLE_VALUE, METHODS, EvaluationResult, Failure, GeneratedMasks,
+                                    ImageItem, MaskDir, build_methods, list_items, parse_resolution,
                                     resize_image, run_evaluation)
 
 __all__ = ['BASELINES', 'BUCKET_EDGES', 'CSV_FIELDS', 'EvaluationResult', 'Failure',
-           'GeneratedMasks', 'HOLE_VALUE', 'INPAINT_RADIUS', 'ImageItem', 'METRICS',
+           'GeneratedMasks', 'HOLE_VALUE', 'INPAINT_RADIUS', 'ImageItem', 'METHODS', 'METRICS',
            'METRIC_DEFINITIONS', 'MIN_SIDE', 'MaskDir', 'Record', 'bucket_label', 'buckets',
-           'compute_metrics', 'l1_error', 'l2_error', 'list_items', 'navier_stokes',
+           'build_methods', 'compute_metrics', 'l1_error', 'l2_error', 'list_items', 'navier_stokes',
            'parse_resolution', 'pick_cases', 'psnr', 'resize_image', 'run_evaluation', 'ssim',
            'summarize', 'summary_markdown', 'telea', 'write_figures', 'write_reports']

@@ -1,10 +1,7 @@
-"""Exports the generator for serving: TensorFlow SavedModel, ONNX, TFLite.
+"""The generator exported for serving: TensorFlow SavedModel, ONNX, TFLite, each checked by running it.
 
-    python -m inpaint.export --checkpoint_dir DIR --format saved_model exported/deepfill
-    python -m inpaint.export --checkpoint_dir DIR --format onnx --height 512 --width 512 deepfill.onnx
-    python -m inpaint.export --checkpoint_dir DIR --format tflite --height 512 --width 512 deepfill.tflite
-
-Every format holds the same end-to-end function, written with `keras.ops` (`ServingModel`):
+The command is `python -m inpaint.commands.export` (`deepfill-export`). Every format holds the
+same end-to-end function, written with `keras.ops` (`ServingModel`):
 
     inputs   image  uint8 (B, H, W, 3), RGB
              mask   uint8 (B, H, W, C), C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA);
@@ -32,24 +29,19 @@ model and the largest difference is printed; an artifact that cannot load or run
 What each format needs from the model code is in the README's "Deploy" section: ONNX and TFLite
 cannot express the contextual attention's `tf.while_loop` over a TensorArray, nor TFLite its
 `tf.image.extract_patches` and 8-D slices.
-
-Exit codes: 0 written and checked; 2 bad flags, an unloadable checkpoint, or a format that cannot
-express the model (one line naming what blocks it).
 """
-import argparse
 import contextlib
 import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
 import warnings
 
 import numpy as np
 from absl import logging as absl_logging
 
-from inpaint import commands
+from inpaint.stderr import stderr_to_devnull
 
 FORMATS = ('saved_model', 'onnx', 'tflite')
 GRID = 8  # the generator needs multiples of 8 (see inference.GRID)
@@ -211,7 +203,7 @@ def export_tflite(generator, path, height, width):
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         try:
-            with commands.stderr_to_devnull():  # MLIR diagnostics; the error holds them
+            with stderr_to_devnull():  # MLIR diagnostics; the error holds them
                 flatbuffer = converter.convert()
         except Exception as error:  # ConverterError; its text lists the ops TFLite lacks
             absl_logging.info('TFLite converter: %s', error)
@@ -242,7 +234,7 @@ def run_onnx(path, image, mask):
 def run_tflite(path, image, mask):
     """Runs an exported TFLite file with TensorFlow's interpreter; returns (inpainted, x_stage2)."""
     import tensorflow as tf
-    with warnings.catch_warnings(), commands.stderr_to_devnull():  # deprecation, XNNPACK notice
+    with warnings.catch_warnings(), stderr_to_devnull():  # deprecation, XNNPACK notice
         warnings.simplefilter('ignore', UserWarning)
         runner = tf.lite.Interpreter(model_path=path).get_signature_runner('serving_default')
         outputs = runner(image=image, mask=mask)
@@ -386,51 +378,3 @@ def _quiet_stdout():
     """tf2onnx prints its progress to stdout; this command prints its own summary instead."""
     with open(os.devnull, 'w') as null, contextlib.redirect_stdout(null):
         yield
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of exiting, so `main` returns the exit code."""
-
-    def error(self, message):
-        raise ExportError(message)
-
-
-def _parser():
-    parser = _Parser(prog='python -m inpaint.export', description=__doc__.split('\n')[0])
-    parser.add_argument('output', help='where to write: a folder (saved_model) or a file '
-                                       '(.onnx, .tflite)')
-    parser.add_argument('--checkpoint_dir', required=True,
-                        help='release folder, checkpoint prefix or train.py log_dir')
-    parser.add_argument('--format', required=True, choices=FORMATS)
-    parser.add_argument('--height', type=int, help='fixed input height (default: any)')
-    parser.add_argument('--width', type=int, help='fixed input width (default: any)')
-    parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
-    return parser
-
-
-def main(argv=None):
-    """Exports a checkpoint; returns the exit code (see the module docstring)."""
-    try:
-        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-        check_request(args.format, args.height, args.width)
-    except SystemExit as exit_:  # --help
-        return int(exit_.code or 0)
-    except ExportError as error:
-        print(f'export: error: {error}', file=sys.stderr)
-        return 2
-    from inpaint.checkpoint import CheckpointError
-    from inpaint.inference import Inpainter
-    try:
-        generator = Inpainter.from_checkpoint(args.checkpoint_dir).generator
-        diff, changed = export(generator, args.format, args.output, args.height, args.width)
-    except (ExportError, CheckpointError) as error:
-        print(f'export: error: {error}', file=sys.stderr)
-        return 2
-    size = 'any size' if args.height is None else f'{args.width}x{args.height}'
-    print(f'export: wrote {args.output} ({args.format}, {size}); checked against Keras on a test '
-          f'image: max |x_stage2 difference| {diff:.2g}, {changed} inpainted values differ')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(commands.run(main))
