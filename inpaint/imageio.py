@@ -119,9 +119,13 @@ def mask_holes(mask, name='mask'):
     value = mask.max(axis=2)
     if value.dtype == bool:
         return value
-    top = value.max() if value.size else 0
-    scale = 1 if top <= 1 else 65535 if value.dtype == np.uint16 else 255
-    return value > scale / 2
+    return value > mask_scale(value.max() if value.size else 0, value.dtype) / 2
+
+
+def mask_scale(top, dtype):
+    """The colour rule's scale of a mask whose largest value is `top`: 1 for a 0/1 mask (`top` at
+    most 1), else 65535 for 16-bit values and 255 for the others."""
+    return 1 if top <= 1 else 65535 if np.dtype(dtype) == np.uint16 else 255
 
 
 def read_mask(path, original=False):

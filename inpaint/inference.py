@@ -53,7 +53,11 @@ def from_network(x_bgr, rounding=False):
     return swap_rb(np.clip(y, 0, 255).astype(np.uint8))
 
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601: OpenCV's and Pillow's RGB -> grey
+# ITU-R BT.601 luminance (OpenCV's and Pillow's RGB -> grey) in thousandths: Y = RGB . LUMA / 1000.
+# With integer weights the sums are integers below 2**24, exact in float32 in any order, so every
+# backend (and `serving.grey_if_grey`) rounds the same value the same way.
+LUMA = np.array([299, 587, 114], np.float32)
+LUMA_SCALE = 1000
 
 
 def grey_if_grey(images, filled):
@@ -65,12 +69,13 @@ def grey_if_grey(images, filled):
         filled: uint8 RGB (B, H, W, 3), the network's fills.
     Returns:
         `filled`, where each grey input's fill is replaced by its luminance
-        Y = 0.299 R + 0.587 G + 0.114 B, rounded, in all three channels.
+        Y = (299 R + 587 G + 114 B) / 1000, rounded half up, in all three channels.
     """
     grey = np.all(images == images[..., :1], axis=(1, 2, 3))  # (B,)
     if not grey.any():
         return filled
-    luma = np.rint(filled[grey].astype(np.float32) @ LUMA).clip(0, 255).astype(np.uint8)
+    weighted = filled[grey].astype(np.float32) @ LUMA  # (G, H, W), exact integers
+    luma = np.floor((weighted + LUMA_SCALE / 2) / LUMA_SCALE).astype(np.uint8)
     filled = filled.copy()
     filled[grey] = luma[..., None]  # (G, H, W, 1) -> 3 channels
     return filled
