@@ -16,7 +16,7 @@ mask for every image; a grey input's fill is left as the network made it (in col
 import keras
 import numpy as np
 
-from inpaint import backends
+from inpaint import backends, pixels
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
 from inpaint.generator import composite
@@ -36,19 +36,15 @@ def padded_size(n):
 
 
 def to_network(image_rgb):
-    """RGB uint8 (B, H, W, 3) -> the network's BGR float32 in [-1, 1] (`x / 127.5 - 1`).
-
-    The division is done as TensorFlow executes the original graph: a multiplication by the
-    float32 reciprocal (the golden outputs' known pixels match this on every value 0..255, and
-    not a true division on 6% of them).
-    """
+    """RGB uint8 (B, H, W, 3) -> the network's BGR float32 in [-1, 1] (`pixels.to_network`)."""
     bgr = swap_rb(np.asarray(image_rgb))  # flipped before the cast: a quarter of the bytes
-    return bgr.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
+    return pixels.to_network(bgr.astype(np.float32))
 
 
 def from_network(x_bgr, rounding=False):
-    """BGR float in [-1, 1] -> RGB uint8: `(x + 1) * 127.5`, truncated (`saturate_cast`) or rounded."""
-    y = (np.asarray(x_bgr, np.float32) + np.float32(1.0)) * np.float32(127.5)
+    """BGR float in [-1, 1] -> RGB uint8 (`pixels.from_network`), truncated (`saturate_cast`) or
+    rounded."""
+    y = pixels.from_network(np.asarray(x_bgr, np.float32))
     y = np.rint(y) if rounding else y
     return swap_rb(np.clip(y, 0, 255).astype(np.uint8))
 

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from inpaint import pixels
 from inpaint.generator import composite
 from inpaint.imageio import mask_scale
 from inpaint.inference import LUMA, LUMA_SCALE, padded_size as library_padded_size
@@ -72,12 +73,11 @@ class ServingModel(keras.Model):
             (ops.arange(ops.shape(rows)[0]) < height)[None, :, None, None], 'float32')
         padded_hole = padded_hole * ops.cast(
             (ops.arange(ops.shape(cols)[0]) < width)[None, None, :, None], 'float32')
-        # RGB uint8 -> BGR [-1, 1], as inference.to_network (multiplication by the reciprocal).
-        x = ops.flip(ops.cast(padded, 'float32'), axis=-1) * np.float32(1 / 127.5) - 1.0
+        x = pixels.to_network(ops.flip(ops.cast(padded, 'float32'), axis=-1))  # BGR [-1, 1]
         _, x_stage2, _ = self.generator(x, padded_hole)
         x_stage2 = x_stage2[:, :height, :width, :]
-        # BGR [-1, 1] -> RGB uint8 with rounding (inference.from_network(rounding=True)).
-        filled = ops.flip(ops.clip(ops.round((x_stage2 + 1.0) * 127.5), 0, 255), axis=-1)
+        # BGR [-1, 1] -> RGB uint8 values with rounding (inference.from_network(rounding=True)).
+        filled = ops.flip(ops.clip(ops.round(pixels.from_network(x_stage2)), 0, 255), axis=-1)
         filled = grey_if_grey(ops.cast(image, 'float32'), filled)
         # Exact in float32 (integers, hole 0 or 1); `where` on uint8 is no TFLite built-in.
         inpainted = composite(ops.cast(image, 'float32'), filled, hole)
