@@ -346,7 +346,7 @@ def _check_values(c):
             'must be [height, width, channels], three positive integers')
     image_height, image_width, channels = c.img_shapes
     require(channels == 3, 'img_shapes', 'channels must be 3 (the network takes color images)')
-    # Two stride-2 convolutions, then contextual attention at half of that resolution.
+    # Two stride-2 convolutions, then contextual attention at half of that resolution (generator.GRID).
     require(image_height % 8 == 0 and image_width % 8 == 0, 'img_shapes',
             'height and width must be multiples of 8')
     # The original draws the box's top from [margin, H - margin - height): that range must not be empty.

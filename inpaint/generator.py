@@ -5,6 +5,10 @@ from keras import ops
 from inpaint.layers import ContextualAttention, GatedConv2D, GatedUpsample, resize_nearest
 from inpaint.layers import spatial_shape
 
+# The generator's total stride: two stride-2 convolutions, then contextual attention at half that
+# resolution. Its inputs' height and width are multiples of it.
+GRID = 8
+
 # (name, kind, width multiplier of cnum, kernel, stride, dilation, activation); kind 'up' = x2.
 # Widths are conv outputs; gated layers pass on half. 'half' = cnum // 2, 'rgb' = 3 channels.
 STAGE1 = [
@@ -82,7 +86,7 @@ class InpaintGenerator(keras.Model):
         cnum: base width (48 in the release).
     Call args:
         image: (B, H, W, 3) BGR in [-1, 1]; hole pixels may hold anything (they are zeroed here).
-        mask: (B or 1, H, W, 1), 1 = hole. H and W must be multiples of 8.
+        mask: (B or 1, H, W, 1), 1 = hole. H and W must be multiples of `GRID` (8).
     Returns:
         x_stage1, x_stage2: (B, H, W, 3) in [-1, 1]; offsets: int32 (B, H/8, W/8, 2), the
         contextual attention's offsets (`inpaint.flow.offset_flow` turns them into the original's

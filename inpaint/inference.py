@@ -19,12 +19,11 @@ import numpy as np
 from inpaint import backends, pixels
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
-from inpaint.generator import composite
+from inpaint.generator import GRID, composite
 from inpaint.imageio import InputError, check_mask_size, mask_holes, swap_rb
 from inpaint.layers import ContextualAttention
 from inpaint.restricted import RestrictedGenerator
 
-GRID = 8  # the generator downsamples by 4 and contextual attention by 2 more
 PRECISIONS = ('float32', 'bfloat16')
 
 
