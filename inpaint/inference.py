@@ -13,18 +13,17 @@ of 8, the output is the float composite `x2 * mask + image * (1 - mask)` cast wi
 `saturate_cast` (truncation, which can also lower known pixels by one), and a batch uses the first
 mask for every image; a grey input's fill is left as the network made it (in colour).
 """
-import keras
 import numpy as np
 
 from inpaint import backends, pixels
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
-from inpaint.generator import GRID, composite
+from inpaint.generator import GRID, composite, with_dtype
 from inpaint.imageio import InputError, check_mask_size, mask_holes, swap_rb
-from inpaint.layers import ContextualAttention
 from inpaint.restricted import RestrictedGenerator
 
-PRECISIONS = ('float32', 'bfloat16')
+# Inpainter's precisions: the generator's dtype policy for each.
+PRECISIONS = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16'}
 
 
 def padded_size(n):
@@ -118,14 +117,13 @@ class Inpainter:
                 cheaper; False: always the whole network, as `predict` and `original=True` do.
             precision: 'float32', or 'bfloat16' for the convolutions (contextual attention stays
                 float32; about 2x the multiply rate on CPUs with AVX512-BF16 or AMX, at some
-                accuracy: see the README). Sets the generator's layers' dtype policies.
+                accuracy: see the README). A generator built with another dtype policy is
+                rebuilt with this one (`generator.with_dtype`; the one given is left as it is).
         """
         if precision not in PRECISIONS:
-            raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
-        if precision == 'bfloat16':
-            for layer in generator._flatten_layers(include_self=True):  # pylint: disable=protected-access
-                if not isinstance(layer, ContextualAttention):
-                    layer.dtype_policy = keras.DTypePolicy('mixed_bfloat16')
+            raise ValueError(f'precision must be one of {tuple(PRECISIONS)}, got {precision!r}')
+        if generator.dtype_policy.name != PRECISIONS[precision]:
+            generator = with_dtype(generator, PRECISIONS[precision])
         self.generator = generator
         self.precision = precision
         self._forward = backends.compile_inference(generator)
