@@ -1,6 +1,6 @@
 """Evaluation: image-quality metrics, classical baselines, the evaluation run, its reports and figures.
 
-One module each: `metrics` (psnr, ssim, l1, l2), `baselines` (OpenCV's Telea and Navier-Stokes),
+One module each: `metrics` (psnr, ssim, l1, l2; PSNR and SSIM through scikit-image), `baselines` (OpenCV's Telea and Navier-Stokes),
 `run` (image lists, resolution, mask sources, `run_evaluation`), `reports` (CSV, JSON, Markdown,
 figures). The names below are the package's API.
 
@@ -17,7 +17,8 @@ families, best and typical cases, metrics against the masked fraction):
   depend on the hole fraction, which is why the reports break them down by hole-fraction bucket.
 - `psnr`: 10 log10(255^2 / MSE), MSE over all pixels and channels; +inf for identical images.
 - `ssim`: Wang et al. 2004 with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
-  L = 255, per channel, averaged; borders as scikit-image (reflect, then a 5-pixel strip dropped).
+  L = 255, per channel, averaged: `skimage.metrics.structural_similarity` (borders reflected, then
+  a 5-pixel strip dropped). `psnr` is `skimage.metrics.peak_signal_noise_ratio`.
 - `l1`: mean absolute error on images scaled to [0, 1], in percent (100 * mean|a - b| / 255), as the
   DeepFill papers report "mean l1 error".
 - `l2`: mean squared error on images scaled to [0, 1], in percent (100 * mean((a - b) / 255)^2), as
