@@ -9,8 +9,10 @@ returns an exit code.
     convert   python -m inpaint.commands.convert
 
 Shared: `parsing` (the one parser, error type and message style), `quiet` (TensorFlow's start-up
-lines hidden unless `--verbose`). Every entry point goes through `run`, which hides those lines
-before the command's `main` can import TensorFlow, and passes the program name as typed. A command
+lines hidden unless `--verbose`). A command's `main(argv=None, prog=PROG)` takes the arguments
+without the program name (default `sys.argv[1:]`) and the program name its messages use. Every
+entry point goes through `run`, which hides TensorFlow's lines before `main` can import it, and
+passes the program name as typed. A command
 module imports nothing that imports TensorFlow at module level (`tests/test_commands.py`). To add a
 flag, add it to the command's `build_parser`; its `main` hands the value to the library.
 """

@@ -63,12 +63,7 @@ def _split(value):
 
 
 def main(argv=None, prog=PROG):
-    """Runs the evaluation; returns the exit code (see the module docstring).
-
-    Args:
-        argv: the arguments without the program name (default `sys.argv[1:]`).
-        prog: the program name for messages, as the user typed it.
-    """
+    """Runs the evaluation; returns the exit code (see the module docstring)."""
     parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)

@@ -115,12 +115,7 @@ def check_flags(parser, args):
 
 
 def main(argv=None, prog=PROG):
-    """Inpaints; returns the exit code (see the module docstring).
-
-    Args:
-        argv: the arguments without the program name (default `sys.argv[1:]`).
-        prog: the program name for messages, as the user typed it.
-    """
+    """Inpaints; returns the exit code (see the module docstring)."""
     parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)

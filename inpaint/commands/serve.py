@@ -38,12 +38,7 @@ def build_parser(prog=PROG):
 
 
 def main(argv=None, prog=PROG):
-    """Serves until interrupted; returns the exit code (see the module docstring).
-
-    Args:
-        argv: the arguments without the program name (default `sys.argv[1:]`).
-        prog: the program name for messages, as the user typed it.
-    """
+    """Serves until interrupted; returns the exit code (see the module docstring)."""
     parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
