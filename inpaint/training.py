@@ -240,8 +240,7 @@ class Trainer:
         training_state.write(path, self.step, model_tensors(self.generator, self.discriminator),
                              [keras.ops.convert_to_numpy(v.value) for v in self.optimizer.variables],
                              [v.path for v in self.optimizer.variables])
-        for _, old in training_state.list_checkpoints(self.config.log_dir)[:-self.config.max_to_keep]:
-            os.remove(old)
+        training_state.remove_older(self.config.log_dir, self.config.max_to_keep)
         return path
 
     def _validation_images(self, count):

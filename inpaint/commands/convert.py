@@ -7,7 +7,8 @@
 SRC is any loadable checkpoint: the authors' release folder or prefix (reading it needs
 TensorFlow), a train.py log_dir, or a weights folder. DST is a weights folder (loadable on every
 backend) or, with `--format tf1`, a checkpoint prefix the original code reads. DST may not be SRC
-nor lie inside a training run.
+(nor inside or above it) nor lie inside a training run; an earlier conversion at DST is replaced
+only with `--overwrite`, and nothing else ever is.
 
 Exit codes: 0 converted; 2 SRC cannot be loaded or DST cannot be written, with a one-line message.
 """
@@ -26,6 +27,8 @@ def build_parser(prog=PROG):
     parser.add_argument('destination', help='the weights folder (or, with --format tf1, prefix) to write')
     parser.add_argument('--format', choices=('weights', 'tf1'), default='weights',
                         help='weights (default): the backend-neutral folder; tf1: the authors\' layout')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an earlier conversion at DST (nothing else is replaced)')
     return parser
 
 
@@ -38,7 +41,7 @@ def main(argv=None, prog=PROG):
         return parser.fail(error)
     from inpaint import checkpoint  # imports Keras, and so TensorFlow
     try:
-        report = checkpoint.convert(args.source, args.destination, args.format)
+        report = checkpoint.convert(args.source, args.destination, args.format, args.overwrite)
     except checkpoint.CheckpointError as error:
         return parser.fail(error)
     print(f'{report.prefix} -> {args.destination} ({args.format}; generator width '

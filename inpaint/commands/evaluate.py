@@ -14,7 +14,8 @@
 The same command is `deepfill-evaluate` (installed). Images come from a list (one path per line,
 relative to the list's folder) or a folder (sorted); the position in the list is the mask index.
 `--output_dir` receives per_image.csv, summary.json, summary.md, figures/, masks/ and (with
-`--save_outputs`) outputs/. Masks are generated (`--families`, `--seed`) or read from
+`--save_outputs`) outputs/; a folder holding an earlier evaluation's reports is refused unless
+`--overwrite` (its other files are never touched). Masks are generated (`--families`, `--seed`) or read from
 `--mask_dir` (matched by image stem; a folder of masks is one family, or one sub-folder per
 family like <output_dir>/masks).
 
@@ -50,6 +51,9 @@ def build_parser(prog=PROG):
     parser.add_argument('--mask_dir', help='mask files matched by image stem, instead of --families')
     parser.add_argument('--resolution', default='256', help='N (N x N, default 256) or "native"')
     parser.add_argument('--save_outputs', action='store_true', help='write every output image')
+    parser.add_argument('--overwrite', action='store_true',
+                        help="replace an earlier evaluation's reports in --output_dir (its other "
+                             "files are never touched)")
     parser.add_argument('--limit', type=int, default=None, help='only the first N images')
     parser.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
                         help='write the PNG figures')
@@ -73,6 +77,9 @@ def main(argv=None, prog=PROG):
             raise UsageError(f'--limit {args.limit}: give a positive number of images')
         resolution = evaluation.parse_resolution(args.resolution)
         check_output_folder(args.output_dir)  # before the model and any evaluation
+        problem = evaluation.report_folder_problem(args.output_dir, args.overwrite)
+        if problem:
+            raise InputError(problem)
         items = evaluation.list_items(args.flist or args.image_dir)[:args.limit]
         if args.mask_dir:
             masks = evaluation.MaskDir(args.mask_dir)
@@ -81,7 +88,7 @@ def main(argv=None, prog=PROG):
         methods = evaluation.build_methods(_split(args.methods), args.checkpoint_dir)
         result = evaluation.run_evaluation(items, args.output_dir, methods, masks, resolution=resolution,
                                            save_outputs=args.save_outputs, figures=args.figures,
-                                           progress=args.progress)
+                                           progress=args.progress, overwrite=args.overwrite)
     except (UsageError, InputError) as error:
         return parser.fail(error)
     print(f'{len(result.records)} results, {len(result.failures)} skipped; '

@@ -11,10 +11,11 @@ function: uint8 RGB image and mask in, uint8 RGB inpainted image (and the networ
 see `inpaint/export_formats.py` for the inputs, outputs and what each format needs. Without
 `--height/--width`, any size and batch; with them, a fixed (1, H, W) (TFLite needs it). After
 writing, the artifact is run on a test image next to the Keras model and the largest difference
-is printed.
+is printed. Nothing but an earlier export of the same format is ever replaced, and only with
+`--overwrite`; the extension must fit the format (`.onnx`, `.tflite`; a SavedModel is a folder).
 
-Exit codes: 0 written and checked; 2 bad flags, an unloadable checkpoint, or a format that cannot
-express the model (one line naming what blocks it).
+Exit codes: 0 written and checked; 2 bad flags, an output path that may not be written, an
+unloadable checkpoint, or a format that cannot express the model (one line naming what blocks it).
 """
 import sys
 
@@ -35,6 +36,9 @@ def build_parser(prog=PROG):
     parser.add_argument('--format', required=True, choices=export_formats.FORMATS)
     parser.add_argument('--height', type=int, help='fixed input height (default: any)')
     parser.add_argument('--width', type=int, help='fixed input width (default: any)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing earlier export of the same format at the output '
+                             'path (nothing else is ever replaced)')
     return parser
 
 
@@ -44,6 +48,8 @@ def main(argv=None, prog=PROG):
     try:
         args = parser.parse_args(argv)
         export_formats.check_request(args.format, args.height, args.width)
+        protected = export_formats.checkpoint_paths(args.checkpoint_dir)
+        export_formats.check_target(args.format, args.output, args.overwrite, protected)
     except (UsageError, export_formats.ExportError) as error:
         return parser.fail(error)
     from inpaint.checkpoint import CheckpointError
@@ -51,7 +57,7 @@ def main(argv=None, prog=PROG):
     try:
         generator = Inpainter.from_checkpoint(args.checkpoint_dir).generator
         diff, changed = export_formats.export(generator, args.format, args.output, args.height,
-                                              args.width)
+                                              args.width, args.overwrite, protected)
     except (export_formats.ExportError, CheckpointError) as error:
         return parser.fail(error)
     size = 'any size' if args.height is None else f'{args.width}x{args.height}'
