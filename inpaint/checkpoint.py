@@ -132,13 +132,14 @@ def model_tensors(generator, discriminator=None):
     return {name: np.asarray(variable.numpy(), np.float32) for name, variable in table.items()}
 
 
-def load_tensors(tensors, source, with_discriminator=True):
+def load_tensors(tensors, source, with_discriminator=True, dtype=None):
     """Builds the models whose widths the tensors' shapes say and assigns every tensor strictly.
 
     Args:
         tensors: (shapes, load): {authors' name (or other key): shape} and load(name) -> array.
         source: the file or prefix, for messages.
         with_discriminator: also build and load the discriminator when the tensors have one.
+        dtype: the models' Keras dtype policy (default the global one); weights stay float32.
     Returns:
         (generator, discriminator or None, LoadReport).
     Raises:
@@ -150,13 +151,13 @@ def load_tensors(tensors, source, with_discriminator=True):
         raise CheckpointError(f'{source}: no tensor {first}; this is not a DeepFill v2 checkpoint '
                               f'(v1 checkpoints and other models are not supported)')
     cnum = int(shapes[first][-1])
-    generator = build_generator(cnum)
+    generator = build_generator(cnum, dtype=dtype)
     table = generator_table(generator)
     discriminator, d_cnum = None, None
     d_first = f'{DISCRIMINATOR_SCOPE}/conv1/kernel'
     if with_discriminator and d_first in shapes:
         d_cnum, channels = int(shapes[d_first][-1]), int(shapes[d_first][2])
-        discriminator = build_discriminator(d_cnum, channels)
+        discriminator = build_discriminator(d_cnum, channels, dtype=dtype)
         table.update(discriminator_table(discriminator))
     scopes = (GENERATOR_SCOPE + '/',) + ((DISCRIMINATOR_SCOPE + '/',) if discriminator else ())
 
@@ -198,13 +199,14 @@ def checkpoint_format(path):
     return 'tf1'
 
 
-def load_models(path, with_discriminator=True):
+def load_models(path, with_discriminator=True, dtype=None):
     """Builds the generator (and discriminator when present) and loads a checkpoint into them.
 
     Args:
         path: a weights folder, a train.py log_dir (or one of its ckpt-*.h5), the authors' release
             folder or prefix.
         with_discriminator: also load the discriminator if the checkpoint has one.
+        dtype: the models' Keras dtype policy, given at construction (default the global one).
     Returns:
         (generator, discriminator or None, LoadReport).
     Raises:
@@ -213,7 +215,7 @@ def load_models(path, with_discriminator=True):
     path = os.fspath(path)
     kind = checkpoint_format(path)
     if kind == 'weights':
-        return load_weights_folder(path, with_discriminator)
+        return load_weights_folder(path, with_discriminator, dtype)
     if kind == 'run':
         try:
             state = (training_state.read(path) if os.path.isfile(path)
@@ -221,7 +223,7 @@ def load_models(path, with_discriminator=True):
         except training_state.DamagedCheckpointError as error:
             raise CheckpointError(f'{error}; export it again or use an intact checkpoint') from None
         generator, discriminator, report = load_tensors(
-            (state.shapes(), state.model_tensor), state.path, with_discriminator)
+            (state.shapes(), state.model_tensor), state.path, with_discriminator, dtype)
         report.format = 'run'
         return generator, discriminator, report
     prefix = resolve_prefix(path)
@@ -232,7 +234,7 @@ def load_models(path, with_discriminator=True):
     from inpaint import tf1_checkpoint
     try:
         tensors = tf1_checkpoint.read_tensors(prefix)
-        return load_tensors(tensors, prefix, with_discriminator)
+        return load_tensors(tensors, prefix, with_discriminator, dtype)
     except tf1_checkpoint.TF1ReadError as error:
         raise CheckpointError(f'{prefix}: cannot read the checkpoint ({error}); the .index/.data '
                               f'files are damaged or incomplete, download or export them again') from None
@@ -287,7 +289,7 @@ def weights_folder_problem(folder, overwrite=False):
     return None
 
 
-def load_weights_folder(folder, with_discriminator=True):
+def load_weights_folder(folder, with_discriminator=True, dtype=None):
     """Loads the weights format; see `load_models`."""
     manifest_path = os.path.join(folder, MANIFEST)
     try:
@@ -299,11 +301,12 @@ def load_weights_folder(folder, with_discriminator=True):
                               f'is damaged, convert or download it again') from None
     if manifest.get('format') != FORMAT_NAME:
         raise CheckpointError(f'{manifest_path}: not a {FORMAT_NAME} manifest')
-    generator = build_generator(cnum)
+    generator = build_generator(cnum, dtype=dtype)
     _load_keras_weights(generator, os.path.join(folder, GENERATOR_FILE))
     discriminator, d_cnum = None, manifest.get('cnum_discriminator')
     if with_discriminator and d_cnum:
-        discriminator = build_discriminator(int(d_cnum), int(manifest['discriminator_channels']))
+        discriminator = build_discriminator(int(d_cnum), int(manifest['discriminator_channels']),
+                                            dtype=dtype)
         sharded = os.path.join(folder, DISCRIMINATOR_SHARDED)
         _load_keras_weights(discriminator, sharded if os.path.isfile(sharded)
                             else os.path.join(folder, DISCRIMINATOR_FILE))

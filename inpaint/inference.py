@@ -26,6 +26,13 @@ from inpaint.restricted import RestrictedGenerator
 PRECISIONS = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16'}
 
 
+def dtype_policy(precision):
+    """The generator's Keras dtype policy for an Inpainter `precision` (a key of `PRECISIONS`)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {tuple(PRECISIONS)}, got {precision!r}')
+    return PRECISIONS[precision]
+
+
 def padded_size(n):
     """The size an image side of `n` pixels is padded to: a multiple of 8, bucketed so that a
     folder of mixed sizes compiles a few shapes only (8 buckets per octave: at most 12.5% extra).
@@ -120,10 +127,8 @@ class Inpainter:
                 accuracy: see the README). A generator built with another dtype policy is
                 rebuilt with this one (`generator.with_dtype`; the one given is left as it is).
         """
-        if precision not in PRECISIONS:
-            raise ValueError(f'precision must be one of {tuple(PRECISIONS)}, got {precision!r}')
-        if generator.dtype_policy.name != PRECISIONS[precision]:
-            generator = with_dtype(generator, PRECISIONS[precision])
+        if generator.dtype_policy.name != dtype_policy(precision):
+            generator = with_dtype(generator, dtype_policy(precision))
         self.generator = generator
         self.precision = precision
         self._forward = backends.compile_inference(generator)
@@ -131,11 +136,11 @@ class Inpainter:
         self.restricted = RestrictedGenerator(generator, dense) if restrict else None
 
     @classmethod
-    def from_checkpoint(cls, path, **kwargs):
-        """Loads a weights folder, the authors' release folder or prefix, or a training log_dir;
-        `kwargs` as `Inpainter`'s."""
-        generator, _, _ = load_models(path, with_discriminator=False)
-        return cls(generator, **kwargs)
+    def from_checkpoint(cls, path, precision='float32', **kwargs):
+        """Loads a weights folder, the authors' release folder or prefix, or a training log_dir,
+        building the generator at `precision`; `kwargs` as `Inpainter`'s."""
+        generator, _, _ = load_models(path, with_discriminator=False, dtype=dtype_policy(precision))
+        return cls(generator, precision=precision, **kwargs)
 
     def compiled_shapes(self):
         """How many input shapes the whole network has been compiled for (the restricted path's

@@ -103,6 +103,17 @@ def test_weights_folder_round_trip(random_folder):
     assert all(os.path.getsize(os.path.join(folder, name)) < 20e6 for name in names)
 
 
+def test_models_are_built_at_the_dtype_asked(random_folder):
+    """`load_models(..., dtype=)` builds both networks with the policy (bfloat16 inference loads
+    straight into it); the weights, float32, are the file's."""
+    folder, tensors = random_folder
+    generator, discriminator, _ = load_models(folder, dtype='mixed_bfloat16')
+    assert generator.dtype_policy.name == discriminator.dtype_policy.name == 'mixed_bfloat16'
+    assert generator.stage1[0].dtype_policy.name == discriminator.convs[0].dtype_policy.name
+    assert generator.contextual_attention.dtype_policy.name == 'float32'
+    assert_tensors_equal(tensors_of(generator, discriminator), tensors)
+
+
 def test_weights_folder_without_discriminator(random_folder, tmp_path):
     folder, tensors = random_folder
     generator, discriminator, report = load_models(folder, with_discriminator=False)
