@@ -2,7 +2,7 @@
 
 Formats, told apart by their files:
 - **weights** (this project's backend-neutral format; `checkpoints/default` ships in it): a folder
-  with `deepfill.json` (widths), `generator.weights.h5` and, optionally, the discriminator as
+  with `deepfill.json` (widths; `guided` for an edge-guided model, absent = False), `generator.weights.h5` and, optionally, the discriminator as
   `discriminator.weights.h5` or sharded (`discriminator.weights.json` + shards). Keras' own
   `save_weights` files of our models: loadable on TensorFlow, JAX and PyTorch.
 - **run**: a `train.py` log_dir; its newest intact `ckpt-<step>.h5` (see `inpaint.training_state`).
@@ -10,7 +10,8 @@ Formats, told apart by their files:
   it), or a prefix (`.../snap-0`); also runs of earlier versions of this project. Reading these needs
   TensorFlow (`inpaint.tf1_checkpoint`); elsewhere the error says how to convert them once.
 
-The widths of both networks are read from the files. Every tensor the model needs must be present
+The widths of both networks, and whether they are edge-guided (the generator's `conv1` takes 6
+channels, not 5), are read from the files. Every tensor the model needs must be present
 with the right shape; every tensor under the model scopes must be used; optimizer slots and
 counters are ignored on purpose and reported. `convert` (the command `python -m
 inpaint.commands.convert SRC DST`) converts any loadable checkpoint to the weights format (or, with
@@ -30,6 +31,8 @@ from inpaint.generator import build_generator
 from inpaint.layers import GatedUpsample
 
 GENERATOR_SCOPE = 'inpaint_net'
+# conv1's input channels: RGB, ones, mask; guided: RGB, edge, ones, mask.
+GENERATOR_CHANNELS = {5: False, 6: True}
 DISCRIMINATOR_SCOPE = 'discriminator/sn_patch_gan'
 # Optimizer slots of a TF1 training snapshot, under the model scopes: ignored on purpose (as are
 # tensors outside the scopes: beta1_power, beta2_power, lr, global_step, our optimizer and step).
@@ -57,6 +60,7 @@ class LoadReport:
     generator_cnum: int
     discriminator_cnum: int = None  # None when the checkpoint has no discriminator
     format: str = 'tf1'
+    guided: bool = False  # edge-guided networks (`InpaintGenerator.guided`)
 
 
 def resolve_prefix(path):
@@ -150,14 +154,20 @@ def load_tensors(tensors, source, with_discriminator=True, dtype=None):
     if first not in shapes:
         raise CheckpointError(f'{source}: no tensor {first}; this is not a DeepFill v2 checkpoint '
                               f'(v1 checkpoints and other models are not supported)')
-    cnum = int(shapes[first][-1])
-    generator = build_generator(cnum, dtype=dtype)
-    table = generator_table(generator)
+    cnum, channels = int(shapes[first][-1]), int(shapes[first][2])
+    if channels not in GENERATOR_CHANNELS:
+        raise CheckpointError(f'{source}: tensor {first} takes {channels} input channels; DeepFill '
+                              f'v2\'s takes 5 (RGB, ones, mask) or 6 guided (RGB, edge, ones, mask)')
+    guided = GENERATOR_CHANNELS[channels]
     discriminator, d_cnum = None, None
     d_first = f'{DISCRIMINATOR_SCOPE}/conv1/kernel'
-    if with_discriminator and d_first in shapes:
+    if with_discriminator and d_first in shapes:  # first: its mode check builds nothing
         d_cnum, channels = int(shapes[d_first][-1]), int(shapes[d_first][2])
-        discriminator = build_discriminator(d_cnum, channels, dtype=dtype)
+        discriminator = _discriminator(d_cnum, channels, guided, f'{source}: tensor {d_first}',
+                                       dtype)
+    generator = build_generator(cnum, guided, dtype=dtype)
+    table = generator_table(generator)
+    if discriminator is not None:
         table.update(discriminator_table(discriminator))
     scopes = (GENERATOR_SCOPE + '/',) + ((DISCRIMINATOR_SCOPE + '/',) if discriminator else ())
 
@@ -181,7 +191,18 @@ def load_tensors(tensors, source, with_discriminator=True, dtype=None):
                                   f'of this architecture')
     for name, variable in table.items():
         variable.assign(load(name))
-    return generator, discriminator, LoadReport(source, sorted(table), ignored, cnum, d_cnum)
+    return generator, discriminator, LoadReport(source, sorted(table), ignored, cnum, d_cnum,
+                                                guided=guided)
+
+
+def _discriminator(cnum, channels, guided, where, dtype=None):
+    """`build_discriminator`, its channel count checked against the generator's mode."""
+    try:
+        return build_discriminator(cnum, channels, guided, dtype=dtype)
+    except ValueError as error:
+        raise CheckpointError(f'{where}: {error} (the generator is '
+                              f'{"guided" if guided else "not guided"}); the checkpoint is not of '
+                              f'this architecture') from None
 
 
 def checkpoint_format(path):
@@ -255,7 +276,8 @@ def save_weights_folder(folder, generator, discriminator=None, overwrite=False):
     if problem:
         raise CheckpointError(problem)
     manifest = {'format': FORMAT_NAME, 'version': 1, 'cnum_generator': generator.cnum,
-                'cnum_discriminator': None, 'discriminator_channels': None}
+                'guided': generator.guided, 'cnum_discriminator': None,
+                'discriminator_channels': None}
     with files.written_atomically(folder) as partial:
         os.mkdir(partial)
         generator.save_weights(os.path.join(partial, GENERATOR_FILE))
@@ -296,23 +318,26 @@ def load_weights_folder(folder, with_discriminator=True, dtype=None):
         with open(manifest_path, encoding='utf-8') as handle:
             manifest = json.load(handle)
         cnum = int(manifest['cnum_generator'])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        guided = manifest.get('guided', False)  # absent in folders written before the guided mode
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(f'{manifest_path}: unreadable ({error.__class__.__name__}); the folder '
                               f'is damaged, convert or download it again') from None
     if manifest.get('format') != FORMAT_NAME:
         raise CheckpointError(f'{manifest_path}: not a {FORMAT_NAME} manifest')
-    generator = build_generator(cnum, dtype=dtype)
+    if not isinstance(guided, bool):
+        raise CheckpointError(f'{manifest_path}: "guided" is {guided!r}; it must be true or false')
+    generator = build_generator(cnum, guided, dtype=dtype)
     _load_keras_weights(generator, os.path.join(folder, GENERATOR_FILE))
     discriminator, d_cnum = None, manifest.get('cnum_discriminator')
     if with_discriminator and d_cnum:
-        discriminator = build_discriminator(int(d_cnum), int(manifest['discriminator_channels']),
-                                            dtype=dtype)
+        discriminator = _discriminator(int(d_cnum), int(manifest['discriminator_channels']), guided,
+                                       manifest_path, dtype)
         sharded = os.path.join(folder, DISCRIMINATOR_SHARDED)
         _load_keras_weights(discriminator, sharded if os.path.isfile(sharded)
                             else os.path.join(folder, DISCRIMINATOR_FILE))
     names = sorted(generator_table(generator)) + (
         sorted(discriminator_table(discriminator)) if discriminator is not None else [])
-    return generator, discriminator, LoadReport(folder, names, [], cnum, d_cnum, 'weights')
+    return generator, discriminator, LoadReport(folder, names, [], cnum, d_cnum, 'weights', guided)
 
 
 def _load_keras_weights(model, path):

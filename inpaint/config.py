@@ -86,7 +86,7 @@ class Config:
     l1_loss_alpha: float
     # to tune
     guided: bool
-    edge_threshold: float  # ignored (guided is not supported)
+    edge_threshold: float
     # === Additions of this project ===
     cnum_generator: int
     cnum_discriminator: int
@@ -339,7 +339,8 @@ def _check_values(c):
             show_value=False)
     require(c.gan in GANS, 'gan', f'must be one of {list(GANS)}')
     require(c.padding == 'SAME', 'padding', "only 'SAME' is supported")
-    require(not c.guided, 'guided', 'edge-guided inpainting is not supported; set guided: False')
+    require(0 <= c.edge_threshold < 1, 'edge_threshold',
+            'must be in [0, 1) (an edge pixel is a line where its value / 255 is above it)')
 
     require(len(c.img_shapes) == 3 and all(size >= 1 for size in c.img_shapes), 'img_shapes',
             'must be [height, width, channels], three positive integers')

@@ -9,6 +9,10 @@ Masks follow one rule everywhere (files, batch, evaluation, the server and the P
 by `mask_holes`: 0/1 and 0/255 masks, strokes of any colour on black, and strokes painted on a
 transparent layer are holes where painted. `read_mask(path, original=True)` keeps the original's
 rule for `test.py --original`: a hole where OpenCV's first channel (blue) is > 127.5.
+
+Edge maps (the guided mode's sketches) follow one rule too, the original's
+`channel / 255 > edge_threshold` (`edge_lines`, `read_edge`): white lines on black, as edge
+detectors write them. Only the lines inside the hole guide the network (`generator.hole_edges`).
 """
 import os
 
@@ -107,27 +111,92 @@ def mask_holes(mask, name='mask'):
     Raises:
         InputError: not (H, W) or (H, W, 1..4).
     """
-    mask = np.asarray(mask)
-    if mask.ndim == 2:
-        mask = mask[:, :, None]
-    if mask.ndim != 3 or not 1 <= mask.shape[2] <= 4:
-        raise InputError(f'{name}: shape {mask.shape} is not a mask; give (H, W) or a gray, RGB '
-                         f'or RGBA mask')
-    if mask.shape[2] in (2, 4):
-        alpha = mask[:, :, -1]
-        if alpha.size and alpha.min() != alpha.max():
-            return alpha > 0
-        mask = mask[:, :, :-1]
-    value = mask.max(axis=2)
+    value, painted = _ink(mask, name, 'a mask')
+    if painted:
+        return value > 0
     if value.dtype == bool:
         return value
-    return value > mask_scale(value.max() if value.size else 0, value.dtype) / 2
+    return value > _full_scale(value) / 2
+
+
+def _ink(array, name, kind):
+    """The value a mask or edge rule tests, per pixel: (H, W), and whether it is a painted
+    layer's alpha (an alpha channel that is not the same everywhere) rather than the largest
+    colour channel.
+
+    Raises:
+        InputError: `array` is not (H, W) or (H, W, 1..4); the message says it is not `kind`.
+    """
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or not 1 <= array.shape[2] <= 4:
+        raise InputError(f'{name}: shape {array.shape} is not {kind}; give (H, W) or a gray, RGB '
+                         f'or RGBA image')
+    if array.shape[2] in (2, 4):
+        alpha = array[:, :, -1]
+        if alpha.size and alpha.min() != alpha.max():
+            return alpha, True
+        array = array[:, :, :-1]
+    return array.max(axis=2), False
+
+
+def _full_scale(value):
+    """The value of full ink of an array (`mask_scale` of its largest value)."""
+    return mask_scale(value.max() if value.size else 0, value.dtype)
 
 
 def mask_scale(top, dtype):
-    """The colour rule's scale of a mask whose largest value is `top`: 1 for a 0/1 mask (`top` at
-    most 1), else 65535 for 16-bit values and 255 for the others."""
+    """The value of full ink of an array whose largest value is `top`: 1 for a 0/1 array (`top`
+    at most 1), else 65535 for 16-bit values and 255 for the others."""
     return 1 if top <= 1 else 65535 if np.dtype(dtype) == np.uint16 else 255
+
+
+EDGE_THRESHOLD = 0.6  # the original's inpaint.yml `edge_threshold`
+
+
+def above_edge_threshold(value, threshold=EDGE_THRESHOLD):
+    """The original's edge test, `value / 255 > threshold`, with the arithmetic of its graph.
+
+    TensorFlow computes `x / 255.` there as `x * float32(1 / 255)` (as `inference.to_network`'s
+    `/ 127.5`); on the values 0..255 that differs from a true division at some thresholds (0.2:
+    51 is a line by the product, not by the quotient), and this function gives the product's
+    answer for every value and threshold.
+
+    Args:
+        value: array of 0..255 values (any shape, any real dtype), e.g. OpenCV's channel 0 of an
+            edge image, or a training batch's.
+        threshold: `edge_threshold`.
+    Returns:
+        bool array of `value`'s shape, True on an edge line.
+    """
+    return np.asarray(value, np.float32) * np.float32(1 / 255) > np.float32(threshold)
+
+
+def edge_lines(edge, threshold=EDGE_THRESHOLD, name='edge'):
+    """The project's one edge rule: an edge image -> bool (H, W), True on an edge line.
+
+    `value / 255 > threshold` (`above_edge_threshold`), where value is the largest colour
+    channel (so grey edge maps, the only kind edge detectors write, give the original's answer,
+    and lines of any colour count), scaled as `mask_holes` scales: 0/1 arrays and 16-bit images
+    are brought to 0..255 first. A painted layer (an alpha channel that is not the same
+    everywhere) is a line wherever its alpha passes the test, whatever the colour. bool: True =
+    line.
+
+    Args:
+        edge: (H, W) or (H, W, C) array, C in 1..4; bool, integers or floats.
+        threshold: `edge_threshold` (0.6 in the original).
+        name: what the error names.
+    Returns:
+        bool array (H, W).
+    Raises:
+        InputError: not (H, W) or (H, W, 1..4).
+    """
+    value, _ = _ink(edge, name, 'an edge image')
+    if value.dtype == bool:
+        return value
+    return above_edge_threshold(value.astype(np.float32) * np.float32(255 / _full_scale(value)),
+                                threshold)
 
 
 def read_mask(path, original=False):
@@ -156,6 +225,22 @@ def read_mask(path, original=False):
                 'transparent layer) where the holes are')
         logging.warning('%s: the mask has no hole (%s); the image comes back unchanged', path, rule)
     return holes
+
+
+def read_edge(path, threshold=EDGE_THRESHOLD, original=False):
+    """Reads an edge image (the guided mode's sketch): lines by `edge_lines`.
+
+    Args:
+        path: file path.
+        threshold: `edge_threshold`.
+        original: the original's reading instead: `cv2.imread` (8 bits, BGR) and its first
+            channel (blue) tested, for `test.py --original`.
+    Returns:
+        bool array (H, W), True on an edge line.
+    """
+    if original:
+        return above_edge_threshold(_read(path, cv2.IMREAD_COLOR)[:, :, 0], threshold)
+    return edge_lines(_read(path, cv2.IMREAD_UNCHANGED), threshold, path)
 
 
 def read_pair(image_path, mask_path, original=False):
@@ -281,6 +366,13 @@ def mask_by_stem(image, masks, folder):
         names = ', '.join(os.path.basename(path) for path in candidates)
         raise InputError(f'{image}: several masks in {folder} ({names}); keep one')
     return candidates[0]
+
+
+def edge_path(image_path):
+    """The edge image beside a training image, as the original's `train.py` names it:
+    `a/photo.jpg` -> `a/photo_edge.jpg` (its `fname[:-4] + '_edge.jpg'`, here for any extension
+    length)."""
+    return os.path.splitext(image_path)[0] + '_edge.jpg'
 
 
 def stem(path):

@@ -1,4 +1,5 @@
-"""Image + mask -> inpainted image, with the original's behaviour available for parity.
+"""Image + mask (+ edge, for a guided model) -> inpainted image, with the original's behaviour
+available for parity.
 
 Default behaviour (`original=False`): any size works (edge-padded to a bucketed size, see
 `padded_size`, and cropped back), gray and RGBA inputs work, pixels outside the hole are returned
@@ -7,6 +8,12 @@ mask. Grey in, grey out: an input whose three channels are equal everywhere (a g
 (H, W) array) gets a grey fill, the luminance of the network's (`grey_if_grey`); the result is
 still RGB (H, W, 3), with equal channels. Masks follow `imageio.mask_holes`. The network is
 compiled once per padded input shape on every backend (`inpaint.backends`).
+
+Edge-guided models (`generator.guided`) take an edge image beside each image: its lines
+(`imageio.edge_lines` with `edge_threshold`) guide the fill, and only those inside the hole count
+(`generator.hole_edges`, in the network). An image without an edge gets none (no lines). The edge
+is padded, cropped and batched with its image; in a batch each image keeps its own edge, in
+original mode too (the original's server graph shares only the first mask).
 
 Original behaviour (`original=True`), as the authors' `test.py`: the image is cropped to a multiple
 of 8, the output is the float composite `x2 * mask + image * (1 - mask)` cast with
@@ -18,8 +25,9 @@ import numpy as np
 from inpaint import backends, pixels
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
-from inpaint.generator import GRID, composite, with_dtype
-from inpaint.imageio import InputError, check_mask_size, mask_holes, swap_rb
+from inpaint.generator import GRID, NOT_GUIDED, composite, with_dtype
+from inpaint.imageio import (EDGE_THRESHOLD, InputError, check_mask_size, edge_lines, mask_holes,
+                             swap_rb)
 from inpaint.restricted import RestrictedGenerator
 
 # Inpainter's precisions: the generator's dtype policy for each.
@@ -109,6 +117,17 @@ def standardize_mask(mask, shape, name='mask'):
     return mask_holes(mask, name)
 
 
+def standardize_edge(edge, shape, threshold, name='edge'):
+    """An edge array (H, W[, C]) -> bool (H, W), True on a line, by `imageio.edge_lines`."""
+    edge = np.asarray(edge)
+    if edge.ndim not in (2, 3):
+        raise InputError(f'{name}: shape {edge.shape} is not an edge image; pass (H, W)')
+    if tuple(edge.shape[:2]) != tuple(shape[:2]):
+        raise InputError(f'{name}: edge image is {edge.shape[1]}x{edge.shape[0]} but the image is '
+                         f'{shape[1]}x{shape[0]}; give an edge image of the image\'s size')
+    return edge_lines(edge, threshold, name)
+
+
 class Inpainter:
     """Runs a DeepFill v2 generator on images.
 
@@ -117,22 +136,26 @@ class Inpainter:
         result = inpainter.inpaint(image_rgb, mask)  # uint8 (H, W, 3)
     """
 
-    def __init__(self, generator, restrict=True, precision='float32'):
+    def __init__(self, generator, restrict=True, precision='float32',
+                 edge_threshold=EDGE_THRESHOLD):
         """Args:
-            generator: an `InpaintGenerator`.
+            generator: an `InpaintGenerator` (edge-guided or not: `generator.guided`).
             restrict: compute only what reaches the hole (`inpaint.restricted`) where that is
                 cheaper; False: always the whole network, as `predict` and `original=True` do.
             precision: 'float32', or 'bfloat16' for the convolutions (contextual attention stays
                 float32; about 2x the multiply rate on CPUs with AVX512-BF16 or AMX, at some
                 accuracy: see the README). A generator built with another dtype policy is
                 rebuilt with this one (`generator.with_dtype`; the one given is left as it is).
+            edge_threshold: a guided model's edge rule (`imageio.edge_lines`); the original's
+                `inpaint.yml` has 0.6.
         """
         if generator.dtype_policy.name != dtype_policy(precision):
             generator = with_dtype(generator, dtype_policy(precision))
         self.generator = generator
         self.precision = precision
+        self.edge_threshold = float(edge_threshold)
         self._forward = backends.compile_inference(generator)
-        dense = lambda image, mask: self.predict_offsets(image, mask)[1]
+        dense = lambda image, mask, *edge: self.predict_offsets(image, mask, *edge)[1]
         self.restricted = RestrictedGenerator(generator, dense) if restrict else None
 
     @classmethod
@@ -147,51 +170,77 @@ class Inpainter:
         stages: `self.restricted.compiled_shapes()`)."""
         return self._forward.tracing_count()
 
-    def predict(self, image_bgr, mask):
+    def predict(self, image_bgr, mask, edge=None):
         """Runs the network as the original graph does.
 
         Args:
             image_bgr: float32 (B, H, W, 3) BGR in [-1, 1]; H, W multiples of 8.
             mask: float32 (B or 1, H, W, 1), 1 = hole.
+            edge: guided models only: float32 (B or 1, H, W, 1) edge lines, 1 = line (the
+                network keeps those inside the hole); None = no lines.
         Returns:
             x_stage1, x_stage2 (B, H, W, 3) and offset_flow (B, H/4, W/4, 3), NumPy float32.
         """
-        x1, x2, offsets = self.predict_offsets(image_bgr, mask)
+        x1, x2, offsets = self.predict_offsets(image_bgr, mask, edge)
         return x1, x2, offset_flow(offsets, rate=2)
 
-    def predict_offsets(self, image_bgr, mask):
+    def predict_offsets(self, image_bgr, mask, edge=None):
         """As `predict`, with the attention offsets (B, H/8, W/8, 2) instead of their picture."""
         image_bgr, mask = np.asarray(image_bgr, np.float32), np.asarray(mask, np.float32)
         if image_bgr.shape[1] % GRID or image_bgr.shape[2] % GRID:
             raise ValueError(f'predict needs H and W multiples of {GRID}, got {image_bgr.shape}')
-        x1, x2, offsets = self._forward(image_bgr, mask)
+        if edge is not None and not self.generator.guided:
+            raise InputError(NOT_GUIDED)
+        if self.generator.guided:  # one compiled signature: no lines are zeros
+            edge = (np.zeros_like(image_bgr[..., :1]) if edge is None
+                    else np.asarray(edge, np.float32))
+        inputs = (image_bgr, mask) + ((edge,) if self.generator.guided else ())
+        x1, x2, offsets = self._forward(*inputs)
         return x1.astype(np.float32), x2.astype(np.float32), offsets
 
-    def inpaint(self, image, mask, original=False):
+    def inpaint(self, image, mask, edge=None, original=False):
         """Inpaints one image.
 
         Args:
             image: uint8 RGB (H, W, 3), gray (H, W) or RGBA (H, W, 4).
             mask: (H, W) or (H, W, C); bool, 0/1, 0/255 or colour strokes on black, hole = True /
                 1 / 255 / painted (see `imageio.mask_holes`).
-            original: reproduce the authors' test.py exactly (see module docstring).
+            edge: guided models only: the edge image (H, W) or (H, W, C), lines by
+                `imageio.edge_lines` (bool, or white lines on black); None = no lines.
+            original: reproduce the authors' test.py (for a guided model, their server graph
+                with `guided=True`) exactly (see module docstring).
         Returns:
             uint8 RGB (H, W, 3); with `original`, cropped to a multiple of 8. A grey input
             (gray, or three equal channels) comes back grey: three equal channels.
+        Raises:
+            InputError: bad input (one line naming it), or an edge for a model that is not guided.
         """
-        return self.inpaint_batch([image], [mask], original=original)[0]
+        edges = None if edge is None else [edge]
+        return self.inpaint_batch([image], [mask], edges, original=original)[0]
 
-    def inpaint_batch(self, images, masks, original=False, batch_size=8):
-        """Inpaints a list of images, each with its own mask (the original: the first mask).
+    def inpaint_batch(self, images, masks, edges=None, original=False, batch_size=8):
+        """Inpaints a list of images, each with its own mask (the original: the first mask) and,
+        for a guided model, its own edge image.
 
         Images of the same size are run together, `batch_size` at a time.
+        Args:
+            edges: None (no lines), or one edge image (or None) per image; see `inpaint`.
         Returns:
             list of uint8 RGB images, in the input order.
         """
         if len(images) != len(masks):
             raise InputError(f'{len(images)} images but {len(masks)} masks; give one mask per image')
+        edges = [None] * len(images) if edges is None else list(edges)
+        if len(edges) != len(images):
+            raise InputError(f'{len(images)} images but {len(edges)} edge images; give one per '
+                             f'image (None where an image has none)')
+        if not self.generator.guided and any(edge is not None for edge in edges):
+            raise InputError(NOT_GUIDED)
         images = [standardize_image(im, f'image {i}') for i, im in enumerate(images)]
         masks = [standardize_mask(m, im.shape, f'mask {i}') for i, (im, m) in enumerate(zip(images, masks))]
+        edges = [np.zeros(im.shape[:2], bool) if e is None
+                 else standardize_edge(e, im.shape, self.edge_threshold, f'edge {i}')
+                 for i, (im, e) in enumerate(zip(images, edges))]
         if original:
             masks = [masks[0][:im.shape[0], :im.shape[1]] if masks[0].shape == im.shape[:2]
                      else _shape_error(im, masks[0]) for im in images]
@@ -203,35 +252,44 @@ class Inpainter:
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start:start + batch_size]
                 run = self._inpaint_original if original else self._inpaint_padded
-                outputs = run(np.stack([images[i] for i in chunk]), np.stack([masks[i] for i in chunk]))
+                outputs = run(*(np.stack([items[i] for i in chunk]) for items in (images, masks, edges)))
                 for i, output in zip(chunk, outputs):
                     results[i] = output
         return results
 
-    def _inpaint_padded(self, images, masks):
-        """(B, H, W, 3) uint8, (B, H, W) bool -> (B, H, W, 3) uint8; known pixels untouched."""
+    def _edge_input(self, edges):
+        """Bool edge lines (B, H, W) -> the network's edge input (B, H, W, 1), or nothing for a
+        model that is not guided."""
+        return (edges[..., None].astype(np.float32),) if self.generator.guided else ()
+
+    def _inpaint_padded(self, images, masks, edges):
+        """(B, H, W, 3) uint8, (B, H, W) bool x 2 -> (B, H, W, 3) uint8; known pixels untouched."""
         height, width = images.shape[1:3]
         if not masks.any():
             return images.copy()
         pad_h, pad_w = padded_size(height) - height, padded_size(width) - width
         padded = np.pad(images, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)], mode='edge')
         padded_mask = np.pad(masks, [(0, 0), (0, pad_h), (0, pad_w)])  # padding is known
+        edge = self._edge_input(np.pad(edges, [(0, 0), (0, pad_h), (0, pad_w)]))  # no lines there
         if self.restricted is None:
-            _, x2, _ = self.predict_offsets(to_network(padded), padded_mask[..., None].astype(np.float32))
+            _, x2, _ = self.predict_offsets(to_network(padded), padded_mask[..., None].astype(np.float32),
+                                            *edge)
         else:
-            x2 = self.restricted(to_network(padded), padded_mask)
+            x2 = self.restricted(to_network(padded), padded_mask, *edge)
         filled = grey_if_grey(images, from_network(x2[:, :height, :width], rounding=True))
         return np.where(masks[..., None], filled, images)
 
-    def _inpaint_original(self, images, masks):
-        """The authors' test.py: crop to a multiple of 8, float composite, saturate_cast."""
+    def _inpaint_original(self, images, masks, edges):
+        """The authors' test.py (guided: their server graph with `guided=True`): crop to a multiple
+        of 8, float composite, saturate_cast."""
         height, width = images.shape[1] // GRID * GRID, images.shape[2] // GRID * GRID
         if height == 0 or width == 0:
             raise InputError(f'image of {images.shape[2]}x{images.shape[1]} is smaller than '
                              f'{GRID}x{GRID}; the original crops it to nothing')
         x = to_network(images[:, :height, :width])
         mask = masks[:1, :height, :width, None].astype(np.float32)  # the first mask, as original
-        _, x2, _ = self.predict_offsets(x, mask)  # the generator zeroes the holes of its input
+        edge = self._edge_input(edges[:, :height, :width])  # each image's own, as original
+        _, x2, _ = self.predict_offsets(x, mask, *edge)  # the generator zeroes the holes of its input
         return from_network(composite(x, x2, mask))
 
 

@@ -103,7 +103,9 @@ def test_overrides_win():
     config = load_config(INPAINT_YML, [
         'batch_size=4', 'img_shapes=[64,64,3]', 'height=32', 'width=32', 'max_delta_height=8',
         'max_delta_width=8', 'lr=2e-4', 'model_restore=', 'gan=wgan_gp', 'batch_size=2',
-        'data_flist.tiny=[a.flist]', 'dataset=tiny', 'gan_loss_alpha=3'])
+        'data_flist.tiny=[a.flist]', 'dataset=tiny', 'gan_loss_alpha=3', 'guided=True',
+        'edge_threshold=0'])
+    assert config.guided and config.edge_threshold == 0.0  # the edge-guided mode is a valid config
     assert config.batch_size == 2  # the last override wins
     assert config.img_shapes == [64, 64, 3]
     assert config.lr == 2e-4 and isinstance(config.lr, float)  # YAML 1.2 float without a dot
@@ -147,7 +149,9 @@ ERROR_CASES = [
     ({'data_flist': {'x': ['train.flist']}, 'dataset': 'x', 'val': True}, 'val'),
     ({'gan': 'lsgan'}, 'gan'),
     ({'padding': 'REFLECT'}, 'padding'),
-    ({'guided': True}, 'guided'),
+    ({'edge_threshold': 1.0}, 'edge_threshold'),  # nothing would ever be a line
+    ({'edge_threshold': -0.1}, 'edge_threshold'),
+    ({'edge_threshold': float('nan')}, 'edge_threshold'),
     ({'height': 300}, 'height'),
     ({'height': 256}, 'height'),
     ({'vertical_margin': 64}, 'height'),  # 128 + 2 * 64 leaves no room for the box

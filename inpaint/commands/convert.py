@@ -45,7 +45,8 @@ def main(argv=None, prog=PROG):
     except checkpoint.CheckpointError as error:
         return parser.fail(error)
     print(f'{report.prefix} -> {args.destination} ({args.format}; generator width '
-          f'{report.generator_cnum}, discriminator {report.discriminator_cnum})')
+          f'{report.generator_cnum}, discriminator {report.discriminator_cnum}'
+          f'{", edge-guided" if report.guided else ""})')
     return 0
 
 
