@@ -50,6 +50,7 @@ from inpaint import backends
 from inpaint import data as data_lib
 from inpaint import losses
 from inpaint import masks as masks_lib
+from inpaint import pixels
 from inpaint import training_state
 from inpaint.checkpoint import (CheckpointError, discriminator_table, generator_table, load_models,
                                 model_tensors)
@@ -264,7 +265,7 @@ class Trainer:
     @staticmethod
     def to_network(batch):
         """BGR 0..255 -> [-1, 1], as the original's `x / 127.5 - 1`."""
-        return batch / 127.5 - 1.0
+        return pixels.to_network(batch)
 
     def inpaint(self, x, mask):
         """Runs the generator as training does.

@@ -1,10 +1,10 @@
-"""Trains or fine-tunes DeepFill v2 from `inpaint.yml`: the command behind `train.py` and the
-`deepfill-train` console script (same flags).
+"""Trains or fine-tunes DeepFill v2 with the hyper-parameters of `inpaint.yml`.
 
     python train.py                                  # the project's inpaint.yml
     python train.py --config my.yml --set batch_size=8 --set log_dir=logs/run1
     python train.py --set model_restore=checkpoints/places2   # fine-tune from a release
 
+The same command is `deepfill-train` (installed) and `python -m inpaint.commands.train`.
 Rerunning with the same log_dir resumes from its latest intact checkpoint (to the same max_iters).
 The resolved configuration, TensorBoard summaries and checkpoints go into log_dir. Ctrl-C (SIGINT)
 or SIGTERM finishes the current step and saves a checkpoint before stopping. Any Keras backend
@@ -15,58 +15,55 @@ kept); 2 bad flags, configuration, input files or checkpoint, with a one-line me
 interrupted (SIGINT or SIGTERM), with a one-line message naming the checkpoint saved.
 TensorFlow's start-up lines are hidden unless `--verbose`.
 """
-import argparse
 import sys
 
-from inpaint import commands
+from inpaint.commands import run
+from inpaint.commands.parsing import Parser, UsageError
 from inpaint.config import DEFAULT_CONFIG, ConfigError, load_config
 from inpaint.imageio import InputError
 
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of exiting, so `main` returns the exit code."""
-
-    def error(self, message):
-        raise ConfigError(message)  # main prints it after 'train.py: '
+PROG = 'train.py'
 
 
-def _parser():
-    parser = _Parser(prog='train.py', description=__doc__.split('\n')[0])
+def build_parser(prog=PROG):
+    """The flags of train.py: the config file and its overrides."""
+    parser = Parser(prog, __doc__)
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='the YAML config (default: inpaint.yml)')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override a config key (value in YAML, e.g. img_shapes=[64,64,3]); repeatable')
-    parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
     return parser
 
 
-def main(argv):
+def main(argv=None, prog=PROG):
     """Runs training; returns the exit code (see the module docstring)."""
-    # Imported here, so that importing this module does not import TensorFlow (see commands.py).
-    from inpaint import training
-    from inpaint.checkpoint import CheckpointError
-
+    parser = build_parser(prog)
     try:
-        args = _parser().parse_args(argv)
+        args = parser.parse_args(argv)
         config = load_config(args.config, args.set)
         if config.guided:  # until the trainer feeds edges (issue 21, phase 2)
             raise ConfigError(f'{args.config}: guided: training the edge-guided mode is not '
                               f'available yet; set guided: False')
+    except (UsageError, ConfigError) as error:
+        return parser.fail(error)
+    # Imported here, so that importing this module does not import TensorFlow (see commands/).
+    from inpaint import training
+    from inpaint.checkpoint import CheckpointError
+
+    try:
         training.Trainer(config).train()
     except training.TrainingInterrupted as error:
-        print(f'train.py: {error}', file=sys.stderr)
+        parser.note(error)
         return 130
     except KeyboardInterrupt:  # a second Ctrl-C, or one before the training loop started
-        print('train.py: interrupted; the last saved checkpoint (if any) is kept; run the same '
-              'command to resume', file=sys.stderr)
+        parser.note('interrupted; the last saved checkpoint (if any) is kept; run the same '
+                    'command to resume')
         return 130
     except training.NonFiniteLossError as error:
-        print(f'train.py: {error}', file=sys.stderr)
-        return 1
+        return parser.fail(error, code=1)
     except (ConfigError, InputError, CheckpointError) as error:
-        print(f'train.py: {error}', file=sys.stderr)
-        return 2
+        return parser.fail(error)
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(commands.run(main))
+    sys.exit(run(main))
