@@ -1,4 +1,5 @@
-"""Batch inpainting: many (image, mask, output) jobs, from a file list or from folders.
+"""Batch inpainting: many (image, mask, output) jobs, from a file list or from folders; for an
+edge-guided model each job may have an edge image too (see "Edge images" below).
 
 A bad item (unreadable or empty image or mask, a mask of another size, an output that would
 overwrite an input) is reported and skipped; the others still run. Each output is written as soon
@@ -13,6 +14,14 @@ Batch size: on CPU a batch of several images is hardly faster per image than one
 (TensorFlow, release-sized generator, 2 shared cores: 256 px 0.54 s/image alone and 0.53 in
 batches of 8, best of 3; 512 px 3.0 and 2.8 s/image) but holds back every output (and the stop)
 until the whole batch is done, so the default is 1; on a GPU a larger `batch_size` pays off.
+
+Edge images (guided models): with `--input_dir`, from `--edge_dir`, matched by stem as masks are
+(`imageio.file_by_stem`; an image without its edge there is a bad item). In a file list, a fourth
+column names a line's edge image; a line without one takes the original's convention, the file
+`<stem>_edge.<ext>` beside its input (any image extension: `photo.jpg` takes `photo_edge.jpg`;
+`edges_beside`): the column wins when both exist. An image with no edge from either is inpainted
+without lines (the command says how many once). The edge is read with the rule of every command
+(`imageio.read_edge`) and must have its image's size.
 
 Differences from the authors' `batch_test.py`, on purpose:
 - Relative paths in a file list are resolved against the list's own folder (as
@@ -50,11 +59,14 @@ class Job:
         output: where to write the result (the extension picks the format).
         error: a problem found while listing the job (e.g. no mask for this image), or None;
             `run_batch` reports it as a failure instead of running the job.
+        edge: a guided model's edge image path (lines by `imageio.edge_lines`), same size as the
+            image, or None (no lines).
     """
     image: str
     mask: str
     output: str
     error: str = None
+    edge: str = None
 
 
 @dataclasses.dataclass
@@ -90,27 +102,65 @@ class BatchSummary:
 
 
 def jobs_from_flist(path):
-    """Reads the authors' batch file list: one `input mask output` per line.
+    """Reads the authors' batch file list: one `input mask output [edge]` per line.
 
     The rules of `imageio.read_flist`: fields separated by whitespace (so paths cannot contain
     spaces, as in the original), blank lines and lines starting with '#' skipped, relative paths
-    resolved against the list file's own folder.
+    resolved against the list file's own folder. The optional fourth field is the line's edge
+    image (guided models; see the module docstring and `edges_beside`).
 
     Args:
         path: the list file.
     Returns:
         non-empty list of `Job`, in file order.
     Raises:
-        InputError: the list is missing, not UTF-8 text, empty, or a line does not have exactly
-            three fields (the message names the file and line number).
+        InputError: the list is missing, not UTF-8 text, empty, or a line does not have three or
+            four fields (the message names the file and line number).
     """
-    jobs = [Job(*paths) for paths in imageio.read_flist(path, columns=('input', 'mask', 'output'))]
+    entries = imageio.read_flist(path, columns=('input', 'mask', 'output'), optional=('edge',))
+    jobs = [Job(*paths[:3], edge=paths[3] if len(paths) > 3 else None) for paths in entries]
     if not jobs:
         raise InputError(f'{path}: no jobs listed; give one "input mask output" per line')
     return jobs
 
 
-def jobs_from_folders(input_dir, mask, output_dir):
+def edges_beside(jobs):
+    """Gives each job without an edge image the original's `<stem>_edge.<ext>` beside its input,
+    when there is one (`imageio.file_by_stem` with the suffix `_edge`, any image extension).
+
+    Args:
+        jobs: list of `Job`; those with an `edge` (a file list's fourth column) keep it.
+    Returns:
+        (jobs, the number of jobs left without an edge). Several edge images beside one input
+        (`photo_edge.jpg`, `photo_edge.png`) make that job a bad item.
+    """
+    folders = {}  # folder -> its images by stem, listed once
+    found, missing = [], 0
+    for job in jobs:
+        if job.edge is not None or job.error is not None:
+            found.append(job)
+            continue
+        folder = os.path.dirname(job.image)
+        if folder not in folders:
+            folders[folder] = imageio.files_by_stem(folder) if os.path.isdir(folder) else {}
+        candidates = folders[folder].get(imageio.stem(job.image) + EDGE_SUFFIX, [])
+        if not candidates:
+            missing += 1
+            found.append(job)
+            continue
+        try:
+            edge = imageio.file_by_stem(job.image, folders[folder], folder, 'edge image', EDGE_SUFFIX)
+        except InputError as error:
+            found.append(dataclasses.replace(job, error=str(error)))
+            continue
+        found.append(dataclasses.replace(job, edge=edge))
+    return found, missing
+
+
+EDGE_SUFFIX = '_edge'  # the original's edge image beside its input: `photo.jpg`, `photo_edge.jpg`
+
+
+def jobs_from_folders(input_dir, mask, output_dir, edge_dir=None):
     """Lists a job for every image of a folder.
 
     Args:
@@ -121,10 +171,12 @@ def jobs_from_folders(input_dir, mask, output_dir):
             without a mask, or with several (`photo.png` and `photo.bmp`), gets a job whose
             `error` says so, so that `run_batch` reports it and continues.
         output_dir: outputs are `<output_dir>/<stem>.png` (created when needed).
+        edge_dir: guided models: a folder of edge images matched by stem as the masks are (an
+            image without its edge is a bad item too), or None (no lines).
     Returns:
         non-empty list of `Job`, sorted by input path.
     Raises:
-        InputError: input_dir or mask missing, no images, or output_dir is a file.
+        InputError: input_dir, mask or edge_dir missing, no images, or output_dir is a file.
     """
     if not os.path.isdir(input_dir):
         what = 'is a file, not a folder' if os.path.exists(input_dir) else 'folder not found'
@@ -132,22 +184,28 @@ def jobs_from_folders(input_dir, mask, output_dir):
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise InputError(f'{output_dir}: output folder is a file; give a folder (it is created '
                          f'if missing)')
+    if edge_dir is not None and not os.path.isdir(edge_dir):
+        raise InputError(f'{edge_dir}: edge folder not found; give a folder of edge images named '
+                         f'as the images')
     images = imageio.list_images(input_dir)
     if os.path.isdir(mask):
         masks = imageio.files_by_stem(mask)
     elif not os.path.isfile(mask):
         raise InputError(f'{mask}: mask folder or file not found; give a folder of masks named as '
                          f'the images, or one mask file')
+    edges = imageio.files_by_stem(edge_dir) if edge_dir is not None else None
     jobs = []
     for image in images:
         output = os.path.join(output_dir, imageio.stem(image) + '.png')
-        if not os.path.isdir(mask):
-            jobs.append(Job(image, mask, output))
-            continue
         try:
-            jobs.append(Job(image, imageio.mask_by_stem(image, masks, mask), output))
+            mask_path = (imageio.file_by_stem(image, masks, mask) if os.path.isdir(mask)
+                         else mask)
+            edge = (None if edges is None
+                    else imageio.file_by_stem(image, edges, edge_dir, 'edge image'))
         except InputError as error:
             jobs.append(Job(image, None, output, error=str(error)))
+            continue
+        jobs.append(Job(image, mask_path, output, edge=edge))
     return jobs
 
 
@@ -155,16 +213,17 @@ def run_batch(inpainter, jobs, overwrite=False, original=False, batch_size=1, pr
     """Runs the jobs in order, writing each output as soon as it is ready; reports bad items.
 
     Jobs are read in order and run `batch_size` at a time through `inpainter.inpaint_batch` (each
-    image with its own mask; images of one size share a network call); the outputs of a call are
-    written before the next images are read, so at most `batch_size` images are held at a time.
+    image with its own mask and edge image; images of one size share a network call); the
+    outputs of a call are written before the next images are read, so at most `batch_size`
+    images are held at a time.
     Results do not depend on the batching (each equals `inpainter.inpaint` alone).
 
     With `original=True` every image runs alone (see the module docstring).
 
     A job fails (is reported, not run) when: it has an `error` from listing; its output equals any
-    job's image or mask path (symlinks resolved) or an earlier job's output; the output is a
-    folder or has an extension OpenCV cannot write; its image or mask cannot be read (missing,
-    empty, corrupt) or their sizes differ; inference rejects it (e.g. an image under 8x8 in
+    job's image, mask or edge path (symlinks resolved) or an earlier job's output; the output is a
+    folder or has an extension OpenCV cannot write; its image, mask or edge image cannot be read
+    (missing, empty, corrupt) or their sizes differ; inference rejects it (e.g. an image under 8x8 in
     original mode). A job whose output exists, decodes and has the expected size is skipped
     unless `overwrite`; an existing image of another size fails (kept) unless `overwrite`; a
     file there that is not an image fails and is never replaced; an empty file is redone.
@@ -188,10 +247,11 @@ def run_batch(inpainter, jobs, overwrite=False, original=False, batch_size=1, pr
         raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
     jobs = list(jobs)
     batch_size = 1 if original else int(batch_size)
-    inputs = {_key(path) for job in jobs for path in (job.image, job.mask) if path}
+    inputs = {_key(path) for job in jobs for path in (job.image, job.mask, job.edge) if path}
     outputs = {}  # key of an output -> image of the job that claimed it
     summary = BatchSummary()
-    ready = []  # [(job, image, mask)] read and waiting for the network, at most batch_size
+    ready = []  # [(job, image, mask, edge)] read and waiting for the network, at most batch_size
+    threshold = inpainter.edge_threshold
 
     with tqdm(total=len(jobs), unit='img', desc='inpainting', disable=not progress,
               dynamic_ncols=True) as bar, StopRequest() as stop:
@@ -203,9 +263,11 @@ def run_batch(inpainter, jobs, overwrite=False, original=False, batch_size=1, pr
 
         def run(group):
             try:
-                results = inpainter.inpaint_batch([image for _, image, _ in group],
-                                                  [mask for _, _, mask in group],
-                                                  original=original, batch_size=len(group))
+                _, images, masks, edges = zip(*group)
+                results = inpainter.inpaint_batch(
+                    list(images), list(masks),
+                    edges=None if all(edge is None for edge in edges) else list(edges),
+                    original=original, batch_size=len(group))
             except InputError as error:
                 if len(group) > 1:  # find the one at fault; the others still run
                     for item in group:
@@ -214,7 +276,7 @@ def run_batch(inpainter, jobs, overwrite=False, original=False, batch_size=1, pr
                 job = group[0][0]
                 fail(job, _message(job.image, error))
                 return
-            for (job, _, _), result in zip(group, results):
+            for (job, *_), result in zip(group, results):
                 try:
                     write_image(job.output, result)
                 except _FILE_ERRORS as error:
@@ -227,7 +289,7 @@ def run_batch(inpainter, jobs, overwrite=False, original=False, batch_size=1, pr
             for job in jobs:
                 if stop.requested:
                     break
-                item = _prepare(job, inputs, outputs, overwrite, original)
+                item = _prepare(job, inputs, outputs, overwrite, original, threshold)
                 if item is None:
                     summary.skipped_existing += 1
                     bar.update(1)
@@ -248,9 +310,9 @@ def run_batch(inpainter, jobs, overwrite=False, original=False, batch_size=1, pr
     return summary
 
 
-def _prepare(job, inputs, outputs, overwrite, original):
+def _prepare(job, inputs, outputs, overwrite, original, threshold):
     """What to do with a job: None (skip: a finished output exists), a failure message (str), or
-    (job, image, mask) to run."""
+    (job, image, mask, edge lines or None) to run."""
     problem = job.error or _check_output(job, inputs, outputs)
     if problem:
         return problem
@@ -264,9 +326,12 @@ def _prepare(job, inputs, outputs, overwrite, original):
                 problem = f'{job.output}: {problem}; it is kept: pass --overwrite to replace it'
             if problem:
                 return problem
-        return (job, *read_pair(job.image, job.mask, original=original))
+        image, mask = read_pair(job.image, job.mask, original=original)
+        edge = None if job.edge is None else imageio.read_edge(
+            job.edge, threshold, original, image.shape, job.image)
+        return job, image, mask, edge
     except _FILE_ERRORS as error:
-        return _message(job.image, error, job.mask)
+        return _message(job.image, error, job.mask, job.edge)
 
 
 def _unfinished(output, image_shape, original):

@@ -314,7 +314,7 @@ def mask_warning(holes):
     return None
 
 
-def read_edge(path, threshold=EDGE_THRESHOLD, original=False):
+def read_edge(path, threshold=EDGE_THRESHOLD, original=False, image_shape=None, image_name=''):
     """Reads an edge image (the guided mode's sketch): lines by `edge_lines`.
 
     Args:
@@ -322,12 +322,18 @@ def read_edge(path, threshold=EDGE_THRESHOLD, original=False):
         threshold: `edge_threshold`.
         original: the original's reading instead: `cv2.imread` (8 bits, BGR) and its first
             channel (blue) tested, for `test.py --original`.
+        image_shape: the shape (H, W[, C]) of the image it guides, if known: another size is an
+            InputError naming `path` (and `image_name`).
     Returns:
         bool array (H, W), True on an edge line.
     """
     if original:
-        return above_edge_threshold(_read(path, cv2.IMREAD_COLOR)[:, :, 0], threshold)
-    return edge_lines(_read(path, cv2.IMREAD_UNCHANGED), threshold, path)
+        lines = above_edge_threshold(_read(path, cv2.IMREAD_COLOR)[:, :, 0], threshold)
+    else:
+        lines = edge_lines(_read(path, cv2.IMREAD_UNCHANGED), threshold, path)
+    if image_shape is not None:
+        check_mask_size(lines.shape, image_shape, path, image_name, kind='edge image')
+    return lines
 
 
 def read_pair(image_path, mask_path, original=False):
@@ -348,15 +354,20 @@ def read_pair(image_path, mask_path, original=False):
     return image, mask
 
 
-def check_mask_size(mask_shape, image_shape, mask_name='mask', image_name=''):
-    """Raises InputError unless a mask of `mask_shape` (H, W[, C]) fits an image of `image_shape`."""
+def check_mask_size(mask_shape, image_shape, mask_name='mask', image_name='', kind='mask'):
+    """Raises InputError unless a mask (or, with `kind`, an edge image) of `mask_shape`
+    (H, W[, C]) fits an image of `image_shape`; the message names `mask_name` first."""
     if tuple(mask_shape[:2]) != tuple(image_shape[:2]):
         image = f'the image {image_name}' if image_name else 'the image'
-        raise InputError(f'{mask_name}: mask is {mask_shape[1]}x{mask_shape[0]} but {image} is '
-                         f'{image_shape[1]}x{image_shape[0]}; give a mask of the image\'s size')
+        raise InputError(f'{mask_name}: {kind} is {mask_shape[1]}x{mask_shape[0]} but {image} is '
+                         f'{image_shape[1]}x{image_shape[0]}; give {_ARTICLES.get(kind, "a")} {kind} of the '
+                         f'image\'s size')
 
 
-def read_flist(path, columns=None):
+_ARTICLES = {'edge image': 'an'}
+
+
+def read_flist(path, columns=None, optional=()):
     """Reads a file list: one entry per line.
 
     Blank lines, surrounding whitespace and lines starting with '#' are ignored. Relative paths
@@ -368,13 +379,18 @@ def read_flist(path, columns=None):
         columns: None: each line is one path (it may contain spaces); or the names of the paths
             on each line, separated by whitespace, e.g. ('input', 'mask', 'output') for the
             original's batch lists (paths cannot contain spaces then, as in the original).
+        optional: with `columns`, the names of further paths a line may have after them, e.g.
+            ('edge',).
     Returns:
-        list of str paths, or of tuples of `len(columns)` paths, in file order (may be empty).
+        list of str paths, or of tuples of `len(columns)` to `len(columns) + len(optional)` paths,
+        in file order (may be empty).
     Raises:
-        InputError: the list is missing, a folder or not UTF-8 text, or a line does not have
-            exactly `len(columns)` fields (the message names the file and line number).
+        InputError: the list is missing, a folder or not UTF-8 text, or a line has another
+            number of fields (the message names the file and line number).
     """
-    entry = f'"{" ".join(columns)}"' if columns else 'image path'
+    entry = 'image path'
+    if columns:
+        entry = '"' + ' '.join(list(columns) + [f'[{name}]' for name in optional]) + '"'
     if not os.path.isfile(path):
         what = 'is a folder, not a file list' if os.path.isdir(path) else 'file list not found'
         raise InputError(f'{path}: {what}; give a text file with one {entry} per line')
@@ -390,7 +406,7 @@ def read_flist(path, columns=None):
                     entries.append(os.path.join(folder, line))  # join keeps absolute paths
                     continue
                 fields = line.split()
-                if len(fields) != len(columns):
+                if not len(columns) <= len(fields) <= len(columns) + len(optional):
                     raise InputError(f'{path}:{number}: expected {entry}, got {len(fields)} '
                                      f'field(s); paths with spaces are not supported')
                 entries.append(tuple(os.path.join(folder, field) for field in fields))
@@ -439,20 +455,29 @@ def files_by_stem(folder):
     return by_stem
 
 
-def mask_by_stem(image, masks, folder):
-    """The mask of `image`: the one file of `masks` (`files_by_stem(folder)`) with its stem.
+def file_by_stem(image, files, folder, kind='mask', suffix=''):
+    """The file of `image` among `files` (`files_by_stem(folder)`): the one with the image's stem
+    followed by `suffix`, any image extension. Masks and edge images in their own folders are
+    matched with no suffix (`photo.jpg` takes `masks/photo.png`); the original's edge image beside
+    its input with `suffix='_edge'` (`photo.jpg` takes `photo_edge.png`).
 
+    Args:
+        image: the image's path.
+        files: {stem: [paths]} of `folder`.
+        folder: the folder searched, for the message.
+        kind: what is looked for, for the message ('mask', 'edge image').
+        suffix: appended to the image's stem.
     Raises:
-        InputError: naming the image, when `folder` has no mask of that stem, or several.
+        InputError: naming the image, when `folder` has no file of that stem, or several.
     """
-    name = stem(image)
-    candidates = masks.get(name, [])
+    name = stem(image) + suffix
+    candidates = files.get(name, [])
     if not candidates:
-        raise InputError(f'{image}: no mask named {name}.png (or another image extension) in '
+        raise InputError(f'{image}: no {kind} named {name}.png (or another image extension) in '
                          f'{folder}; add one or move the image out')
     if len(candidates) > 1:
         names = ', '.join(os.path.basename(path) for path in candidates)
-        raise InputError(f'{image}: several masks in {folder} ({names}); keep one')
+        raise InputError(f'{image}: several {kind}s in {folder} ({names}); keep one')
     return candidates[0]
 
 

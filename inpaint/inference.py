@@ -183,9 +183,7 @@ def standardize_edge(edge, shape, threshold, name='edge'):
     edge = np.asarray(edge)
     if edge.ndim not in (2, 3):
         raise InputError(f'{name}: shape {edge.shape} is not an edge image; pass (H, W)')
-    if tuple(edge.shape[:2]) != tuple(shape[:2]):
-        raise InputError(f'{name}: edge image is {edge.shape[1]}x{edge.shape[0]} but the image is '
-                         f'{shape[1]}x{shape[0]}; give an edge image of the image\'s size')
+    check_mask_size(edge.shape, shape, name, kind='edge image')
     return edge_lines(edge, threshold, name)
 
 

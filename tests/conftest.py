@@ -25,6 +25,11 @@ GOLDEN_CHECKPOINT = os.path.join(GOLDEN, 'checkpoint_dir')  # TF1, as the origin
 # TensorFlow.
 GOLDEN_WEIGHTS = os.path.join(GOLDEN, 'weights')
 HAS_TENSORFLOW = importlib.util.find_spec('tensorflow') is not None
+# The edge-guided golden (../shared/golden/guided_small/infer): its TF1 checkpoint and the same
+# weights converted (python -m inpaint.commands.convert), as above.
+GUIDED_GOLDEN = os.path.join(HERE, 'data', 'golden_guided_small')
+GUIDED_CHECKPOINT = os.path.join(GUIDED_GOLDEN, 'checkpoint_dir')
+GUIDED_WEIGHTS = os.path.join(GUIDED_GOLDEN, 'weights')
 
 # The golden README's tolerances for x_stage1 / x_stage2.
 STAGE_MAX, STAGE_MEAN = 1e-3, 1e-5
@@ -238,6 +243,14 @@ def load_golden_models():
 @pytest.fixture(scope='session')
 def golden_models():
     return load_golden_models()
+
+
+@pytest.fixture(scope='session')
+def guided_models():
+    """(generator, discriminator, report) of the guided golden checkpoint (width 8), loaded as
+    `load_golden_models` loads the other."""
+    from inpaint.checkpoint import load_models
+    return load_models(GUIDED_CHECKPOINT if HAS_TENSORFLOW else GUIDED_WEIGHTS)
 
 
 @pytest.fixture(scope='session')

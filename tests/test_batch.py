@@ -87,6 +87,7 @@ class Spy:
 
     def __init__(self, inpainter):
         self.inpainter, self.calls = inpainter, []
+        self.edge_threshold = inpainter.edge_threshold
 
     def inpaint_batch(self, images, masks, **kwargs):
         self.calls.append(len(images))
@@ -153,11 +154,11 @@ def test_jobs_from_flist_resolves_against_the_list_folder(tmp_path):
 
 
 @pytest.mark.parametrize('content, line', [('a.png m.png\n', 1),
-                                           ('# ok\na.png m.png o.png\na b c d\n', 3)])
+                                           ('# ok\na.png m.png o.png\na b c d e\n', 3)])
 def test_jobs_from_flist_malformed_line_names_file_and_line(tmp_path, content, line):
     flist = tmp_path / 'jobs.txt'
     flist.write_text(content)
-    with pytest.raises(InputError, match=rf'^{flist}:{line}: expected "input mask output"'):
+    with pytest.raises(InputError, match=rf'^{flist}:{line}: expected "input mask output \[edge\]"'):
         batch.jobs_from_flist(str(flist))
 
 
@@ -492,6 +493,8 @@ def test_cli_damaged_checkpoint_exits_2_with_one_line(tmp_path, capsys, cli, kin
     ['--input_dir', 'in', '--mask', 'm.png', '--mask_dir', 'm', '--output_dir', 'o'],
     ['--input_dir', 'in', '--mask', 'm.png'],                    # no output_dir
     ['--flist', 'l.txt', '--batch_size', '0'],
+    ['--flist', 'l.txt', '--edge', 'e.png'],                     # the list names the edges
+    ['--image', 'i.png', '--mask', 'm.png', '--edge_dir', 'e'],  # --edge_dir is for folders
 ])
 def test_cli_usage_errors_exit_2(capsys, cli, argv):
     assert cli.main(argv + ['--checkpoint_dir', GOLDEN_CHECKPOINT]) == 2
@@ -556,3 +559,93 @@ def test_batch_keeps_alpha_and_16_bits_and_warns_on_useless_masks(tmp_path, capl
     warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
     assert [w.split(': ', 1)[0] for w in warnings] == [pairs[2][1], pairs[3][1]], warnings
     assert 'a hole everywhere' in warnings[0] and 'has no hole' in warnings[1]
+
+
+# --- edge images (guided models) ------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def guided(guided_models):
+    return Inpainter(guided_models[0])
+
+
+def write_guided(folder, count):
+    """Crops of the guided golden case (107x137, around its hole, shifted) as folder/in/g<i>.png
+    with masks in folder/masks and edges in folder/edges; returns [(image, mask, edge)] paths."""
+    from conftest import GUIDED_GOLDEN
+    case = os.path.join(GUIDED_GOLDEN, 'motorcycle184x264')
+    image, mask = read_image(os.path.join(case, 'input.png')), read_mask(os.path.join(case, 'mask.png'))
+    edge = read_image(os.path.join(case, 'edge.png'))
+    paths = []
+    for i in range(count):
+        crop = (slice(20 + 4 * i, 127 + 4 * i), slice(60 + 8 * i, 197 + 8 * i))
+        names = [os.path.join(folder, sub, f'g{i}.png') for sub in ('in', 'masks', 'edges')]
+        write_image(names[0], image[crop])
+        write_mask(names[1], mask[crop])
+        write_image(names[2], edge[crop])
+        paths.append(tuple(names))
+    return paths
+
+
+def guided_alone(inpainter, image, mask, edge=None):
+    from inpaint.imageio import read_edge
+    return inpainter.inpaint(read_image(image), read_mask(mask), None if edge is None else read_edge(edge))
+
+
+def test_cli_flist_edges_from_the_fourth_column_or_beside_the_input(tmp_path, caplog, capsys,
+                                                                   guided, cli):
+    """A fourth column wins over `<stem>_edge.<ext>` beside the input; without either, no lines
+    (one warning counts them); batched with other edges, each result is its own."""
+    from conftest import GUIDED_CHECKPOINT
+    (a, am, ae), (b, bm, be), (c, cm, _) = write_guided(str(tmp_path), 3)
+    write_image(str(tmp_path / 'in' / 'g0_edge.png'), np.zeros((107, 137, 3), np.uint8))  # loses
+    os.replace(be, str(tmp_path / 'in' / 'g1_edge.jpg'))  # the original's convention, a JPEG
+    be = str(tmp_path / 'in' / 'g1_edge.jpg')
+    flist = tmp_path / 'jobs.txt'
+    flist.write_text(f'{a} {am} out/a.png {ae}\n{b} {bm} out/b.png\n{c} {cm} out/c.png\n')
+    caplog.clear()
+    assert cli.main(['--flist', str(flist), '--checkpoint_dir', GUIDED_CHECKPOINT, '--batch_size', '3']) == 0
+    assert capsys.readouterr().out.splitlines() == ['3 written, 0 skipped existing, 0 failed']
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert len(warnings) == 1 and warnings[0].startswith(f'{flist}: 1 of 3 images have no edge image')
+    out = {name: read_image(str(tmp_path / 'out' / f'{name}.png')) for name in 'abc'}
+    for name, want in (('a', guided_alone(guided, a, am, ae)), ('b', guided_alone(guided, b, bm, be)),
+                       ('c', guided_alone(guided, c, cm))):
+        assert_batched_equals_single(out[name], want)
+    assert not np.array_equal(out['a'], guided_alone(guided, a, am))  # the column's lines were used
+
+
+def test_cli_folders_edges_by_stem_a_missing_one_is_a_bad_item(tmp_path, capsys, guided, cli):
+    from conftest import GUIDED_CHECKPOINT
+    pairs = write_guided(str(tmp_path), 2)
+    os.replace(pairs[0][2], str(tmp_path / 'edges' / 'g0.jpg'))  # any image extension
+    os.remove(pairs[1][2])
+    code = cli.main(['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+                     '--edge_dir', str(tmp_path / 'edges'), '--output_dir', str(tmp_path / 'out'),
+                     '--checkpoint_dir', GUIDED_CHECKPOINT])
+    assert code == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f'{pairs[1][0]}: no edge image named g1.png (or another image extension) in '
+                     f'{tmp_path / "edges"}; add one or move the image out',
+                     '1 written, 0 skipped existing, 1 failed']
+    np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / 'g0.png')), guided_alone(
+        guided, pairs[0][0], pairs[0][1], str(tmp_path / 'edges' / 'g0.jpg')))
+
+
+def test_cli_edges_for_a_model_that_is_not_guided_exit_2_before_any_image(tmp_path, capsys, cli):
+    """An --edge_dir or a fourth column is refused; `<stem>_edge` files beside the inputs are the
+    guided mode's convention only, and ignored."""
+    (a, am, ae), = write_guided(str(tmp_path), 1)
+    flist = tmp_path / 'jobs.txt'
+    for argv, named in (
+            (['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+              '--edge_dir', str(tmp_path / 'edges'), '--output_dir', str(tmp_path / 'out')],
+             f'--edge_dir {tmp_path / "edges"}: '),
+            (['--flist', str(flist)], f'{flist}: 1 line(s) with a fourth column (an edge image): ')):
+        flist.write_text(f'{a} {am} out/a.png {ae}\n')
+        assert cli.main(argv + ['--checkpoint_dir', GOLDEN_CHECKPOINT]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith(f'test.py: error: {named}'), err
+        assert 'not guided' in err and not os.path.exists(tmp_path / 'out')
+    os.replace(ae, str(tmp_path / 'in' / 'g0_edge.png'))
+    flist.write_text(f'{a} {am} out/a.png\n')
+    assert cli.main(['--flist', str(flist), '--checkpoint_dir', GOLDEN_CHECKPOINT]) == 0

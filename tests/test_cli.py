@@ -282,3 +282,53 @@ def test_an_existing_output_is_replaced_only_with_overwrite_and_only_if_an_image
     assert cli.main(args + ['--output', str(earlier), '--overwrite']) == 0
     assert cv2.imread(str(earlier)).shape == cv2.imread(case['input']).shape
     assert sorted(os.listdir(tmp_path)) == ['notes.png', 'out.png']  # no temporary file left
+
+
+def _guided_case():
+    from conftest import GUIDED_GOLDEN
+    folder = os.path.join(GUIDED_GOLDEN, 'motorcycle184x264')
+    return {name: os.path.join(folder, f'{name}.png') for name in ('input', 'mask', 'edge')}
+
+
+def test_an_edge_is_refused_before_any_work_when_the_model_is_not_guided(tmp_path, capsys):
+    case = _guided_case()
+    out = tmp_path / 'out.png'
+    code = cli.main(['--image', case['input'], '--mask', case['mask'], '--edge', case['edge'],
+                     '--output', str(out), '--checkpoint_dir', GOLDEN_CHECKPOINT])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f'test.py: error: --edge {case["edge"]}: ') and 'not guided' in err, err
+    assert not out.exists()
+
+
+def test_the_edge_must_have_the_images_size_and_may_not_be_the_output(tmp_path, capsys):
+    from conftest import GUIDED_CHECKPOINT
+    case = _guided_case()
+    small = tmp_path / 'small_edge.png'
+    cv2.imwrite(str(small), np.zeros((10, 12), np.uint8))
+    args = ['--image', case['input'], '--mask', case['mask'], '--checkpoint_dir', GUIDED_CHECKPOINT]
+    assert cli.main(args + ['--edge', str(small), '--output', str(tmp_path / 'out.png')]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"test.py: error: {small}: edge image is 12x10 but the image {case['input']} "
+                   f"is 264x184; give an edge image of the image's size")
+    assert cli.main(args + ['--edge', str(small), '--output', str(small), '--overwrite']) == 2
+    assert 'overwrite an input' in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ['small_edge.png']
+
+
+def test_a_guided_model_without_an_edge_warns_and_inpaints_without_lines(tmp_path, caplog):
+    from conftest import GUIDED_CHECKPOINT
+    case = _guided_case()
+    args = ['--image', case['input'], '--mask', case['mask'], '--checkpoint_dir', GUIDED_CHECKPOINT]
+    caplog.clear()
+    assert cli.main(args + ['--output', str(tmp_path / 'none.png')]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert len(warnings) == 1 and warnings[0].startswith(f'{case["input"]}: no --edge: this model is '
+                                                         f'edge-guided'), warnings
+    black = tmp_path / 'black.png'
+    cv2.imwrite(str(black), np.zeros((184, 264), np.uint8))
+    assert cli.main(args + ['--edge', str(black), '--output', str(tmp_path / 'black_out.png')]) == 0
+    assert cli.main(args + ['--edge', case['edge'], '--output', str(tmp_path / 'edge_out.png')]) == 0
+    none, black_out, edge_out = (cv2.imread(str(tmp_path / n)) for n in ('none.png', 'black_out.png',
+                                                                          'edge_out.png'))
+    assert np.array_equal(none, black_out) and not np.array_equal(none, edge_out)

@@ -340,7 +340,7 @@ def test_mask_dir_resizes_masks_of_the_original_size(tmp_path):
 
 def test_mask_dir_matches_by_stem_as_batch_mode(tmp_path):
     """No mask, or two masks of one stem (img1.png and img1.bmp), fail that image with the
-    message batch mode gives (one rule: `imageio.mask_by_stem`); the others are evaluated."""
+    message batch mode gives (one rule: `imageio.file_by_stem`); the others are evaluated."""
     from inpaint import batch
     _write_images(tmp_path / 'images', count=3)
     mask = np.zeros((40, 48), bool)

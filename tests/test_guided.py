@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from conftest import (GOLDEN_WEIGHTS, HAS_TENSORFLOW, HERE, SHARED, STAGE_MAX, STAGE_MEAN,
+from conftest import (GOLDEN_WEIGHTS, GUIDED_CHECKPOINT as CHECKPOINT, GUIDED_GOLDEN as GUIDED,
+                      GUIDED_WEIGHTS as WEIGHTS, HAS_TENSORFLOW, SHARED, STAGE_MAX, STAGE_MEAN,
                       assert_batched_equals_single, assert_discriminator_matches_golden,
                       perturbed_weights, to_numpy)
 from inpaint.checkpoint import CheckpointError, load_models, load_tensors, save_weights_folder
@@ -29,18 +30,15 @@ from inpaint.generator import build_generator, hole_edges
 from inpaint.imageio import InputError, above_edge_threshold, edge_lines, read_edge, read_image, read_mask
 from inpaint.inference import Inpainter, to_network
 
-GUIDED = os.path.join(HERE, 'data', 'golden_guided_small')
 SHARED_GUIDED = os.path.join(SHARED, 'golden', 'guided_small', 'infer')
-CHECKPOINT = os.path.join(GUIDED, 'checkpoint_dir')
-WEIGHTS = os.path.join(GUIDED, 'weights')
 CASES = ('rocket256', 'motorcycle184x264')
 
 
 @pytest.fixture(scope='module')
-def models():
+def models(guided_models):
     """The golden guided models: the TF1 original where TensorFlow reads it, else the converted
     weights folder."""
-    return load_models(CHECKPOINT if HAS_TENSORFLOW else WEIGHTS)
+    return guided_models
 
 
 @pytest.fixture(scope='module')
@@ -209,6 +207,27 @@ def test_original_mode_reproduces_output_png(inpainter, name):
         perturbed = inpainter.inpaint(case['image'], case['mask'], case['edge'], original=True)
     noise = (np.abs(perturbed.astype(int) - out).max(-1) > 0)[case['mask']].mean()
     assert (diff > 0)[case['mask']].mean() <= 2 * noise
+
+
+def test_command_line_reproduces_output_png(inpainter, tmp_path, capsys):
+    """The issue's "What it must show": `test.py --image I --edge E --mask M --original` with the
+    golden checkpoint writes output.png: as the README's bytes on TensorFlow, and on every backend
+    exactly what `Inpainter.inpaint(original=True)` gives (held to the golden above)."""
+    from inpaint.commands import inpaint as command
+    folder, out = os.path.join(GUIDED, 'rocket256'), str(tmp_path / 'out.png')
+    files = {flag: os.path.join(folder, name) for flag, name in (
+        ('--image', 'input.png'), ('--edge', 'edge.png'), ('--mask', 'mask.png'))}
+    argv = [item for pair in files.items() for item in pair]
+    assert command.main(argv + ['--output', out, '--checkpoint_dir', CHECKPOINT, '--original']) == 0
+    assert 'out.png' in capsys.readouterr().out
+    case = _case('rocket256')
+    got = read_image(out)
+    np.testing.assert_array_equal(got, inpainter.inpaint(case['image'], case['mask'], case['edge'],
+                                                         original=True))
+    diff = np.abs(got.astype(int) - case['output']).max(-1)
+    assert diff.max() <= 1
+    if keras.backend.backend() == 'tensorflow':
+        assert (diff == 0).mean() >= 0.999
 
 
 def test_discriminator_matches_golden():

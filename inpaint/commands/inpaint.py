@@ -4,14 +4,24 @@
     python test.py --flist jobs.txt --checkpoint_dir DIR
     python test.py --input_dir in/ --mask_dir masks/ --output_dir out/ --checkpoint_dir DIR
     python test.py --input_dir in/ --mask mask.png --output_dir out/ --checkpoint_dir DIR
+    python test.py --image input.png --edge sketch.png --mask mask.png --checkpoint_dir GUIDED
 
 The same command is `deepfill-inpaint` (installed) and `python -m inpaint.commands.inpaint`.
 DIR is the authors' release folder (`checkpoint` or `checkpoint.txt`), a checkpoint prefix, or a
 log_dir written by train.py. By default any image size works and pixels outside the hole are kept;
 `--original` reproduces the authors' test.py exactly (crop to a multiple of 8, truncating cast).
 
+Edge-guided models (trained with `guided: True`) take an edge image beside each image: white
+lines on black (any colour, or paint on a transparent layer), the image's size; only the lines
+inside the hole guide the fill. `--edge` gives it in single mode (with `--original`, read as
+the authors' server graph reads it: OpenCV's first channel / 255 > 0.6). Batch modes: `--edge_dir`
+with `--input_dir` (matched by stem, as `--mask_dir`); in a `--flist`, a fourth column, or else
+the original's `<stem>_edge.<ext>` beside the input (the column wins). A guided model without an
+edge inpaints with no lines (a warning says so); an edge for a model that is not guided is
+refused before any image is inpainted (exit 2).
+
 Batch modes (see `inpaint/batch.py`): `--flist` is the authors' batch_test.py list, one
-`input mask output` per line, relative paths resolved against the list's folder; `--input_dir`
+`input mask output [edge]` per line, relative paths resolved against the list's folder; `--input_dir`
 takes every image of a folder, with masks matched by file stem in `--mask_dir` or one shared
 `--mask` file, and writes `<output_dir>/<stem>.png`. Each output is written as soon as it is
 ready. A finished output (it decodes and has the input's size) is skipped, so a rerun resumes;
@@ -46,17 +56,23 @@ def build_parser(prog=PROG):
                                        'colour on black = hole, or paint on a transparent PNG '
                                        '(single mode; with --input_dir, one mask for every image)')
     parser.add_argument('--output', help='single mode: where to write the result (default output.png)')
+    parser.add_argument('--edge', help='single mode, edge-guided models: the edge image (white '
+                                       'lines on black, the image\'s size); lines inside the hole '
+                                       'guide the fill')
     parser.add_argument('--checkpoint_dir', required=True,
                         help='release folder, checkpoint prefix or train.py log_dir')
     parser.add_argument('--original', action='store_true',
                         help="reproduce the authors' test.py: crop to a multiple of 8, float "
                              'composite cast with truncation')
     batch = parser.add_argument_group('batch modes')
-    batch.add_argument('--flist', help='file list, one "input mask output" per line')
+    batch.add_argument('--flist', help='file list, one "input mask output [edge]" per line (no '
+                                       'edge column: <stem>_edge.<ext> beside the input, if any)')
     batch.add_argument('--input_dir', help='folder of images to complete')
     batch.add_argument('--mask_dir', help='with --input_dir: masks named as the images (any '
                                           'image extension)')
     batch.add_argument('--output_dir', help='with --input_dir: results as <stem>.png')
+    batch.add_argument('--edge_dir', help='with --input_dir, edge-guided models: edge images '
+                                          'named as the images (any image extension)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing output images (default: single mode refuses an '
                              'existing --output, batch modes skip finished outputs, resuming a '
@@ -95,11 +111,12 @@ def check_flags(parser, args):
     given = {flag for flag, value in (
         ('--mask', args.mask), ('--output', args.output), ('--mask_dir', args.mask_dir),
         ('--output_dir', args.output_dir), ('--overwrite', args.overwrite or None),
-        ('--batch_size', args.batch_size)) if value is not None}
-    allowed = {'--image': {'--mask', '--output', '--overwrite'},
+        ('--batch_size', args.batch_size), ('--edge', args.edge),
+        ('--edge_dir', args.edge_dir)) if value is not None}
+    allowed = {'--image': {'--mask', '--output', '--overwrite', '--edge'},
                '--flist': {'--overwrite', '--batch_size'},
                '--input_dir': {'--mask', '--mask_dir', '--output_dir', '--overwrite',
-                               '--batch_size'}}[modes[0]]
+                               '--batch_size', '--edge_dir'}}[modes[0]]
     if given - allowed:
         parser.error(f'{", ".join(sorted(given - allowed))} cannot be used with {modes[0]}')
     if modes[0] == '--image' and args.mask is None:
@@ -135,21 +152,26 @@ def main(argv=None, prog=PROG):
             return 130
     args.output = 'output.png' if args.output is None else args.output
     from inpaint.checkpoint import CheckpointError
-    from inpaint.imageio import (InputError, check_output_path, read_pair, replaceable_output,
-                                 write_image)
+    from inpaint.imageio import (InputError, check_output_path, read_edge, read_pair,
+                                 replaceable_output, write_image)
     from inpaint.inference import Inpainter
 
     try:
-        if os.path.abspath(args.output) in (os.path.abspath(args.image), os.path.abspath(args.mask)):
+        inputs = [path for path in (args.image, args.mask, args.edge) if path is not None]
+        if os.path.abspath(args.output) in map(os.path.abspath, inputs):
             raise InputError(f'{args.output}: the output would overwrite an input; choose another '
                              f'--output')
         check_output_path(args.output)  # before the model and the inference (minutes at 2048 px)
         image, mask = read_pair(args.image, args.mask, original=args.original)
+        edge = None if args.edge is None else read_edge(
+            args.edge, original=args.original, image_shape=image.shape, image_name=args.image)
         inpainter = Inpainter.from_checkpoint(args.checkpoint_dir, precision=args.precision)
+        check_guidance(inpainter, f'--edge {args.edge}' if args.edge else None,
+                       missing=f'{args.image}: no --edge')
         problem = replaceable_output(args.output, args.overwrite)  # bad inputs are named first
         if problem:
             raise InputError(problem)
-        result = inpainter.inpaint(image, mask, original=args.original)
+        result = inpainter.inpaint(image, mask, edge, original=args.original)
         write_image(args.output, result)
     except (InputError, CheckpointError) as error:
         return parser.fail(error)
@@ -158,6 +180,26 @@ def main(argv=None, prog=PROG):
     logging.info('wrote %s (%dx%d)', args.output, result.shape[1], result.shape[0])
     print(f'Inpainted {args.image} -> {args.output} ({result.shape[1]}x{result.shape[0]})')
     return 0
+
+
+def check_guidance(inpainter, given, missing):
+    """Refuses edges for a model that is not guided; warns when a guided model gets none.
+
+    Args:
+        inpainter: the loaded `Inpainter`.
+        given: what gave edge images (e.g. '--edge sketch.png'), or None.
+        missing: what has no edge image (e.g. 'photo.png: no --edge'), or None when all have one.
+    Raises:
+        InputError: `given` for a model that is not guided (`generator.NOT_GUIDED`).
+    """
+    from inpaint.generator import NOT_GUIDED
+    from inpaint.imageio import InputError
+
+    if given and not inpainter.generator.guided:
+        raise InputError(f'{given}: {NOT_GUIDED}')
+    if missing and inpainter.generator.guided:
+        logging.warning('%s: this model is edge-guided, so it is inpainted without lines; give '
+                        'edge images (white lines on black) to guide the fill', missing)
 
 
 def run_batch_mode(parser, args):
@@ -179,9 +221,22 @@ def run_batch_mode(parser, args):
                 raise InputError(f'{args.mask}: --mask is a folder; use --mask_dir for a folder '
                                  f'of masks')
             jobs = batch.jobs_from_folders(args.input_dir, args.mask_dir or args.mask,
-                                           args.output_dir)
+                                           args.output_dir, args.edge_dir)
             check_output_folder(args.output_dir)
         inpainter = Inpainter.from_checkpoint(args.checkpoint_dir, precision=args.precision)
+        if args.flist is not None:
+            listed = sum(job.edge is not None for job in jobs)
+            check_guidance(inpainter, f'{args.flist}: {listed} line(s) with a fourth column (an '
+                                      f'edge image)' if listed else None, None)
+            if inpainter.generator.guided:  # the original's convention, for guided models only
+                jobs, missing = batch.edges_beside(jobs)
+                check_guidance(inpainter, None, f'{args.flist}: {missing} of {len(jobs)} images '
+                               f'have no edge image (no fourth column, no '
+                               f'<stem>{batch.EDGE_SUFFIX}.<ext> beside the input)' if missing else None)
+        elif args.edge_dir is not None:
+            check_guidance(inpainter, f'--edge_dir {args.edge_dir}', None)
+        else:
+            check_guidance(inpainter, None, f'{args.input_dir}: no --edge_dir')
     except (InputError, CheckpointError) as error:
         return parser.fail(error)
     summary = batch.run_batch(inpainter, jobs, overwrite=args.overwrite, original=args.original,

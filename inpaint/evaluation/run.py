@@ -161,7 +161,7 @@ class MaskDir:
     sub-folder of mask files per family (as `<output_dir>/masks/` of a generated run). The mask of
     image `a/b/photo.jpg` is `<family folder>/photo.png` (or another image extension); no mask of
     that stem, or several (`photo.png` and `photo.bmp`), fails that image, as in batch mode
-    (`imageio.mask_by_stem`).
+    (`imageio.file_by_stem`).
     A mask of the evaluated size is used as is; a mask of the image's original size goes through
     the same resize (nearest neighbour); another size fails that image.
 
@@ -193,7 +193,7 @@ class MaskDir:
     def mask(self, family, index, item, original_hw, hw):
         """The bool (h, w) mask file of `item`; raises InputError if missing or of another size."""
         del index
-        path = imageio.mask_by_stem(item.path, self._files[family], self._folders[family])
+        path = imageio.file_by_stem(item.path, self._files[family], self._folders[family])
         mask = imageio.read_mask(path)
         if mask.shape == tuple(hw):
             return mask
