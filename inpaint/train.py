@@ -48,7 +48,7 @@ def main(argv):
     try:
         args = _parser().parse_args(argv)
         config = load_config(args.config, args.set)
-        training.Trainer(config).train()
+        training.train(config)
     except training.TrainingInterrupted as error:
         print(f'train.py: {error}', file=sys.stderr)
         return 130

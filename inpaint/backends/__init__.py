@@ -5,8 +5,10 @@ training loop) is written once in `keras.ops`; a backend module provides only
 - `input_gradient(fn, x)`: d sum(fn(x)) / dx, differentiable again (the WGAN-GP penalty);
 - `compile_function(fn, variables)`: `fn` (tensors -> tensors, reading `variables`) compiled
   once per input shape (`compile_inference` runs a model through it, NumPy in and out);
-- `TrainingEngine(trainer)`: model-building scope, the number of replicas, and the compiled
-  discriminator and generator update steps.
+- `Distribution(config, strategy)`: the devices training runs on (the scope the networks are
+  built in, the number of replicas);
+- `TrainingSteps(distribution, variables, optimizer, losses)`: the compiled discriminator and
+  generator updates of a loss function written in `keras.ops` (`inpaint.gan.GAN.step_losses`).
 """
 import importlib
 
@@ -57,14 +59,38 @@ def compile_inference(model):
     return run
 
 
-def require_one_device(trainer, strategy):
+def require_one_device(config, strategy):
     """Raises ConfigError unless training is on one device (backends without tf.distribute)."""
-    if strategy is not None or trainer.config.num_gpus_per_job > 1:
+    if strategy is not None or config.num_gpus_per_job > 1:
         raise ConfigError('num_gpus_per_job: training on several devices is supported on the '
                           'TensorFlow backend only; set num_gpus_per_job: 1 or '
                           'KERAS_BACKEND=tensorflow', 'num_gpus_per_job')
 
 
-def training_engine(trainer, strategy=None):
-    """The backend's `TrainingEngine` for a `Trainer` (strategy: TensorFlow only)."""
-    return current().TrainingEngine(trainer, strategy)
+def distribution(config, strategy=None):
+    """The backend's `Distribution` for a config: the devices the training steps run on.
+
+    Args:
+        config: a `Config` (num_gpus_per_job).
+        strategy: TensorFlow only: a `tf.distribute.Strategy` to use instead.
+    Raises:
+        ConfigError: the devices asked for are not there.
+    """
+    return current().Distribution(config, strategy)
+
+
+def compile_steps(distribution, variables, optimizer, losses):
+    """The backend's compiled D and G updates.
+
+    Args:
+        distribution: from `distribution()`.
+        variables: {'d': the discriminator's trainable variables, 'g': the generator's, 'state':
+            the non-trainable ones the losses update (spectral-norm `u`, random seed state)}.
+        optimizer: a built Keras optimizer over the 'd' and 'g' variables.
+        losses: `losses(which, batch, mask)` -> dict of scalar tensors with `{which}_loss`, in
+            `keras.ops` (which is 'd' or 'g'; batch (B, H, W, 3) 0..255, mask (M, H, W, 1)).
+    Returns:
+        an object with `d_step(batch, mask)`, `g_step(batch, mask)` (NumPy in, {name: float}
+        out, `{which}_grad_norm` added) and `tracing_counts()`.
+    """
+    return current().TrainingSteps(distribution, variables, optimizer, losses)

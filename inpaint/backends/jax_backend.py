@@ -4,7 +4,7 @@ A training step follows keras.io's "training loop from scratch in JAX": every Ke
 step touches is passed in as a value and mapped with `keras.StatelessScope`, so the step itself is
 a pure function under `jax.jit`; the new values (weights, the spectral-norm `u`, the optimizer's
 slots and counter) come back out and are assigned to the Keras variables after the call. The loss
-code is the `Trainer`'s own, unchanged.
+code is the GAN's own (`inpaint.gan.GAN.step_losses`), unchanged.
 """
 import contextlib
 
@@ -43,37 +43,34 @@ def compile_function(fn, variables):
     return run
 
 
-class TrainingEngine:
-    """Compiled D and G update steps of a `Trainer` on JAX (one device).
+class Distribution:
+    """One device (several devices train on TensorFlow only)."""
 
-    Each step takes the values of all variables it reads (both networks, the optimizer, the
-    random seed's state) and returns the new values of those it changes.
-    """
-
-    def __init__(self, trainer, strategy=None):
-        require_one_device(trainer, strategy)
-        self.trainer = trainer
+    def __init__(self, config, strategy=None):
+        require_one_device(config, strategy)
         self.num_replicas = 1
-        self._steps = {}
 
     def scope(self):
         return contextlib.nullcontext()
 
-    def _groups(self):
-        t = self.trainer
-        optimizer_variables = list(t.optimizer.variables)
-        return {
-            'g': list(t.generator.trainable_variables),
-            'd': list(t.discriminator.trainable_variables),
-            'state': (list(t.generator.non_trainable_variables)
-                      + list(t.discriminator.non_trainable_variables) + [t.seed_generator.state]),
-            'optimizer': optimizer_variables,
-        }
+
+class TrainingSteps:
+    """Compiled D and G update steps on JAX (see `inpaint.backends.compile_steps`).
+
+    Each step takes the values of all variables it reads (both networks, the optimizer, the
+    non-trainable state) and returns the new values of those it changes.
+    """
+
+    def __init__(self, distribution, variables, optimizer, losses):
+        del distribution  # one device
+        self._groups = {**variables, 'optimizer': list(optimizer.variables)}
+        self._optimizer = optimizer
+        self._losses = losses
+        self._steps = {}
 
     def _build(self, which):
-        trainer, groups = self.trainer, self._groups()
+        groups, optimizer, loss_terms = self._groups, self._optimizer, self._losses
         other = 'g' if which == 'd' else 'd'
-        optimizer = trainer.optimizer
         all_trainable = list(optimizer._trainable_variables)  # pylint: disable=protected-access
 
         def step(values, batch, mask):
@@ -81,12 +78,7 @@ class TrainingEngine:
                 mapping = (list(zip(groups[which], trained)) + list(zip(groups[other], values[other]))
                            + list(zip(groups['state'], values['state'])))
                 with keras.StatelessScope(state_mapping=mapping) as scope:
-                    x = trainer.to_network(batch)
-                    if which == 'd':
-                        complete = jax.lax.stop_gradient(trainer.inpaint(x, mask)['complete'])
-                        terms = trainer.discriminator_losses(x, complete, mask)
-                    else:
-                        terms = trainer.generator_losses(x, mask)
+                    terms = loss_terms(which, batch, mask)
                 state = [scope.get_current_value(v) for v in groups['state']]
                 return terms[f'{which}_loss'], (terms, state)
 
@@ -106,14 +98,14 @@ class TrainingEngine:
                 'optimizer': [scope.get_current_value(v) for v in groups['optimizer']],
                 'state': state,
             }
-        return jax.jit(step), groups
+        return jax.jit(step)
 
     def _run(self, which, batch, mask):
         if which not in self._steps:
             self._steps[which] = self._build(which)
-        step, groups = self._steps[which]
+        groups = self._groups
         values = {name: _values(variables) for name, variables in groups.items()}
-        terms, new = step(values, np.asarray(batch, np.float32), np.asarray(mask, np.float32))
+        terms, new = self._steps[which](values, np.asarray(batch, np.float32), np.asarray(mask, np.float32))
         for name, new_values in new.items():
             _assign(groups[name], new_values)
         return {name: float(value) for name, value in terms.items()}
@@ -127,5 +119,5 @@ class TrainingEngine:
         return self._run('g', batch, mask)
 
     def tracing_counts(self):
-        return {f'{which}_step': self._steps[which][0]._cache_size() if which in self._steps else 0  # pylint: disable=protected-access
+        return {f'{which}_step': self._steps[which]._cache_size() if which in self._steps else 0  # pylint: disable=protected-access
                 for which in ('d', 'g')}

@@ -3,7 +3,7 @@
 The training steps run under a `tf.distribute` strategy (the default one on one device, a
 `MirroredStrategy` over `num_gpus_per_job` GPUs): `batch_size` is the global batch, split evenly,
 and the per-replica losses are scaled so that the summed gradients equal the single-device
-gradient on the whole batch.
+gradient on the whole batch. The loss code is the GAN's own (`inpaint.gan.GAN.step_losses`).
 """
 import keras
 import numpy as np
@@ -46,24 +46,37 @@ def make_strategy(num_gpus):
     return tf.distribute.MirroredStrategy([device.name for device in gpus[:num_gpus]])
 
 
-class TrainingEngine:
-    """Compiled D and G update steps of a `Trainer` on TensorFlow.
+class Distribution:
+    """A `tf.distribute` strategy: the networks are built in its scope, the steps run under it.
 
     Args:
-        trainer: the `Trainer` (its models and optimizer are built inside `scope()`).
+        config: a `Config`; `num_gpus_per_job` picks the strategy when `strategy` is None.
         strategy: a `tf.distribute.Strategy`; None = `make_strategy(config.num_gpus_per_job)`.
     """
 
-    def __init__(self, trainer, strategy=None):
-        self.trainer = trainer
-        self.strategy = strategy if strategy is not None else make_strategy(
-            trainer.config.num_gpus_per_job)
+    def __init__(self, config, strategy=None):
+        self.strategy = strategy if strategy is not None else make_strategy(config.num_gpus_per_job)
         self.num_replicas = self.strategy.num_replicas_in_sync
-        self._d_step_fn = tf.function(self._d_step_distributed)
-        self._g_step_fn = tf.function(self._g_step_distributed)
 
     def scope(self):
         return self.strategy.scope()
+
+
+class TrainingSteps:
+    """Compiled D and G update steps on TensorFlow (see `inpaint.backends.compile_steps`).
+
+    `batch_size` is the global batch, split evenly over the replicas, and the per-replica losses
+    are scaled so that the summed gradients equal the single-device gradient on the whole batch.
+    """
+
+    def __init__(self, distribution, variables, optimizer, losses):
+        self.strategy = distribution.strategy
+        self.num_replicas = distribution.num_replicas
+        self._variables = variables
+        self._optimizer = optimizer
+        self._losses = losses
+        self._d_step_fn = tf.function(self._d_step_distributed)
+        self._g_step_fn = tf.function(self._g_step_distributed)
 
     def _local(self, batch, mask):
         """This replica's share of a global batch (and of per-image masks); a (1,...) mask is shared."""
@@ -85,29 +98,19 @@ class TrainingEngine:
         return tf.linalg.global_norm(grads)
 
     def _replica_step(self, which, batch, mask):
-        trainer = self.trainer
         batch, mask = self._local(batch, mask)
-        x = trainer.to_network(batch)
-        if which == 'd':
-            # The generator runs outside the tape (and its output is cut): the D step cannot reach it.
-            complete = tf.stop_gradient(trainer.inpaint(x, mask)['complete'])
-            variables = trainer.discriminator.trainable_variables
-            losses = lambda: trainer.discriminator_losses(x, complete, mask)
-        else:
-            variables = trainer.generator.trainable_variables
-            losses = lambda: trainer.generator_losses(x, mask)
+        variables = self._variables[which]
         with tf.GradientTape() as tape:
-            terms = losses()
+            terms = self._losses(which, batch, mask)
             # A mean over this replica's equal share of the batch, divided by the number of
             # replicas: the gradients Keras sums over replicas are then the whole batch's.
             loss = terms[f'{which}_loss'] / self.num_replicas
         grads = tape.gradient(loss, variables)
-        trainer.optimizer.apply_gradients(zip(grads, variables))
+        self._optimizer.apply_gradients(zip(grads, variables))
         # Per-replica values pre-divided, so that their SUM is the whole batch's value.
         report = {name: value / self.num_replicas for name, value in terms.items()}
         report[f'{which}_grad_norm'] = self._global_norm(grads) / self.num_replicas
         return report
-
     def _reduce(self, per_replica):
         return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                 for name, value in per_replica.items()}
