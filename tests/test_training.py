@@ -489,7 +489,7 @@ def test_run_checkpoint_loads_for_inference(interrupted_run):
     assert (report.generator_cnum, report.discriminator_cnum) == (8, 8) and report.format == 'run'
     assert report.prefix == training_state.path_for(resumed_dir, 3)
     loaded = {**generator_table(generator), **discriminator_table(discriminator)}
-    for name, variable in all_tables(second).items():
+    for name, variable in all_tables(second.gan).items():
         np.testing.assert_array_equal(to_numpy(loaded[name]), to_numpy(variable), err_msg=name)
     image = cv2.imread(os.path.join(os.path.dirname(resumed_dir), 'images', '0.png'))[..., ::-1]
     mask = np.zeros(image.shape[:2], bool)
