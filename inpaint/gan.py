@@ -229,20 +229,23 @@ class GAN:
     def _check_inputs(self, batch, mask):
         batch = np.asarray(batch, np.float32)
         mask = np.asarray(mask, np.float32)
-        size, replicas = batch.shape[0], self.distribution.num_replicas
-        if (batch.ndim != 4 or batch.shape[3] != 3 or size % replicas
-                or mask.ndim != 4 or mask.shape[0] not in (1, size)
+        size, devices = batch.shape[0], self.distribution.local_replicas
+        if (batch.ndim != 4 or batch.shape[3] != 3 or size % devices
+                or mask.ndim != 4 or size % mask.shape[0] or (mask.shape[0] != 1 and mask.shape[0] % devices)
                 or mask.shape[1:] != batch.shape[1:3] + (1,)):
-            raise ValueError(f'expected a batch (B, H, W, 3) with B a multiple of {replicas} '
-                             f'and a mask (1 or B, H, W, 1), got {batch.shape} and {mask.shape}')
+            raise ValueError(f'expected a batch (B, H, W, 3) with B a multiple of {devices} (the '
+                             f'devices of this process) and masks (M, H, W, 1) with M = 1 or a '
+                             f'multiple of {devices} dividing B, got {batch.shape} and {mask.shape}')
         return batch, mask
 
     def d_step(self, batch, mask):
         """One discriminator update.
 
         Args:
-            batch: (B, H, W, 3) BGR float32 0..255, as `data.make_dataset` yields.
-            mask: (1 or B, H, W, 1) float32, 1 = hole.
+            batch: (B, H, W, 3) BGR float32 0..255, this process's images (B = batch_size x its
+                devices in training), as `data.make_dataset` yields.
+            mask: (M, H, W, 1) float32, 1 = hole, M = 1 (one mask for every image of every
+                device) or a multiple of this process's devices dividing B (module docstring).
         Returns:
             dict of Python floats: d_loss, its terms, d_grad_norm (norm of the whole-batch gradient).
         """
@@ -260,10 +263,15 @@ class GAN:
         return self._steps.tracing_counts()
 
     def sample_mask(self, rng):
-        """A training mask for one batch: (1, H, W, 1), or (B, H, W, 1) when mask_per_image.
+        """The masks of one step of this process: one per device (each device its own, as the
+        original's towers), or one per image when config.mask_per_image; (1, H, W, 1) on one
+        device, as the original.
 
         Args:
             rng: np.random.Generator.
+        Returns:
+            float32 (M, H, W, 1), M = local devices (x batch_size when mask_per_image).
         """
-        return training_masks(self.config, self.config.batch_size if self.config.mask_per_image else 1,
-                              rng)
+        devices = self.distribution.local_replicas
+        count = self.config.batch_size * devices if self.config.mask_per_image else devices
+        return training_masks(self.config, count, rng)

@@ -15,8 +15,10 @@ them.
 import os
 
 import keras
+import numpy as np
 from absl import logging
 
+from inpaint import backends
 from inpaint import training_state
 from inpaint.checkpoint import (CheckpointError, discriminator_table, generator_table, load_models,
                                 model_tensors)
@@ -37,17 +39,25 @@ class RunState:
         CheckpointError: the checkpoint to resume or fine-tune from cannot be used (widths differ,
             damaged files, ...).
 
+    Every process of a multi-process run restores the same state: log_dir must be one folder
+    that they all see (process 0 alone writes into it). An unseeded multi-process run takes
+    process 0's random seed, so that every process starts from the same weights.
+
     Attributes:
         config: the `Config`.
         gan: the `GAN` (networks, optimizer, steps).
         step: int, iterations (D step + G step) completed.
         restored_from: the checkpoint or release path restored at construction, or None.
+        seed: the seed the run was started with (config.seed, process 0's for an unseeded
+            multi-process run), or None (unseeded, one process).
     """
 
     def __init__(self, config, distribution=None):
         self.config = config
-        if config.random_seed:
-            keras.utils.set_random_seed(config.seed)  # Python, NumPy and the backend: initial weights too
+        distribution = distribution or backends.distribution(config)
+        self.seed = config.seed if config.random_seed else shared_seed(distribution)
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)  # Python, NumPy and the backend: initial weights too
         self.gan = GAN(config, distribution)
         self.step = 0
         self.restored_from = self._restore()
@@ -119,6 +129,11 @@ class RunState:
         logging.info('Loaded %d tensors from %s', len(report.loaded), report.prefix)
 
     @property
+    def is_chief(self):
+        """Whether this process writes the run's files (process 0)."""
+        return self.gan.distribution.process_index == 0
+
+    @property
     def latest_checkpoint(self):
         """Path of the newest checkpoint file in log_dir, or None."""
         found = training_state.list_checkpoints(self.config.log_dir)
@@ -139,3 +154,10 @@ class RunState:
         for _, old in training_state.list_checkpoints(log_dir)[:-self.config.max_to_keep]:
             os.remove(old)
         return path
+
+
+def shared_seed(distribution):
+    """None on one process; else a random seed drawn by process 0, the same on every process."""
+    if distribution.process_count == 1:
+        return None
+    return int(distribution.gather([np.random.SeedSequence().entropy % 2**31])[0, 0])

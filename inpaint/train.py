@@ -5,17 +5,23 @@
     python train.py --config my.yml --set batch_size=8 --set log_dir=logs/run1
     python train.py --set model_restore=checkpoints/places2   # fine-tune from a release
 
+    KERAS_BACKEND=jax python train.py --config C --coordinator HOST:PORT --num_processes 2 --process_id I
+
 Rerunning with the same log_dir resumes from its latest intact checkpoint (to the same max_iters).
+Several processes (JAX) join through process 0's HOST:PORT, or by themselves under SLURM's `srun`;
+on TensorFlow, `TF_CONFIG` describes the workers.
 The resolved configuration, TensorBoard summaries and checkpoints go into log_dir. Ctrl-C (SIGINT)
 or SIGTERM finishes the current step and saves a checkpoint before stopping. Any Keras backend
 (`KERAS_BACKEND=tensorflow|jax|torch`).
 
 Exit codes: 0 training reached max_iters; 1 stopped on a NaN or Inf loss (the last checkpoint is
-kept); 2 bad flags, configuration, input files or checkpoint, with a one-line message; 130
-interrupted (SIGINT or SIGTERM), with a one-line message naming the checkpoint saved.
+kept); 2 bad flags, configuration, input files or checkpoint, with a one-line message; 3 another
+process of a multi-process run died or cannot be reached (one line); 130 interrupted (SIGINT or
+SIGTERM, on this process or another of the run), with a one-line message naming the checkpoint.
 TensorFlow's start-up lines are hidden unless `--verbose`.
 """
 import argparse
+import os
 import sys
 
 from inpaint import commands
@@ -35,6 +41,10 @@ def _parser():
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='the YAML config (default: inpaint.yml)')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override a config key (value in YAML, e.g. img_shapes=[64,64,3]); repeatable')
+    parser.add_argument('--coordinator', metavar='HOST:PORT',
+                        help='several processes (JAX): process 0\'s address, the same for all')
+    parser.add_argument('--num_processes', type=int, metavar='N', help='several processes: how many')
+    parser.add_argument('--process_id', type=int, metavar='I', help='several processes: this one, 0..N-1')
     parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
     return parser
 
@@ -43,12 +53,20 @@ def main(argv):
     """Runs training; returns the exit code (see the module docstring)."""
     # Imported here, so that importing this module does not import TensorFlow (see commands.py).
     from inpaint import training
+    from inpaint.backends import PeerLostError
     from inpaint.checkpoint import CheckpointError
 
     try:
         args = _parser().parse_args(argv)
         config = load_config(args.config, args.set)
-        training.train(config)
+        training.train(config, coordinator=args.coordinator, num_processes=args.num_processes,
+                       process_id=args.process_id)
+    except PeerLostError as error:
+        print(f'train.py: {error}', file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # Now, without the interpreter's exit: JAX's runtime would wait there for the lost
+        # process (its shutdown barrier) and then abort with its own messages.
+        os._exit(3)
     except training.TrainingInterrupted as error:
         print(f'train.py: {error}', file=sys.stderr)
         return 130

@@ -6,12 +6,18 @@ D and G step logic), `inpaint.run_state` (restore from log_dir or model_restore,
 is one discriminator step then one generator step, each on its own batch and its own mask
 (`inpaint.gan` has the formulas).
 
+Several devices and processes train data-parallel, with the original's semantics (its towers):
+`batch_size` images per device (the global batch, batch_size x devices, is printed at the start),
+each device its own mask, the learning rate the config's. Each process reads a disjoint slice of
+every pass's shuffled file list (`data.make_dataset(shard=...)`) and draws its masks from its own
+seeded stream; the step counter is global (every process steps together and resumes from the
+same checkpoint); process 0 alone writes config.yml, the summaries, the held-out L1 and the
+checkpoints. The processes agree at the start on the config and the step, and after every
+iteration on whether one of them was asked to stop (Ctrl-C or SIGTERM on any process stops all of
+them after the same step, with one checkpoint). A process that dies makes the others' next
+collective fail: they stop with `PeerLostError` (one line) instead of waiting.
+
 Deliberate differences from the original (each also noted where it happens):
-- `batch_size` is the global batch, split evenly over the replicas, and the per-replica losses are
-  scaled so that the summed gradients equal the single-device gradient on the whole batch: the
-  same config gives the same training on any number of devices. (The original's towers each took
-  `batch_size` images with a mask of their own and averaged the gradients, so its effective batch
-  was `num_gpus * batch_size`; set `batch_size` to that product to match it.)
 - Static views (`val: True`) use the original's fixed box (`build_static_infer_graph`: top =
   height // 2, left = width // 2, size height x width) without the random shrink and without the
   random brush strokes the original's `build_infer_graph` adds on every evaluation, so a view
@@ -28,6 +34,7 @@ import math
 import os
 import sys
 import time
+import zlib
 
 import keras
 import numpy as np
@@ -35,10 +42,12 @@ from absl import logging
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
+from inpaint import backends
 from inpaint import data as data_lib
-from inpaint.config import save_config
+from inpaint import training_state
+from inpaint.config import ConfigError, save_config
 from inpaint.flow import offset_flow, resize_bilinear
-from inpaint.gan import to_network, training_masks
+from inpaint.gan import masks_per_image, to_network, training_masks
 from inpaint.generator import composite
 from inpaint.interrupt import StopRequest
 from inpaint.run_state import CONFIG_FILE, RunState
@@ -158,11 +167,22 @@ def _write_images(writer, tag, images, step):
 
 # --- the loop ------------------------------------------------------------------------------------
 
-def _seed(config, start, purpose):
-    """A seed for the data order, the masks or the WGAN-GP weights of a run (re)started at `start`."""
-    if not config.random_seed:
+def _seed(run, start, purpose, process=0):
+    """A seed for the data order, the masks or the WGAN-GP weights of a run (re)started at
+    `start`; `process` > 0 gives that process a stream of its own (process 0's is one process's)."""
+    if run.seed is None:
         return None
-    return int(np.random.SeedSequence([config.seed, start, purpose]).generate_state(1)[0])
+    entropy = [run.seed, start, purpose] + ([process] if process else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def _agree(distribution, values, what, fix):
+    """Raises ConfigError (the same line on every process) unless every process has `values`."""
+    gathered = distribution.gather(values)
+    differ = [index for index, row in enumerate(gathered) if not np.array_equal(row, gathered[0])]
+    if differ:
+        raise ConfigError(f'{what} differs between processes (process {differ[0]} and process 0); '
+                          f'{fix}')
 
 
 def _check_finite(step, which, values, run):
@@ -178,7 +198,7 @@ def _check_finite(step, which, values, run):
                 f'this state ({kept}); lower lr or check the data')
 
 
-def train(config, max_iters=None, run=None):
+def train(config, max_iters=None, run=None, coordinator=None, num_processes=None, process_id=None):
     """Trains until the step reaches `max_iters` (default config.max_iters), a total count.
 
     Writes `config.yml`, summaries and checkpoints (every train_spe steps and at the end) into
@@ -190,19 +210,30 @@ def train(config, max_iters=None, run=None):
         max_iters: target step count; None = config.max_iters.
         run: a `RunState` of this config to continue in this process; None = `RunState(config)`
             (resume from log_dir, fine-tune from model_restore, or start fresh).
+        coordinator, num_processes, process_id: join a multi-process run first (JAX; see
+            `backends.join_processes`); None = JAX's auto-detection (SLURM, Open MPI) or TF_CONFIG.
     Returns:
         the final step (int).
     Raises:
         NonFiniteLossError: a loss (or gradient norm) became NaN or Inf.
         TrainingInterrupted: a signal stopped the run (after saving).
         InputError: the training or validation images cannot be read.
-        ConfigError, CheckpointError: see `RunState`.
+        ConfigError, CheckpointError: see `RunState`; also processes that disagree on the
+            config or the step.
+        PeerLostError: another process of the run died or cannot be reached.
     """
     c = config
     if run is not None and run.config != c:
         raise ValueError('train(config, run=...): the run was made with another config')
-    run = run if run is not None else RunState(c)
-    gan = run.gan
+    if run is None:
+        backends.join_processes(coordinator, num_processes, process_id)
+        run = RunState(c)
+    gan, distribution = run.gan, run.gan.distribution
+    chief, process = run.is_chief, distribution.process_index
+    _agree(distribution, [zlib.crc32(repr(c).encode())], 'the configuration',
+           'give every process the same --config and --set flags')
+    _agree(distribution, [run.step], 'the step resumed from',
+           'log_dir must be one folder that every process sees (a shared filesystem)')
     target = c.max_iters if max_iters is None else int(max_iters)
     start = run.step
     if start >= target:
@@ -211,26 +242,32 @@ def train(config, max_iters=None, run=None):
 
     # --- data
     dataset = data_lib.make_dataset(
-        data_lib.list_images(c.train_flist), c.img_shapes[:2], c.random_crop, c.batch_size,
-        shuffle=True, seed=_seed(c, start, 0), num_parallel_calls=c.num_parallel_calls,
-        shuffle_buffer=c.shuffle_buffer)
-    rng = np.random.default_rng(_seed(c, start, 1))  # the masks
-    if c.random_seed:  # the WGAN-GP interpolation weights, re-seeded as the data and the masks
+        data_lib.list_images(c.train_flist), c.img_shapes[:2], c.random_crop,
+        c.batch_size * distribution.local_replicas, shuffle=True, seed=_seed(run, start, 0),
+        num_parallel_calls=c.num_parallel_calls, shuffle_buffer=c.shuffle_buffer,
+        shard=(process, distribution.process_count))
+    rng = np.random.default_rng(_seed(run, start, 1, process))  # this process's masks
+    if run.seed is not None:  # the WGAN-GP interpolation weights, re-seeded as the data and masks
         state = gan.seed_generator.state
-        state.assign(np.array([_seed(c, start, 2) % 2**31, 0], state.dtype))
-    static_images = validation_images(c, c.static_view_size) if c.val else None
-    heldout = heldout_set(c) if c.heldout_steps else None
+        state.assign(np.array([_seed(run, start, 2) % 2**31, 0], state.dtype))
+    static_images = validation_images(c, c.static_view_size) if c.val and chief else None
+    heldout = heldout_set(c) if c.heldout_steps and chief else None
 
     # --- log
-    os.makedirs(c.log_dir, exist_ok=True)
-    save_config(c, os.path.join(c.log_dir, CONFIG_FILE))
-    writer = SummaryWriter(c.log_dir)
-    origin = f'resumed from {run.restored_from}' if start else (
-        f'weights from {run.restored_from}' if run.restored_from else 'from scratch')
-    print(f'Training steps {start}..{target} ({origin}) on {keras.backend.backend()}, '
-          f'{gan.distribution.num_replicas} replica(s); logs and checkpoints in {c.log_dir}')
+    writer = None
+    if chief:
+        os.makedirs(c.log_dir, exist_ok=True)
+        save_config(c, os.path.join(c.log_dir, CONFIG_FILE))
+        writer = SummaryWriter(c.log_dir)
+        origin = f'resumed from {run.restored_from}' if start else (
+            f'weights from {run.restored_from}' if run.restored_from else 'from scratch')
+        devices = distribution.num_replicas
+        print(f'Training steps {start}..{target} ({origin}) on {keras.backend.backend()}, '
+              f'{devices} device(s) in {distribution.process_count} process(es), global batch '
+              f'{c.batch_size * devices} (batch_size {c.batch_size} x {devices}); logs and '
+              f'checkpoints in {c.log_dir}')
     bar = tqdm(initial=start, total=target, unit='step', file=sys.stdout, dynamic_ncols=True,
-               mininterval=1.0)
+               mininterval=1.0, disable=not chief)
     last_time, last_step = time.perf_counter(), start
 
     def save():
@@ -239,11 +276,11 @@ def train(config, max_iters=None, run=None):
         bar.write(f'step {run.step}: saved {path}', file=sys.stdout)
         return run.step
 
-    saved = start
+    saved, stopping = start, False
     stop = StopRequest()
     try:
         with dataset, stop:
-            while run.step < target and not stop.requested:
+            while run.step < target and not stopping:
                 # --- step
                 d = gan.d_step(next(dataset), gan.sample_mask(rng))
                 _check_finite(run.step + 1, 'discriminator', d, run)
@@ -253,6 +290,12 @@ def train(config, max_iters=None, run=None):
                 run.step += 1
                 step = run.step
                 bar.update(1)
+
+                # Every process stops after the same step when any of them was asked to.
+                stopping = stop.requested if distribution.process_count == 1 else bool(
+                    distribution.gather([stop.requested]).any())
+                if not chief:
+                    continue
 
                 # --- log
                 if step % c.log_steps == 0 or step == target:
@@ -268,6 +311,7 @@ def train(config, max_iters=None, run=None):
                     bar.set_postfix({'steps/s': f'{rate:.3g}', 'd_loss': f'{d["d_loss"]:.4g}',
                                      'g_loss': f'{g["g_loss"]:.4g}', 'ae_loss': f'{g["ae_loss"]:.4g}'})
                 if step % c.val_psteps == 0:
+                    mask = keras.ops.convert_to_numpy(masks_per_image(mask, len(batch)))
                     _write_images(writer, 'raw_incomplete_complete_flow',
                                   preview(gan, batch[:c.viz_max_out], mask[:c.viz_max_out]), step)
                     if static_images is not None:
@@ -285,16 +329,19 @@ def train(config, max_iters=None, run=None):
                 if step % c.train_spe == 0:
                     saved = save()
                 writer.flush()
-            if saved != run.step:
+            if saved != run.step and chief:
                 save()
     finally:
         bar.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
     stats = dataset.decode_stats
     if stats.skipped:
         logging.warning('%d unreadable training images were skipped: %s', len(stats.bad_files),
                         sorted(stats.bad_files)[:5])
-    if stop.requested:
-        raise TrainingInterrupted(run.step, run.latest_checkpoint)
-    print(f'Finished at step {run.step}; last checkpoint {run.latest_checkpoint}')
+    checkpoint = run.latest_checkpoint if chief else training_state.path_for(c.log_dir, run.step)
+    if stopping:
+        raise TrainingInterrupted(run.step, checkpoint)
+    if chief:
+        print(f'Finished at step {run.step}; last checkpoint {checkpoint}')
     return run.step

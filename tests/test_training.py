@@ -650,8 +650,9 @@ print(json.dumps(result))
 def test_two_replicas_match_one_device():
     """MirroredStrategy over two logical CPUs vs the default strategy, same weights, batch and mask.
 
-    With per-image masks both the batch and the masks are split over the replicas; with one mask
-    per batch (the original's way) only the batch is. Both run in one subprocess (the steps are
+    The 2-replica GAN takes the 4 images as 2 per replica (batch_size is per device), the default
+    one all 4: the same global batch. With per-image masks both the batch and the masks are split
+    over the replicas; with one mask for the batch only the batch is. Both run in one subprocess (the steps are
     traced once per mask shape).
 
     Losses and gradient norms (of the whole-batch gradient) must agree to `1e-5` relative: the
@@ -688,7 +689,7 @@ def gpu_count():
         return 0
 
 
-def test_several_devices_need_them_and_tensorflow(tmp_path):
+def test_several_devices_need_them(tmp_path):
     if gpu_count() >= 2:
         pytest.skip('this machine has two GPUs')
     with pytest.raises(ConfigError, match='num_gpus_per_job'):
@@ -714,6 +715,14 @@ def test_cli_bad_set_exits_2_naming_the_key(capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+def test_cli_process_flags_alone_exit_2(tmp_path, capsys):
+    """--coordinator without --num_processes and --process_id (or on TensorFlow, which reads
+    TF_CONFIG): one line, exit 2, before anything is built."""
+    assert train_cli.main(['--coordinator', '127.0.0.1:1'] + set_flags(tiny_overrides(tmp_path))) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith('train.py: ') and '--coordinator' in err
+
+
 @pytest.mark.parametrize('error, code', [
     (NonFiniteLossError('step 7: g_loss is nan in the generator step; stopped'), 1),
     (CheckpointError('run/ckpt-3.h5: cannot resume from it'), 2),
@@ -721,7 +730,7 @@ def test_cli_bad_set_exits_2_naming_the_key(capsys):
     (KeyboardInterrupt(), 130),
 ])
 def test_cli_exit_codes(monkeypatch, tmp_path, capsys, error, code):
-    def stop(config, max_iters=None, run=None):
+    def stop(config, **kwargs):
         raise error
     monkeypatch.setattr(training, 'train', stop)
     assert train_cli.main(set_flags(tiny_overrides(tmp_path, val=False))) == code
@@ -735,7 +744,7 @@ def test_cli_exit_codes(monkeypatch, tmp_path, capsys, error, code):
 
 
 def test_cli_finishes_with_exit_0(monkeypatch, tmp_path):
-    monkeypatch.setattr(training, 'train', lambda config, max_iters=None, run=None: config.max_iters)
+    monkeypatch.setattr(training, 'train', lambda config, **kwargs: config.max_iters)
     assert train_cli.main(set_flags(tiny_overrides(tmp_path, val=False))) == 0
     assert train_cli.main(['--verbose'] + set_flags(tiny_overrides(tmp_path, val=False))) == 0
 

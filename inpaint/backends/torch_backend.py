@@ -10,6 +10,7 @@ import torch
 from keras import ops
 
 from inpaint.backends import require_one_device
+from inpaint.config import ConfigError
 
 
 def input_gradient(fn, x):
@@ -30,15 +31,27 @@ def compile_function(fn, variables):
     return run
 
 
+def join_processes(coordinator=None, num_processes=None, process_id=None):
+    """One process only on PyTorch."""
+    if coordinator is not None or num_processes not in (None, 1):
+        raise ConfigError('--coordinator / --num_processes: training in several processes is '
+                          'supported on the JAX and TensorFlow backends; use KERAS_BACKEND=jax')
+    return 1
+
+
 class Distribution:
-    """One device (several devices train on TensorFlow only)."""
+    """One device in one process (several devices train on JAX and TensorFlow)."""
+    num_replicas = local_replicas = process_count = 1
+    process_index = 0
 
     def __init__(self, config, strategy=None):
         require_one_device(config, strategy)
-        self.num_replicas = 1
 
     def scope(self):
         return contextlib.nullcontext()
+
+    def gather(self, values):
+        return np.asarray(values, np.uint32).reshape(1, -1)
 
 
 class TrainingSteps:
