@@ -19,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) test.py --image examples/input.png --mask examples/mask.png --output demo_output.png --checkpoint_dir checkpoints/default
+	$(PY) test.py --image examples/input.png --mask examples/mask.png --output demo_output.png --overwrite --checkpoint_dir checkpoints/default
 
 # The two sessions run side by side: on 2 cores that takes about 3/4 of running them one after
 # the other (much of a test's time is one thread: process start-up, Python, small tensors).

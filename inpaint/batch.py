@@ -4,8 +4,9 @@ A bad item (unreadable or empty image or mask, a mask of another size, an output
 overwrite an input) is reported and skipped; the others still run. Each output is written as soon
 as its network call returns (atomically, by `imageio.write_image`, so a half-written file never
 exists under the output name). An existing output is skipped unless `overwrite`, so a rerun
-resumes, but only when it decodes and has the size the input gives; a 0-byte, junk or wrong-size
-file is inpainted again (with a warning). Ctrl-C (SIGINT) or SIGTERM stops after the current
+resumes, but only when it decodes and has the size the input gives. Nothing else is replaced
+without `overwrite` (an empty file excepted: nothing is lost), and a file that is not an image is
+never replaced: such a job fails with one line naming the file. Ctrl-C (SIGINT) or SIGTERM stops after the current
 network call, whose outputs are written. Inputs are only read.
 
 Batch size: on CPU a batch of several images is hardly faster per image than one at a time
@@ -165,7 +166,8 @@ def run_batch(inpainter, jobs, overwrite=False, original=False, batch_size=1, pr
     folder or has an extension OpenCV cannot write; its image or mask cannot be read (missing,
     empty, corrupt) or their sizes differ; inference rejects it (e.g. an image under 8x8 in
     original mode). A job whose output exists, decodes and has the expected size is skipped
-    unless `overwrite`; any other existing file there is replaced (with a warning).
+    unless `overwrite`; an existing image of another size fails (kept) unless `overwrite`; a
+    file there that is not an image fails and is never replaced; an empty file is redone.
 
     SIGINT or SIGTERM (while this runs in the main thread) stops the run after the current
     network call, once its outputs are written; a second SIGINT stops it at once. The summary
@@ -252,31 +254,30 @@ def _prepare(job, inputs, outputs, overwrite, original):
     if problem:
         return problem
     try:
-        if os.path.exists(job.output) and not overwrite:
-            problem = _unfinished(job.output, read_image(job.image).shape, original)
-            if problem is None:
-                return None
-            logging.warning('%s: %s; inpainting it again', job.output, problem)
+        if os.path.lexists(job.output):
+            problem = imageio.replaceable_output(job.output, overwrite=True)  # a non-image: never
+            if problem is None and not overwrite and os.path.getsize(job.output) > 0:
+                problem = _unfinished(job.output, read_image(job.image).shape, original)
+                if problem is None:
+                    return None  # finished: skipped, so a rerun resumes
+                problem = f'{job.output}: {problem}; it is kept: pass --overwrite to replace it'
+            if problem:
+                return problem
         return (job, *read_pair(job.image, job.mask, original=original))
     except _FILE_ERRORS as error:
         return _message(job.image, error, job.mask)
 
 
 def _unfinished(output, image_shape, original):
-    """Why the existing file `output` is not the finished result of an image of `image_shape`
-    (it does not decode, or its size is not the image's, cropped to a multiple of 8 when
-    `original`), or None when it is."""
+    """Why the existing image `output` is not the finished result of an image of `image_shape`
+    (its size is not the image's, cropped to a multiple of 8 when `original`), or None when it is."""
     height, width = image_shape[:2]
     if original:
         height, width = height // GRID * GRID, width // GRID * GRID
-    try:
-        found = read_image(output).shape
-    except _FILE_ERRORS as error:
-        reason = _message(output, error)
-        return f'existing output is not a readable image ({reason[len(output) + 2:]})'
+    found = read_image(output).shape
     if found[:2] != (height, width):
         return (f'existing output is {found[1]}x{found[0]}, not the expected {width}x{height} '
-                f'(an unfinished or foreign file)')
+                f'(an older or foreign file)')
     return None
 
 

@@ -30,7 +30,7 @@ import re
 
 import numpy as np
 
-from inpaint import training_state
+from inpaint import files, training_state
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import build_generator
 from inpaint.layers import GatedUpsample
@@ -243,28 +243,53 @@ def load_models(path, with_discriminator=True):
                               f'files are damaged or incomplete, download or export them again') from None
 
 
-def save_weights_folder(folder, generator, discriminator=None):
-    """Writes the backend-neutral weights format (see the module docstring) into `folder`.
+def save_weights_folder(folder, generator, discriminator=None, overwrite=False):
+    """Writes the backend-neutral weights format (see the module docstring) as the folder `folder`.
 
-    Files are written under temporary names and renamed, so an interrupted save leaves either
-    the old files or the new ones.
+    The whole folder is written under a temporary name beside it and renamed (`inpaint.files`), so
+    an interrupted save leaves the earlier folder or the new one. `folder` may be missing or
+    empty; an earlier weights folder is replaced only with `overwrite`; a folder holding anything
+    else is never replaced (`weights_folder_problem`).
+
+    Raises:
+        CheckpointError: `folder` may not be replaced.
     """
-    os.makedirs(folder, exist_ok=True)
+    problem = weights_folder_problem(folder, overwrite)
+    if problem:
+        raise CheckpointError(problem)
     manifest = {'format': FORMAT_NAME, 'version': 1, 'cnum_generator': generator.cnum,
                 'cnum_discriminator': None, 'discriminator_channels': None}
-    generator.save_weights(os.path.join(folder, GENERATOR_FILE))
-    for name in os.listdir(folder):  # an earlier discriminator, in either layout
-        if name.startswith('discriminator'):
-            os.remove(os.path.join(folder, name))
-    if discriminator is not None:
-        manifest['cnum_discriminator'] = discriminator.cnum
-        manifest['discriminator_channels'] = int(discriminator.convs[0].kernel.shape[2])
-        discriminator.save_weights(os.path.join(folder, DISCRIMINATOR_SHARDED),
-                                   max_shard_size=SHARD_GB)
-    temporary = os.path.join(folder, MANIFEST + '.partial')
-    with open(temporary, 'w') as handle:
-        json.dump(manifest, handle, indent=1)
-    os.replace(temporary, os.path.join(folder, MANIFEST))
+    with files.written_atomically(folder) as partial:
+        os.mkdir(partial)
+        generator.save_weights(os.path.join(partial, GENERATOR_FILE))
+        if discriminator is not None:
+            manifest['cnum_discriminator'] = discriminator.cnum
+            manifest['discriminator_channels'] = int(discriminator.convs[0].kernel.shape[2])
+            discriminator.save_weights(os.path.join(partial, DISCRIMINATOR_SHARDED),
+                                       max_shard_size=SHARD_GB)
+        with open(os.path.join(partial, MANIFEST), 'w') as handle:
+            json.dump(manifest, handle, indent=1)
+
+
+def weights_folder_problem(folder, overwrite=False):
+    """Why the weights format may not be written as `folder`, or None: it may when `folder` is
+    missing or an empty folder, or (with `overwrite`) an earlier weights folder holding only the
+    format's files."""
+    if not os.path.lexists(folder):
+        return None
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        return f'{folder}: exists and is not a folder; give a new folder name'
+    names = os.listdir(folder)
+    if not names:
+        return None
+    ours = MANIFEST in names and all(
+        name in (MANIFEST, GENERATOR_FILE, DISCRIMINATOR_FILE, DISCRIMINATOR_SHARDED)
+        or re.fullmatch(r'discriminator_\d+\.weights\.h5', name) for name in names)
+    if not ours:
+        return (f'{folder}: holds other files; it is never replaced: give a new or empty folder')
+    if not overwrite:
+        return f'{folder}: holds earlier weights; pass --overwrite to replace them, or give a new folder'
+    return None
 
 
 def load_weights_folder(folder, with_discriminator=True):
@@ -305,10 +330,52 @@ def _load_keras_weights(model, path):
                               f'file is damaged or of another width, convert or download it again') from None
 
 
-def export_tf1(prefix, generator, discriminator=None):
-    """Saves models in the authors' layout and names, readable by the original TF1 code."""
+def export_tf1(prefix, generator, discriminator=None, overwrite=False):
+    """Saves models in the authors' layout and names, readable by the original TF1 code.
+
+    The `.index`, `.data` and `checkpoint` state files are written in a temporary folder beside
+    them and moved into place one rename each, the state file last (`inpaint.files`).
+
+    Raises:
+        CheckpointError: the files would replace another checkpoint's, or an earlier export's
+            without `overwrite` (`tf1_destination_problem`).
+    """
     from inpaint import tf1_checkpoint
-    tf1_checkpoint.save_tf1_checkpoint(prefix, model_tensors(generator, discriminator))
+    problem = tf1_destination_problem(prefix, overwrite)
+    if problem:
+        raise CheckpointError(problem)
+    folder, base = os.path.split(os.path.abspath(prefix))
+    with files.files_written_atomically(folder, last=('checkpoint',)) as staging:
+        tf1_checkpoint.save_tf1_checkpoint(os.path.join(staging, base),
+                                           model_tensors(generator, discriminator))
+
+
+def tf1_destination_problem(prefix, overwrite=False):
+    """Why a TF1 checkpoint may not be written at `prefix`, or None.
+
+    It writes `<prefix>.index`, `<prefix>.data-00000-of-00001` and the folder's `checkpoint` state
+    file. None of them may exist, except (with `overwrite`) as an earlier export of this very
+    prefix: a state file that names another checkpoint is never replaced.
+    """
+    folder, base = os.path.split(os.path.abspath(prefix))
+    written = [f'{prefix}.index', f'{prefix}.data-00000-of-00001', os.path.join(folder, 'checkpoint')]
+    existing = [path for path in written if os.path.lexists(path)]
+    if not existing:
+        return None
+    state = os.path.join(folder, 'checkpoint')
+    if os.path.lexists(state):
+        try:
+            with open(state, encoding='utf-8') as handle:
+                named = set(re.findall(r'"([^"]*)"', handle.read()))
+        except (OSError, UnicodeDecodeError):
+            named = {None}
+        if named - {base, os.path.abspath(prefix)}:
+            return (f'{state}: the state file of another checkpoint in {folder}; it is never '
+                    f'replaced: write the export to another folder')
+    if not overwrite:
+        return (f'{existing[0]}: exists (an earlier export); pass --overwrite to replace it, or '
+                f'give another prefix')
+    return None
 
 
 def _inside_run(path):
@@ -336,6 +403,8 @@ def main(argv=None):
     parser.add_argument('source')
     parser.add_argument('destination')
     parser.add_argument('--format', choices=('weights', 'tf1'), default='weights')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an earlier conversion at DST (nothing else is replaced)')
     parser.add_argument('--verbose', action='store_true', help='show TensorFlow start-up messages')
     # (commands.run reads --verbose before TensorFlow can be imported)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -344,8 +413,15 @@ def main(argv=None):
         print(f'error: {args.destination} is inside the training run {run}; write the export to '
               f'another folder so that the run\'s checkpoints are never touched', file=sys.stderr)
         return 2
-    if os.path.abspath(args.destination) == os.path.abspath(args.source):
-        print(f'error: {args.destination} is the source itself; choose another folder', file=sys.stderr)
+    if (files.is_same_or_inside(args.source, args.destination)
+            or files.is_same_or_inside(args.destination, args.source)):
+        print(f'error: {args.destination} is the source itself (or inside or above it); choose '
+              f'another folder', file=sys.stderr)
+        return 2
+    problem = (tf1_destination_problem(args.destination, args.overwrite) if args.format == 'tf1'
+               else weights_folder_problem(args.destination, args.overwrite))
+    if problem:
+        print(f'error: {problem}', file=sys.stderr)
         return 2
     try:
         generator, discriminator, report = load_models(args.source)
@@ -354,9 +430,12 @@ def main(argv=None):
         return 2
     try:
         if args.format == 'tf1':
-            export_tf1(args.destination, generator, discriminator)
+            export_tf1(args.destination, generator, discriminator, args.overwrite)
         else:
-            save_weights_folder(args.destination, generator, discriminator)
+            save_weights_folder(args.destination, generator, discriminator, args.overwrite)
+    except CheckpointError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     except OSError as error:
         print(f'error: {args.destination}: cannot write ({error.strerror}); choose a writable folder',
               file=sys.stderr)

@@ -25,6 +25,8 @@ Flags:
     --resolution            N for N x N (default 256, as the release was trained) or native.
     --save_outputs          also write every output image.
     --limit                 evaluate only the first N images.
+    --overwrite             replace an earlier evaluation's reports in --output_dir (without it,
+                            such a folder is refused; other files there are never touched).
     --[no-]figures, --[no-]progress
     --verbose               show TensorFlow's start-up lines (hidden by default).
 
@@ -62,6 +64,9 @@ def _parser():
     parser.add_argument('--mask_dir', help='mask files matched by image stem, instead of --families')
     parser.add_argument('--resolution', default='256', help='N (N x N, default 256) or "native"')
     parser.add_argument('--save_outputs', action='store_true', help='write every output image')
+    parser.add_argument('--overwrite', action='store_true',
+                        help="replace an earlier evaluation's reports in --output_dir (its other "
+                             "files are never touched)")
     parser.add_argument('--limit', type=int, default=None, help='only the first N images')
     parser.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
                         help='write the PNG figures')
@@ -113,6 +118,9 @@ def main(argv=None):
             raise InputError(f'--limit {args.limit}: give a positive number of images')
         resolution = evaluation.parse_resolution(args.resolution)
         check_output_folder(args.output_dir)  # before the model and any evaluation
+        problem = evaluation.report_folder_problem(args.output_dir, args.overwrite)
+        if problem:
+            raise InputError(problem)
         items = evaluation.list_items(args.flist or args.image_dir)[:args.limit]
         if args.mask_dir:
             masks = evaluation.MaskDir(args.mask_dir)
@@ -121,7 +129,7 @@ def main(argv=None):
         methods = build_methods(_split(args.methods), args.checkpoint_dir)
         result = evaluation.run_evaluation(items, args.output_dir, methods, masks, resolution=resolution,
                                            save_outputs=args.save_outputs, figures=args.figures,
-                                           progress=args.progress)
+                                           progress=args.progress, overwrite=args.overwrite)
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)
     except InputError as error:

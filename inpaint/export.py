@@ -33,15 +33,21 @@ What each format needs from the model code is in the README's "Deploy" section: 
 cannot express the contextual attention's `tf.while_loop` over a TensorArray, nor TFLite its
 `tf.image.extract_patches` and 8-D slices.
 
-Exit codes: 0 written and checked; 2 bad flags, an unloadable checkpoint, or a format that cannot
-express the model (one line naming what blocks it).
+The output path (`check_target`): nothing but an earlier export of the same format is ever
+replaced, and only with `--overwrite`. The extension fits the format (`.onnx`, `.tflite`; a
+SavedModel is a folder); a folder holding anything but a SavedModel, a file that is not an ONNX or
+TFLite model, the checkpoint being exported, the working folder and its parents are refused. The
+artifact is written beside the target under a temporary name and renamed once it has run; missing
+parent folders are created.
+
+Exit codes: 0 written and checked; 2 bad flags, an output path that may not be written, an
+unloadable checkpoint, or a format that cannot express the model (one line naming what blocks it).
 """
 import argparse
 import contextlib
 import logging
 import os
 import re
-import shutil
 import sys
 import tempfile
 import warnings
@@ -49,7 +55,7 @@ import warnings
 import numpy as np
 from absl import logging as absl_logging
 
-from inpaint import commands
+from inpaint import commands, files
 
 FORMATS = ('saved_model', 'onnx', 'tflite')
 GRID = 8  # the generator needs multiples of 8 (see inference.GRID)
@@ -275,20 +281,104 @@ def check_request(fmt, height, width):
         raise ExportError('TFLite needs a fixed size: give --height and --width')
 
 
-def export(generator, fmt, path, height=None, width=None):
+# What an earlier export of each format looks like: only such an artifact is ever replaced.
+EXTENSIONS = {'onnx': '.onnx', 'tflite': '.tflite'}
+_SAVED_MODEL_ENTRIES = {'saved_model.pb', 'saved_model.pbtxt', 'fingerprint.pb', 'keras_metadata.pb',
+                        'variables', 'assets'}
+
+
+def check_target(fmt, path, overwrite=False, protected=()):
+    """Raises `ExportError` unless `path` may receive an export of `fmt` (before any work).
+
+    The rule: the extension fits the format (`.onnx`, `.tflite`; a SavedModel is a folder, not a
+    file name with either extension); the working folder, its parents and the `protected` paths
+    (the checkpoint being exported) are never a target nor inside one; an existing target is
+    replaced only with `overwrite`, and only if it is an artifact of the same format
+    (`recognised_artifact`), never a folder holding anything else.
+
+    Args:
+        fmt: one of `FORMATS`.
+        path: the target.
+        overwrite: whether an existing artifact of the same format may be replaced.
+        protected: paths that must survive the export (files or folders).
+    """
+    name = path
+    path = os.path.abspath(path)
+    if files.is_same_or_inside(os.getcwd(), path):
+        raise ExportError(f'{name}: is the working folder or one above it; give a new file or '
+                          f'folder name')
+    for kept in protected:
+        if kept and os.path.lexists(kept) and files.is_same_or_inside(kept, path):
+            raise ExportError(f'{name}: would replace the checkpoint {kept} being exported; give '
+                              f'another output path')
+    extension = os.path.splitext(path.rstrip('/\\'))[1].lower()
+    if fmt in EXTENSIONS and extension != EXTENSIONS[fmt]:
+        raise ExportError(f'{name}: an export as {_FORMAT_NAMES[fmt]} needs the extension '
+                          f'{EXTENSIONS[fmt]}; name it e.g. deepfill{EXTENSIONS[fmt]}')
+    if fmt == 'saved_model' and extension in EXTENSIONS.values():
+        raise ExportError(f'{name}: a SavedModel is a folder; give a folder name without '
+                          f'{extension} (or --format {extension[1:]})')
+    if not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+            raise ExportError(f'{name}: cannot create it under {parent} (a file, or not writable); '
+                              f'choose a writable folder')
+        return
+    if os.path.islink(path):
+        raise ExportError(f'{name}: is a symbolic link; give a path that is not one')
+    found = recognised_artifact(path)
+    if found != fmt:
+        what = f'a {_FORMAT_NAMES[found]}' if found else (
+            'a folder holding other files' if os.path.isdir(path) else 'a file that is not an export')
+        raise ExportError(f'{name}: exists and is {what}; it is never replaced by a '
+                          f'{_FORMAT_NAMES[fmt]}: give another output path')
+    if not overwrite:
+        raise ExportError(f'{name}: exists (an earlier {_FORMAT_NAMES[fmt]}); pass --overwrite to '
+                          f'replace it, or give another output path')
+
+
+_FORMAT_NAMES = {'saved_model': 'SavedModel folder', 'onnx': 'ONNX file', 'tflite': 'TFLite file'}
+
+
+def recognised_artifact(path):
+    """The format of an export at `path`, or None when it is not one: a folder with
+    `saved_model.pb` and nothing but a SavedModel's entries; a `.onnx` file that starts as an
+    ONNX model (protobuf field 1, `ir_version`); a `.tflite` file with the `TFL3` identifier."""
+    if os.path.isdir(path):
+        entries = set(os.listdir(path))
+        ok = 'saved_model.pb' in entries and entries <= _SAVED_MODEL_ENTRIES
+        return 'saved_model' if ok else None
+    extension = os.path.splitext(path)[1].lower()
+    try:
+        with open(path, 'rb') as handle:
+            head = handle.read(8)
+    except OSError:
+        return None
+    if extension == '.onnx' and head[:1] == b'\x08':
+        return 'onnx'
+    if extension == '.tflite' and head[4:8] == b'TFL3':
+        return 'tflite'
+    return None
+
+
+def export(generator, fmt, path, height=None, width=None, overwrite=False, protected=()):
     """Exports, then runs the artifact and the Keras model on `check_image`.
 
-    The artifact is written next to `path` (`<path>.partial`) and moved there only once it has
-    run, so a failed export leaves nothing behind (and an existing `path` is replaced).
+    `check_target` decides first whether `path` may be written (an existing earlier export of the
+    same format only with `overwrite`). The artifact is written beside `path` under a temporary
+    name (`inpaint.files`) and moved there only once it has run, so a failed export leaves
+    nothing behind (missing parent folders are created, and removed again on failure).
     Returns:
         (max |x_stage2 difference|, number of differing `inpainted` values).
     Raises:
-        ExportError: the format cannot express the model, or the artifact does not load or run.
+        ExportError: `path` may not be written, the format cannot express the model, or the
+            artifact does not load or run.
     """
     check_request(fmt, height, width)
-    partial = path.rstrip('/\\') + '.partial'
-    _remove(partial)
-    try:
+    check_target(fmt, path, overwrite, protected)
+    with files.written_atomically(path) as partial:
         unsupported = []
         if fmt == 'saved_model':
             model = export_saved_model(generator, partial, height, width)
@@ -306,19 +396,7 @@ def export(generator, fmt, path, height=None, width=None):
         want = model(image, mask)
         diff = float(np.max(np.abs(got_x2 - np.asarray(want['x_stage2']))))
         changed = int(np.sum(got_image != np.asarray(want['inpainted'])))
-    except BaseException:
-        _remove(partial)
-        raise
-    _remove(path)
-    os.replace(partial, path)
     return diff, changed
-
-
-def _remove(path):
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.remove(path)
 
 
 def _build(model):
@@ -404,8 +482,17 @@ def _parser():
     parser.add_argument('--format', required=True, choices=FORMATS)
     parser.add_argument('--height', type=int, help='fixed input height (default: any)')
     parser.add_argument('--width', type=int, help='fixed input width (default: any)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing earlier export of the same format at the output '
+                             'path (nothing else is ever replaced)')
     parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
     return parser
+
+
+def _checkpoint_paths(checkpoint_dir):
+    """What the export must never replace: the checkpoint folder (the folder of a prefix)."""
+    return (checkpoint_dir,) if os.path.isdir(checkpoint_dir) else (os.path.dirname(
+        os.path.abspath(checkpoint_dir)),)
 
 
 def main(argv=None):
@@ -413,6 +500,7 @@ def main(argv=None):
     try:
         args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
         check_request(args.format, args.height, args.width)
+        check_target(args.format, args.output, args.overwrite, _checkpoint_paths(args.checkpoint_dir))
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)
     except ExportError as error:
@@ -422,7 +510,8 @@ def main(argv=None):
     from inpaint.inference import Inpainter
     try:
         generator = Inpainter.from_checkpoint(args.checkpoint_dir).generator
-        diff, changed = export(generator, args.format, args.output, args.height, args.width)
+        diff, changed = export(generator, args.format, args.output, args.height, args.width,
+                               args.overwrite, _checkpoint_paths(args.checkpoint_dir))
     except (ExportError, CheckpointError) as error:
         print(f'export: error: {error}', file=sys.stderr)
         return 2

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from absl import logging
 
+from inpaint import files
+
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
@@ -319,25 +321,49 @@ def check_output_folder(folder, name=None):
 
 
 def write_image(path, rgb):
-    """Writes an RGB uint8 (H, W, 3) array; the folder is created if needed.
+    """Writes an RGB uint8 (H, W, 3) array; missing folders are created.
 
-    The file is written as `<path>.partial` and renamed, so a failed write leaves neither a half
-    file nor the `.partial` one.
+    Written under a temporary name beside `path` and renamed (`inpaint.files`), so a failed write
+    leaves neither a half file nor the temporary one. An existing `path` is replaced: callers
+    decide first whether it may be (`replaceable_output`).
     """
     ext = os.path.splitext(path)[1] or '.png'
     ok, encoded = cv2.imencode(ext, swap_rb(rgb))
     if not ok:
         raise InputError(f'{path}: cannot encode an image with extension {ext!r}; use .png or .jpg')
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    partial = f'{path}.partial'
-    try:
+    with files.written_atomically(path) as partial:
         with open(partial, 'wb') as handle:
             handle.write(encoded.tobytes())
-        os.replace(partial, path)
-    except BaseException:
-        if os.path.isfile(partial):
-            os.remove(partial)
-        raise
+
+
+def replaceable_output(path, overwrite):
+    """Why an output image may not be written at `path`, or None when it may.
+
+    Nothing there, or an empty file (nothing to lose): it may. An existing image (it decodes):
+    only with `overwrite`. Anything else (a file that is not an image, a folder): never.
+
+    Returns:
+        None, or a one-line reason starting with `path`.
+    """
+    if not os.path.lexists(path) or (os.path.isfile(path) and os.path.getsize(path) == 0):
+        return None
+    if os.path.isdir(path):
+        return f'{path}: is a folder; give an image file name such as out.png'
+    if not is_image_file(path):
+        return (f'{path}: exists and is not an image; it is never replaced: move it away or '
+                f'choose another output')
+    if not overwrite:
+        return f'{path}: exists; pass --overwrite to replace it, or choose another output'
+    return None
+
+
+def is_image_file(path):
+    """Whether `path` is a file that decodes as an image."""
+    try:
+        _read(path, cv2.IMREAD_UNCHANGED)
+    except (InputError, OSError):
+        return False
+    return True
 
 
 def write_mask(path, mask):

@@ -15,9 +15,12 @@ Batch modes (see `inpaint/batch.py`): `--flist` is the authors' batch_test.py li
 `input mask output` per line, relative paths resolved against the list's folder; `--input_dir`
 takes every image of a folder, with masks matched by file stem in `--mask_dir` or one shared
 `--mask` file, and writes `<output_dir>/<stem>.png`. Each output is written as soon as it is
-ready. Existing outputs are skipped (a rerun resumes) unless `--overwrite`, but only when they
-decode and have the input's size; a bad item is reported and skipped. The run ends with one
-`path: reason` line per failed item and a summary line on stdout.
+ready. A finished output (it decodes and has the input's size) is skipped, so a rerun resumes;
+with `--overwrite` existing output images are replaced. Any other file at an output path is
+reported and kept (an empty one is redone), and a file that is not an image is never replaced. A
+bad item is reported and skipped. The run ends with one `path: reason` line per failed item and a
+summary line on stdout. Single mode refuses an existing `--output` unless `--overwrite` (and then
+only if it is an image).
 
 Exit codes: 0 done; 1 (batch) some items failed, the others were written; 2 bad flags or input
 (one line on stderr naming the file; single mode writes nothing), unloadable checkpoint, missing
@@ -53,8 +56,10 @@ def build_parser():
     batch.add_argument('--mask_dir', help='with --input_dir: masks named as the images (any '
                                           'image extension)')
     batch.add_argument('--output_dir', help='with --input_dir: results as <stem>.png')
-    batch.add_argument('--overwrite', action='store_true',
-                       help='replace existing outputs (default: skip them, resuming a run)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing output images (default: single mode refuses an '
+                             'existing --output, batch modes skip finished outputs, resuming a '
+                             'run); a file that is not an image is never replaced')
     batch.add_argument('--batch_size', type=int,
                        help='images per network call (default 1: each output is written as soon '
                             'as it is ready; larger batches can be faster on a GPU)')
@@ -87,7 +92,7 @@ def check_flags(parser, args):
         ('--mask', args.mask), ('--output', args.output), ('--mask_dir', args.mask_dir),
         ('--output_dir', args.output_dir), ('--overwrite', args.overwrite or None),
         ('--batch_size', args.batch_size)) if value is not None}
-    allowed = {'--image': {'--mask', '--output'},
+    allowed = {'--image': {'--mask', '--output', '--overwrite'},
                '--flist': {'--overwrite', '--batch_size'},
                '--input_dir': {'--mask', '--mask_dir', '--output_dir', '--overwrite',
                                '--batch_size'}}[modes[0]]
@@ -122,7 +127,8 @@ def main(argv=None):
             return 130
     args.output = 'output.png' if args.output is None else args.output
     from inpaint.checkpoint import CheckpointError
-    from inpaint.imageio import InputError, check_output_path, read_pair, write_image
+    from inpaint.imageio import (InputError, check_output_path, read_pair, replaceable_output,
+                                 write_image)
     from inpaint.inference import Inpainter
 
     try:
@@ -132,6 +138,9 @@ def main(argv=None):
         check_output_path(args.output)  # before the model and the inference (minutes at 2048 px)
         image, mask = read_pair(args.image, args.mask, original=args.original)
         inpainter = Inpainter.from_checkpoint(args.checkpoint_dir, precision=args.precision)
+        problem = replaceable_output(args.output, args.overwrite)  # bad inputs are named first
+        if problem:
+            raise InputError(problem)
         result = inpainter.inpaint(image, mask, original=args.original)
         write_image(args.output, result)
     except (InputError, CheckpointError) as error:

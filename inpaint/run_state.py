@@ -140,7 +140,8 @@ class RunState:
         return found[-1][1] if found else None
 
     def save(self):
-        """Writes `<log_dir>/ckpt-<step>.h5` and removes the oldest beyond `max_to_keep`.
+        """Writes `<log_dir>/ckpt-<step>.h5` and removes the oldest beyond `max_to_keep` (only
+        this project's training checkpoints: `training_state.remove_older`).
 
         Returns:
             the path written.
@@ -151,8 +152,7 @@ class RunState:
         training_state.write(path, self.step, model_tensors(gan.generator, gan.discriminator),
                              [keras.ops.convert_to_numpy(v.value) for v in gan.optimizer.variables],
                              [v.path for v in gan.optimizer.variables])
-        for _, old in training_state.list_checkpoints(log_dir)[:-self.config.max_to_keep]:
-            os.remove(old)
+        training_state.remove_older(log_dir, self.config.max_to_keep)
         return path
 
 

@@ -16,6 +16,8 @@ import h5py
 import numpy as np
 from absl import logging
 
+from inpaint import files
+
 PREFIX = 'ckpt-'
 SUFFIX = '.h5'
 FORMAT_NAME = 'deepfill-tf2 training state'
@@ -72,8 +74,7 @@ def write(path, step, model_tensors, optimizer_values=(), optimizer_paths=()):
         optimizer_values: the optimizer's variables' values, in order.
         optimizer_paths: their Keras paths (checked on restore).
     """
-    temporary = path + '.partial'
-    with h5py.File(temporary, 'w') as handle:
+    with files.written_atomically(path) as temporary, h5py.File(temporary, 'w') as handle:
         handle.attrs['format'] = FORMAT_NAME
         handle.attrs['step'] = int(step)
         for name, value in model_tensors.items():
@@ -83,7 +84,25 @@ def write(path, step, model_tensors, optimizer_values=(), optimizer_paths=()):
             dataset = handle.create_dataset(f'optimizer/{index:04d}', data=np.asarray(value))
             dataset.attrs['crc32'] = _crc(dataset[()])
             dataset.attrs['path'] = str(var_path)
-    os.replace(temporary, path)
+
+
+def remove_older(log_dir, keep):
+    """Checkpoint rotation: removes all but the `keep` newest checkpoints of `log_dir`, and only
+    files that are this project's training checkpoints (`ckpt-<step>.h5` with its format tag); a
+    file of that name that is anything else is left alone. Returns the paths removed."""
+    removed, found = [], list_checkpoints(log_dir)
+    for _, path in found[:max(len(found) - max(int(keep), 1), 0)]:  # the newest is always kept
+        try:
+            with h5py.File(path, 'r') as handle:
+                ours = handle.attrs.get('format') == FORMAT_NAME
+        except Exception:  # pylint: disable=broad-except  (unreadable: not provably ours)
+            ours = False
+        if ours:
+            os.remove(path)
+            removed.append(path)
+        else:
+            logging.warning('%s: not a training checkpoint of this project; rotation leaves it', path)
+    return removed
 
 
 def read(path):

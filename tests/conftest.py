@@ -57,6 +57,17 @@ def shared():
     return shared_path()
 
 
+def folder_state(folder):
+    """{relative path: bytes} of every file under `folder` (to show that nothing changed)."""
+    state = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, 'rb') as handle:
+                state[os.path.relpath(path, folder)] = handle.read()
+    return state
+
+
 def golden_case(name):
     """Paths and intermediates of one golden case."""
     folder = os.path.join(GOLDEN, name)

@@ -254,9 +254,10 @@ def test_cli_existing_outputs_skipped_unless_overwrite(tmp_path, capsys, inpaint
     assert not [name for name in os.listdir(tmp_path / 'out') if name.endswith('.partial')]
 
 
-def test_resume_redoes_empty_junk_and_wrong_size_outputs(tmp_path, capsys, caplog, inpainter,
-                                                        cli):
-    """An existing output counts as finished only if it decodes and has the input's size."""
+def test_resume_redoes_empty_outputs_and_keeps_every_other_file(tmp_path, capsys, inpainter, cli):
+    """An existing output counts as finished only if it decodes and has the input's size. Of the
+    rest, only an empty file is redone without --overwrite; a non-image is never replaced (before,
+    junk and wrong-size files were replaced without asking)."""
     write_pairs(str(tmp_path), [(37, 53), (40, 48), (37, 53), (21, 35)])
     argv = ['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
             '--output_dir', str(tmp_path / 'out'), '--checkpoint_dir', GOLDEN_CHECKPOINT]
@@ -269,18 +270,22 @@ def test_resume_redoes_empty_junk_and_wrong_size_outputs(tmp_path, capsys, caplo
     write_image(outputs[2], np.full((36, 53, 3), 7, np.uint8))  # one row short
     good = np.full((21, 35, 3), 9, np.uint8)  # img3 is 35x21: a finished output, kept
     write_image(outputs[3], good)
-    kept = file_bytes(outputs[3])
+    kept = [file_bytes(path) for path in outputs[1:]]
     capsys.readouterr()
-    caplog.clear()
 
-    assert cli.main(argv) == 0
-    assert capsys.readouterr().out.splitlines() == ['3 written, 1 skipped existing, 0 failed']
-    assert [file_bytes(path) for path in outputs] == finished[:3] + [kept]
-    said = [record.getMessage() for record in caplog.records if 'inpainting it again' in
-            record.getMessage()]
-    assert [line.split(': ')[0] for line in said] == outputs[:3]
-    assert 'file is empty' in said[0] and 'cannot decode' in said[1]
-    assert 'is 53x36, not the expected 53x37' in said[2]
+    assert cli.main(argv) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == '1 written, 1 skipped existing, 2 failed'
+    assert [file_bytes(path) for path in outputs] == finished[:1] + kept
+    assert out[0] == f'{outputs[1]}: exists and is not an image; it is never replaced: move it away or choose another output'
+    assert out[1] == (f'{outputs[2]}: existing output is 53x36, not the expected 53x37 (an older or '
+                      f'foreign file); it is kept: pass --overwrite to replace it')
+
+    assert cli.main(argv + ['--overwrite']) == 1  # the image is replaced, the junk still kept
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f'{outputs[1]}: exists and is not an image; it is never replaced: move it away or choose another output',
+                   '3 written, 0 skipped existing, 1 failed']
+    assert [file_bytes(path) for path in outputs] == [finished[0], kept[0], finished[2], finished[3]]
 
 
 def test_resume_in_original_mode_expects_the_cropped_size(tmp_path, inpainter):
@@ -289,7 +294,9 @@ def test_resume_in_original_mode_expects_the_cropped_size(tmp_path, inpainter):
     write_image(jobs[0].output, np.zeros((32, 48, 3), np.uint8))  # 53x37 cropped to 48x32
     write_image(jobs[1].output, np.zeros((37, 53, 3), np.uint8))  # not an original-mode result
     summary = batch.run_batch(inpainter, jobs, original=True, progress=False)
-    assert (summary.written, summary.skipped_existing) == (1, 1)
+    assert (summary.written, summary.skipped_existing, len(summary.failed)) == (0, 1, 1)
+    assert 'not the expected 48x32' in summary.failed[0][1]
+    summary = batch.run_batch(inpainter, jobs, original=True, overwrite=True, progress=False)
     np.testing.assert_array_equal(read_image(jobs[1].output),
                                   alone(inpainter, *pairs[1], original=True))
 

@@ -12,8 +12,8 @@ import os
 import numpy as np
 import pytest
 
-from conftest import (GOLDEN, GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, SHARED_GOLDEN, load_golden_models,
-                      to_numpy)
+from conftest import (GOLDEN, GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, SHARED_GOLDEN, folder_state,
+                      load_golden_models, to_numpy)
 from inpaint import training_state
 from inpaint.checkpoint import (CheckpointError, discriminator_table, export_tf1, generator_table,
                                 load_models, main, model_tensors, resolve_prefix, save_weights_folder)
@@ -76,17 +76,6 @@ def assert_tensors_equal(actual, expected):
         np.testing.assert_array_equal(actual[name], value, err_msg=name)
 
 
-def folder_state(folder):
-    """{relative path: bytes} of every file under folder."""
-    state = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, 'rb') as handle:
-                state[os.path.relpath(path, folder)] = handle.read()
-    return state
-
-
 @pytest.fixture(scope='module')
 def random_folder(tmp_path_factory):
     """A weights folder of seeded random models, and their tensors."""
@@ -119,7 +108,7 @@ def test_weights_folder_without_discriminator(random_folder, tmp_path):
     assert discriminator is None and len(report.loaded) == 84
     # Saving again without a discriminator removes the earlier one.
     save_weights_folder(str(tmp_path), *random_models())
-    save_weights_folder(str(tmp_path), generator)
+    save_weights_folder(str(tmp_path), generator, overwrite=True)
     assert not [name for name in os.listdir(tmp_path) if name.startswith('discriminator')]
     loaded, discriminator, report = load_models(str(tmp_path))
     assert discriminator is None and report.discriminator_cnum is None
@@ -236,6 +225,51 @@ def test_convert_refuses_a_destination_inside_a_run(random_folder, tmp_path, cap
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and 'inside the training run' in err
     assert folder_state(run) == before  # nothing written, nothing removed
+
+
+def test_convert_never_replaces_a_folder_holding_other_files(random_folder, tmp_path, capsys):
+    """It wrote into any folder and removed every `discriminator*` file there first."""
+    mine = tmp_path / 'Documents'
+    mine.mkdir()
+    (mine / 'discriminator_notes.txt').write_text('mine')
+    (mine / 'generator.weights.h5').write_bytes(b'my own file')
+    before = folder_state(mine)
+    for flags in ([], ['--overwrite']):
+        assert main([random_folder[0], str(mine), *flags]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and 'holds other files; it is never replaced' in err
+    assert folder_state(mine) == before
+
+
+def test_convert_replaces_an_earlier_conversion_only_with_overwrite(random_folder, tmp_path, capsys):
+    out = str(tmp_path / 'weights')
+    assert main([random_folder[0], out]) == 0
+    before = folder_state(out)
+    assert main([random_folder[0], out]) == 2
+    assert 'holds earlier weights; pass --overwrite' in capsys.readouterr().err
+    assert folder_state(out) == before
+    assert main([random_folder[0], out, '--overwrite']) == 0
+    assert sorted(os.listdir(tmp_path)) == ['weights']  # no temporary folder left
+    assert_tensors_equal(tensors_of(*load_models(out)[:2]), random_folder[1])
+
+
+@pytest.mark.tf_only
+def test_convert_to_tf1_never_replaces_another_checkpoints_state_file(random_folder, tmp_path, capsys):
+    release = tmp_path / 'release'
+    random_release(str(release), cnum=8, d_cnum=8)  # snap-0 and its `checkpoint` state file
+    before = folder_state(release)
+    for flags in ([], ['--overwrite']):
+        assert main([random_folder[0], str(release / 'mine'), '--format', 'tf1', *flags]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and 'the state file of another checkpoint' in err
+    assert folder_state(release) == before
+    out = str(tmp_path / 'tf1' / 'snap-0')
+    assert main([random_folder[0], out, '--format', 'tf1']) == 0
+    assert main([random_folder[0], out, '--format', 'tf1']) == 2
+    assert 'exists (an earlier export); pass --overwrite' in capsys.readouterr().err
+    assert main([random_folder[0], out, '--format', 'tf1', '--overwrite']) == 0
+    assert sorted(os.listdir(tmp_path / 'tf1')) == ['checkpoint', 'snap-0.data-00000-of-00001',
+                                                   'snap-0.index']
 
 
 def test_convert_refuses_its_source_and_a_missing_one(random_folder, tmp_path, capsys):

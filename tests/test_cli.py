@@ -84,7 +84,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ki
     assert code == 2
     assert len(err.splitlines()) == 1 and named in err and err.startswith('error: ')
     assert out.read_bytes() == b'previous result'
-    assert not os.path.exists(str(out) + '.partial')
+    assert not [name for name in os.listdir(tmp_path) if name.endswith('.partial')]
 
 
 ROOT_USER = hasattr(os, 'geteuid') and os.geteuid() == 0
@@ -220,3 +220,24 @@ def test_bfloat16_precision_runs_and_is_refused_with_original(tmp_path, capsys):
                          '--original'])
     assert stop.value.code == 2 and '--original' in capsys.readouterr().err
     assert not (tmp_path / 'o.png').exists()
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite_and_only_if_an_image(tmp_path, capsys):
+    """The original's test.py replaced whatever was at --output; nothing is replaced unless asked,
+    and a file that is not an image never is."""
+    case = golden_case('rocket256')
+    args = ['--image', case['input'], '--mask', case['mask'], '--checkpoint_dir', GOLDEN_CHECKPOINT]
+    earlier, notes = tmp_path / 'out.png', tmp_path / 'notes.png'
+    cv2.imwrite(str(earlier), np.zeros((8, 8, 3), np.uint8))
+    notes.write_bytes(b'my notes, not an image')
+    before = earlier.read_bytes()
+    assert cli.main(args + ['--output', str(earlier)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f'error: {earlier}: exists; pass --overwrite to replace it, or choose another output'
+    assert earlier.read_bytes() == before
+    assert cli.main(args + ['--output', str(notes), '--overwrite']) == 2
+    assert 'is not an image; it is never replaced' in capsys.readouterr().err
+    assert notes.read_bytes() == b'my notes, not an image'
+    assert cli.main(args + ['--output', str(earlier), '--overwrite']) == 0
+    assert cv2.imread(str(earlier)).shape == cv2.imread(case['input']).shape
+    assert sorted(os.listdir(tmp_path)) == ['notes.png', 'out.png']  # no temporary file left

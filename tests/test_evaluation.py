@@ -490,3 +490,21 @@ def test_cli_mask_dir_follows_the_one_mask_rule(tmp_path):
     rows = sorted(_read_csv(tmp_path / 'out' / 'per_image.csv'), key=lambda row: row['image'])
     assert [float(row['hole_fraction']) for row in rows] == pytest.approx(
         [_fake_make_mask('box', 32, 32, 0, i).mean() for i in range(3)])
+
+
+def test_cli_an_earlier_evaluation_is_replaced_only_with_overwrite(tmp_path, capsys):
+    """Its reports were silently replaced; the folder's other files are never touched."""
+    flist = _cli_inputs(tmp_path)
+    out = tmp_path / 'out'
+    argv = ['--flist', str(flist), '--output_dir', str(out), '--methods', 'telea',
+            '--mask_dir', str(tmp_path / 'masks'), '--resolution', '32', '--no-progress', '--no-figures']
+    assert evaluate.main(argv) == 0
+    (out / 'my_notes.md').write_text('mine')
+    earlier = (out / 'summary.md').read_bytes()
+    capsys.readouterr()
+    assert evaluate.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'holds an earlier evaluation' in err and '--overwrite' in err
+    assert (out / 'summary.md').read_bytes() == earlier
+    assert evaluate.main(argv + ['--overwrite']) == 0
+    assert (out / 'my_notes.md').read_text() == 'mine'

@@ -16,12 +16,13 @@ restricted path equals it up to rounding): none off by more than 1, at most 3 va
 (measured 0 to 3).
 """
 import os
+import shutil
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import GOLDEN_CHECKPOINT, golden_case
+from conftest import GOLDEN_CHECKPOINT, folder_state, golden_case
 from inpaint import export
 from inpaint.imageio import mask_holes, read_image, read_mask
 from inpaint.inference import Inpainter, to_network
@@ -75,8 +76,12 @@ def check(got, want, tol):
 
 
 def test_saved_model_any_size_through_the_command_line(inpainter, golden, tmp_path, capsys):
+    """Also: an earlier SavedModel there is replaced with --overwrite."""
     path = str(tmp_path / 'saved_model')
-    assert export.main(['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'saved_model', path]) == 0
+    fake_saved_model(path)
+    assert export.main(['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'saved_model',
+                        '--overwrite', path]) == 0
+    assert sorted(os.listdir(tmp_path)) == ['saved_model']
     assert 'any size' in capsys.readouterr().out
     image, mask = golden
     check(export.run_saved_model(path, image, mask), keras_outputs(inpainter, image, mask, eager=False),
@@ -93,20 +98,27 @@ def test_saved_model_any_size_through_the_command_line(inpainter, golden, tmp_pa
 
 
 def test_onnx_at_a_fixed_size_matches_keras(inpainter, golden, tmp_path):
+    """Also: an earlier ONNX export there is replaced with `overwrite` only."""
     pytest.importorskip('onnxruntime')
     image, mask = golden
     path = str(tmp_path / 'deepfill.onnx')
+    with open(path, 'wb') as handle:
+        handle.write(EARLIER_ONNX)
+    size = {'height': image.shape[1], 'width': image.shape[2]}
+    with pytest.raises(export.ExportError, match='pass --overwrite'):
+        export.export(inpainter.generator, 'onnx', path, **size)
     try:
-        export.export(inpainter.generator, 'onnx', path, height=image.shape[1], width=image.shape[2])
-    finally:  # written to deepfill.onnx.partial, moved into place only once it has run
-        assert sorted(os.listdir(tmp_path)) in ([], ['deepfill.onnx'])
+        export.export(inpainter.generator, 'onnx', path, overwrite=True, **size)
+    finally:  # written under a temporary name, moved into place only once it has run
+        assert sorted(os.listdir(tmp_path)) == ['deepfill.onnx']
     check(export.run_onnx(path, image, mask), keras_outputs(inpainter, image, mask), 1e-4)
     assert_colour_mask_gives_the_same(export.run_onnx, path, image, mask)
 
 
 def test_tflite_at_a_fixed_size_matches_keras(inpainter, golden, tmp_path):
+    """Also: the missing folders of the path are created (a traceback before)."""
     image, mask = golden
-    path = str(tmp_path / 'deepfill.tflite')
+    path = str(tmp_path / 'new' / 'folder' / 'deepfill.tflite')
     export.export(inpainter.generator, 'tflite', path, height=image.shape[1], width=image.shape[2])
     check(export.run_tflite(path, image, mask), keras_outputs(inpainter, image, mask), 2e-4)
     assert_colour_mask_gives_the_same(export.run_tflite, path, image, mask)
@@ -140,12 +152,12 @@ def test_onnx_blockers_are_named_from_tf2onnx_logs():
 
 
 def test_command_line_errors_exit_2_with_one_line(tmp_path, capsys):
-    out = str(tmp_path / 'x.tflite')
+    out, onnx = str(tmp_path / 'x.tflite'), str(tmp_path / 'x.onnx')
     cases = [
         (['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'tflite', out], 'TFLite needs a fixed size'),
-        (['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'onnx', '--height', '64', out],
+        (['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'onnx', '--height', '64', onnx],
          'give both --height and --width'),
-        (['--checkpoint_dir', str(tmp_path / 'missing'), '--format', 'onnx', out], 'missing'),
+        (['--checkpoint_dir', str(tmp_path / 'missing'), '--format', 'onnx', onnx], 'missing'),
         (['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'pb', out], "invalid choice: 'pb'"),
     ]
     for argv, words in cases:
@@ -222,3 +234,143 @@ def test_saved_model_pads_as_the_library(saved_model, dense, golden, height, wid
     hole[height // 4:height // 2, width // 3:2 * width // 3] = True
     got, _ = export.run_saved_model(saved_model, image[None], (hole * np.uint8(255))[None, ..., None])
     assert_as_library(got[0], dense.inpaint(image, hole))
+
+
+# --- The output path: nothing but an earlier export of the same format is ever replaced --------
+
+EARLIER_ONNX = b'\x08\x08\x12\x07tf2onnx'  # what an ONNX file starts with (ir_version, producer)
+EARLIER_TFLITE = b'\x1c\x00\x00\x00TFL3\x00\x00'  # a flatbuffer with TFLite's identifier
+SIZES = {'saved_model': [], 'onnx': ['--height', '64', '--width', '64'],
+         'tflite': ['--height', '64', '--width', '64']}
+
+
+def fake_saved_model(path):
+    """An earlier SavedModel export's layout (the content does not matter to the path checks)."""
+    os.makedirs(os.path.join(path, 'variables'))
+    for name in ('saved_model.pb', 'fingerprint.pb', os.path.join('variables', 'variables.index')):
+        with open(os.path.join(path, name), 'wb') as handle:
+            handle.write(b'earlier export')
+
+
+def refused(capsys, fmt, output, *flags, checkpoint=GOLDEN_CHECKPOINT):
+    """Runs the command; asserts exit 2 with one `export: error:` line; returns the line."""
+    code = export.main(['--checkpoint_dir', checkpoint, '--format', fmt, *SIZES[fmt], *flags, output])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith('export: error:'), (code, err)
+    return err
+
+
+@pytest.mark.parametrize('fmt, name', [('saved_model', 'my_models'), ('onnx', 'my_models.onnx'),
+                                       ('tflite', 'my_models.tflite')])
+def test_a_folder_holding_other_files_is_never_replaced(fmt, name, tmp_path, capsys):
+    """The reported case: `--format onnx ../exports/my_models` removed the folder and its files."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / 'notes.txt').write_text('mine')
+    for flags in ([], ['--overwrite']):
+        err = refused(capsys, fmt, str(folder), *flags)
+        assert 'never replaced' in err and 'folder holding other files' in err
+    assert folder_state(tmp_path) == {os.path.join(name, 'notes.txt'): b'mine'}
+
+
+def test_a_folder_that_is_not_an_export_is_named_as_such_for_onnx(tmp_path, capsys):
+    """An ONNX export to a folder name: the extension rule says what to do (before: replaced)."""
+    folder = tmp_path / 'exports' / 'my_models'
+    folder.mkdir(parents=True)
+    (folder / 'model.txt').write_text('mine')
+    assert 'needs the extension .onnx' in refused(capsys, 'onnx', str(folder), '--overwrite')
+    assert folder_state(tmp_path) == {os.path.join('exports', 'my_models', 'model.txt'): b'mine'}
+
+
+@pytest.mark.parametrize('fmt', ['saved_model', 'onnx'])
+def test_the_checkpoint_being_exported_is_never_replaced(fmt, tmp_path, capsys):
+    """The checkpoint folder (or one above it) as the output: refused, even with --overwrite."""
+    checkpoint = tmp_path / 'run.onnx' / 'checkpoint_dir'  # a folder name that fits either format
+    shutil.copytree(GOLDEN_CHECKPOINT, checkpoint)
+    before = folder_state(tmp_path)
+    for output in (checkpoint, checkpoint.parent):
+        if fmt == 'onnx' and output == checkpoint:
+            continue  # not an .onnx name: refused by the extension rule
+        err = refused(capsys, fmt, str(output), '--overwrite', checkpoint=str(checkpoint))
+        assert 'would replace the checkpoint' in err
+    assert folder_state(tmp_path) == before
+
+
+@pytest.mark.parametrize('output', ['.', '..', 'ABSOLUTE_PARENT'])
+def test_the_working_folder_and_its_parents_are_never_targets(output, tmp_path, monkeypatch, capsys):
+    """`.` as the output emptied the working folder, then crashed. (Never test `/` itself: the
+    code before this rule would have called `shutil.rmtree` on it.)"""
+    work = tmp_path / 'work' / 'here'
+    work.mkdir(parents=True)
+    (work / 'photo.png').write_bytes(b'mine')
+    monkeypatch.chdir(work)
+    output = str(tmp_path / 'work') if output == 'ABSOLUTE_PARENT' else output
+    assert 'working folder or one above it' in refused(capsys, 'saved_model', output, '--overwrite')
+    assert folder_state(tmp_path) == {os.path.join('work', 'here', 'photo.png'): b'mine'}
+
+
+def test_an_export_of_another_format_is_never_replaced(tmp_path, capsys):
+    """ONNX onto a SavedModel folder and the reverse were replaced silently."""
+    saved_model = str(tmp_path / 'exported' / 'deepfill')
+    fake_saved_model(saved_model)
+    onnx = tmp_path / 'deepfill.onnx'
+    onnx.write_bytes(EARLIER_ONNX)
+    before = folder_state(tmp_path)
+    assert 'needs the extension .onnx' in refused(capsys, 'onnx', saved_model, '--overwrite')
+    assert 'a SavedModel is a folder' in refused(capsys, 'saved_model', str(onnx), '--overwrite')
+    # The same format's extension on an artifact of another kind (a SavedModel folder named .tflite).
+    os.rename(saved_model, str(tmp_path / 'deepfill.tflite'))
+    err = refused(capsys, 'tflite', str(tmp_path / 'deepfill.tflite'), '--overwrite')
+    assert 'is a SavedModel folder; it is never replaced by a TFLite file' in err
+    assert sorted(folder_state(tmp_path).values()) == sorted(before.values())
+
+
+@pytest.mark.parametrize('fmt, name, data', [('onnx', 'deepfill.onnx', b'my own notes'),
+                                             ('tflite', 'deepfill.tflite', b'my own notes'),
+                                             ('onnx', 'deepfill.onnx', EARLIER_TFLITE)])
+def test_a_file_that_is_not_an_export_of_the_format_is_never_replaced(fmt, name, data, tmp_path, capsys):
+    (tmp_path / name).write_bytes(data)
+    err = refused(capsys, fmt, str(tmp_path / name), '--overwrite')
+    assert 'a file that is not an export' in err
+    assert folder_state(tmp_path) == {name: data}
+
+
+@pytest.mark.parametrize('fmt, name', [('saved_model', 'deepfill'), ('onnx', 'deepfill.onnx'),
+                                       ('tflite', 'deepfill.tflite')])
+def test_an_earlier_export_needs_overwrite(fmt, name, tmp_path, capsys):
+    path = str(tmp_path / name)
+    if fmt == 'saved_model':
+        fake_saved_model(path)
+    else:
+        with open(path, 'wb') as handle:
+            handle.write(EARLIER_ONNX if fmt == 'onnx' else EARLIER_TFLITE)
+    before = folder_state(tmp_path)
+    assert 'exists (an earlier' in refused(capsys, fmt, path) and 'pass --overwrite' in refused(capsys, fmt, path)
+    assert folder_state(tmp_path) == before
+
+
+@pytest.mark.parametrize('name, words', [('x.tflite', 'needs the extension .onnx'),
+                                         ('x', 'needs the extension .onnx')])
+def test_the_extension_fits_the_format(name, words, tmp_path, capsys):
+    assert words in refused(capsys, 'onnx', str(tmp_path / name))
+    assert 'needs the extension .tflite' in refused(capsys, 'tflite', str(tmp_path / 'x.onnx'))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_export_leaves_the_earlier_one_and_nothing_else(tmp_path, monkeypatch):
+    """The artifact runs before it is moved into place: a failure keeps the earlier export and
+    removes the temporary artifact and the folders made for it."""
+    earlier = str(tmp_path / 'earlier')
+    fake_saved_model(earlier)
+    before = folder_state(tmp_path)
+
+    def broken_runner(path, image, mask):
+        assert os.path.basename(path).endswith('.partial') and os.path.isdir(path)
+        raise RuntimeError('cannot load')
+
+    monkeypatch.setattr(export, 'export_saved_model', lambda generator, path, *size: fake_saved_model(path))
+    monkeypatch.setitem(export.RUNNERS, 'saved_model', broken_runner)
+    for target in (earlier, str(tmp_path / 'new' / 'deeper' / 'deepfill')):
+        with pytest.raises(export.ExportError, match='does not run'):
+            export.export(None, 'saved_model', target, overwrite=True)
+        assert folder_state(tmp_path) == before and sorted(os.listdir(tmp_path)) == ['earlier']

@@ -54,11 +54,11 @@ from inpaint.evaluation.reports import (BUCKET_EDGES, CSV_FIELDS, METRIC_DEFINIT
                                         summary_markdown, write_figures, write_reports)
 from inpaint.evaluation.run import (HOLE_VALUE, EvaluationResult, Failure, GeneratedMasks,
                                     ImageItem, MaskDir, list_items, parse_resolution,
-                                    resize_image, run_evaluation)
+                                    report_folder_problem, resize_image, run_evaluation)
 
 __all__ = ['BASELINES', 'BUCKET_EDGES', 'CSV_FIELDS', 'EvaluationResult', 'Failure',
            'GeneratedMasks', 'HOLE_VALUE', 'INPAINT_RADIUS', 'ImageItem', 'METRICS',
            'METRIC_DEFINITIONS', 'MIN_SIDE', 'MaskDir', 'Record', 'bucket_label', 'buckets',
            'compute_metrics', 'l1_error', 'l2_error', 'list_items', 'navier_stokes',
-           'parse_resolution', 'pick_cases', 'psnr', 'resize_image', 'run_evaluation', 'ssim',
-           'summarize', 'summary_markdown', 'telea', 'write_figures', 'write_reports']
+           'parse_resolution', 'pick_cases', 'psnr', 'report_folder_problem', 'resize_image',
+           'run_evaluation', 'ssim', 'summarize', 'summary_markdown', 'telea', 'write_figures', 'write_reports']

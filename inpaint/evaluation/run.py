@@ -196,8 +196,23 @@ class EvaluationResult:
         return not self.failures
 
 
+# What `run_evaluation` writes into its output folder: only these are ever replaced.
+REPORT_ENTRIES = ('per_image.csv', 'summary.json', 'summary.md', 'figures', 'masks', 'outputs')
+
+
+def report_folder_problem(output_dir, overwrite=False):
+    """Why `output_dir` may not receive an evaluation's reports, or None: it may when it holds
+    none of `REPORT_ENTRIES` (an earlier evaluation's) or with `overwrite`, which replaces those
+    names only (the folder's other files are never touched)."""
+    found = [name for name in REPORT_ENTRIES if os.path.lexists(os.path.join(output_dir, name))]
+    if found and not overwrite:
+        return (f'{output_dir}: holds an earlier evaluation ({", ".join(found)}); pass --overwrite '
+                f'to replace its reports, or give another --output_dir')
+    return None
+
+
 def run_evaluation(images, output_dir, methods, masks, resolution=256, save_outputs=False,
-                   figures=True, progress=True):
+                   figures=True, progress=True, overwrite=False):
     """Evaluates inpainting methods on images with masks and writes the reports.
 
     Args:
@@ -211,13 +226,19 @@ def run_evaluation(images, output_dir, methods, masks, resolution=256, save_outp
         save_outputs: also write every output to `outputs/<method>/<family>/<stem>.png`.
         figures: write the PNG figures (matplotlib).
         progress: show a tqdm progress bar on stderr.
+        overwrite: replace an earlier evaluation's reports in `output_dir`
+            (`report_folder_problem`).
     Returns:
         `EvaluationResult`; `result.ok` is False if anything was skipped.
     Raises:
-        InputError: unusable inputs as a whole (missing list, no methods, ...).
+        InputError: unusable inputs as a whole (missing list, no methods, an earlier evaluation
+            in `output_dir` without `overwrite`, ...).
     """
     from tqdm import tqdm
 
+    problem = report_folder_problem(output_dir, overwrite)
+    if problem:
+        raise InputError(problem)
     items = images if isinstance(images, (list, tuple)) else list_items(images)
     if not methods:
         raise InputError('no methods to evaluate; give at least one')
