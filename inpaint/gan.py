@@ -14,7 +14,9 @@ each on its own batch and its own mask, both with the same Adam optimizer. Per s
 
 The step logic (`GAN.step_losses`) is written once in `keras.ops`; taking its gradients and
 compiling the two updates is the backend's (`inpaint.backends.compile_steps`, which receives the
-variables, the optimizer and `step_losses`, not this object).
+variables, the optimizer and `step_losses`, not this object). The backends split a batch along
+its first axis only and pass it through whole, so inputs with more channels (an edge map beside
+the image, for a guided mode) need only `step_losses` and `_check_inputs` to know them.
 
 Masks: a step takes M masks for a batch of B images, M dividing B; mask i covers the B/M
 consecutive images from i * B/M on. M = 1 is the original's one mask per batch, M = B one mask per

@@ -14,7 +14,8 @@ batches of 4 images with one shared mask (the mode where every device uses the s
 OUT.npz (written by the first process or worker only) holds, per run, `<run>/loss/<i>/<name>`
 (iteration i's losses) and `<run>/w/<name>` (every weight under the authors' name, the
 spectral-norm `u` included, and `optimizer/<index>`: Adam's state) after the iterations;
-`devices` also writes `init/w/<name>`, the weights all runs start from.
+`devices` also writes `init/w/<name>`, the weights all runs start from, and `<run>_infer/x2`, the
+trained generator's output on the first batch through `GAN.infer` (one device).
 """
 import os
 import sys
@@ -86,8 +87,11 @@ def main(argv):
         init = weights(one)
         load(two, init)
         saved = {f'init/w/{name}': value for name, value in init.items()}
+        batches, mask = inputs()
         for name, gan in (('one', one), ('two', two)):
             saved.update({f'{name}/{key}': value for key, value in train(gan, slice(None)).items()})
+            # The trained generator on one device, as previews and the held-out L1 run it.
+            saved[f'{name}_infer/x2'] = gan.infer(batches[0, 0] / 127.5 - 1, mask)[1]
         np.savez(argv[1], **saved)
         return 0
     index = int(argv[1])

@@ -123,6 +123,7 @@ class Distribution:
             (d for d in jax.devices() if d.process_index == process), key=lambda d: d.id)[:per_process]]
         self.mesh = Mesh(np.array(devices), ('data',))
         self.num_replicas, self.local_replicas = len(devices), per_process
+        self.local_device = local[0]  # where this process's copy of the variables lives
         self.sharded = NamedSharding(self.mesh, PartitionSpec('data'))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
 
@@ -139,6 +140,11 @@ class Distribution:
         if mask.shape[0] == 1 and self.local_replicas > 1:
             return self.replicate(mask)
         return self.place_batch(mask)
+
+    def local_copy(self, value):
+        """This process's copy of a replicated value (a one-device array on `local_device`)."""
+        return next(shard.data for shard in value.addressable_shards
+                    if shard.device == self.local_device)
 
     def replicate(self, value):
         """A value (the same on every process) copied to every device of the mesh."""
@@ -228,10 +234,10 @@ class TrainingSteps:
         with peer_failures(distribution):
             terms, new = self._steps[which](values, distribution.place_batch(batch),
                                             distribution.place_masks(mask))
-            terms = {name: float(value.addressable_data(0)) for name, value in terms.items()}
+            terms = {name: float(distribution.local_copy(value)) for name, value in terms.items()}
         for name, new_values in new.items():
             for variable, value in zip(groups[name], new_values):
-                variable.assign(value.addressable_data(0))  # this process's first copy
+                variable.assign(distribution.local_copy(value))
                 self._placed[id(variable)] = (variable.value, value)
         return terms
 
