@@ -10,12 +10,12 @@ STAMP := $(VENV)/.installed
 # command lines, files and reports, which do not depend on the backend).
 JAX_TESTS := tests/test_layers.py tests/test_generator.py tests/test_inference.py \
 	tests/test_losses.py tests/test_training_golden.py tests/test_training.py tests/test_checkpoint.py \
-	tests/test_restricted.py
+	tests/test_restricted.py tests/test_guided.py
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[tensorflow,test]'
 	touch $(STAMP)
 
 demo: $(STAMP)

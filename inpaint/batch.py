@@ -168,6 +168,7 @@ def run_batch(inpainter, jobs, overwrite=False, original=False, batch_size=1, pr
     original mode). A job whose output exists, decodes and has the expected size is skipped
     unless `overwrite`; an existing image of another size fails (kept) unless `overwrite`; a
     file there that is not an image fails and is never replaced; an empty file is redone.
+    Failures are reported once, in `BatchSummary.lines()` (the bar counts them meanwhile).
 
     SIGINT or SIGTERM (while this runs in the main thread) stops the run after the current
     network call, once its outputs are written; a second SIGINT stops it at once. The summary
@@ -195,9 +196,9 @@ def run_batch(inpainter, jobs, overwrite=False, original=False, batch_size=1, pr
     with tqdm(total=len(jobs), unit='img', desc='inpainting', disable=not progress,
               dynamic_ncols=True) as bar, StopRequest() as stop:
 
-        def fail(job, message):
-            logging.warning('skipped: %s', message)
+        def fail(job, message):  # reported once, in the summary's lines; counted on the bar
             summary.failed.append((job, message))
+            bar.set_postfix(failed=len(summary.failed), refresh=False)
             bar.update(1)
 
         def run(group):

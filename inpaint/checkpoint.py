@@ -2,7 +2,7 @@
 
 Formats, told apart by their files:
 - **weights** (this project's backend-neutral format; `checkpoints/default` ships in it): a folder
-  with `deepfill.json` (widths), `generator.weights.h5` and, optionally, the discriminator as
+  with `deepfill.json` (widths; `guided` for an edge-guided model, absent = False), `generator.weights.h5` and, optionally, the discriminator as
   `discriminator.weights.h5` or sharded (`discriminator.weights.json` + shards). Keras' own
   `save_weights` files of our models: loadable on TensorFlow, JAX and PyTorch.
 - **run**: a `train.py` log_dir; its newest intact `ckpt-<step>.h5` (see `inpaint.training_state`).
@@ -10,7 +10,8 @@ Formats, told apart by their files:
   it), or a prefix (`.../snap-0`); also runs of earlier versions of this project. Reading these needs
   TensorFlow (`inpaint.tf1_checkpoint`); elsewhere the error says how to convert them once.
 
-The widths of both networks are read from the files. Every tensor the model needs must be present
+The widths of both networks, and whether they are edge-guided (the generator's `conv1` takes 6
+channels, not 5), are read from the files. Every tensor the model needs must be present
 with the right shape; every tensor under the model scopes must be used; optimizer slots and
 counters are ignored on purpose and reported. `python -m inpaint.checkpoint SRC DST` converts any
 loadable checkpoint to the weights format (or, with `--format tf1`, to the authors' layout).
@@ -20,22 +21,26 @@ import sys
 if __name__ == '__main__':  # before Keras (and TensorFlow) load: hide their start-up lines
     from inpaint import commands
     commands.quiet_tensorflow(sys.argv[1:])
+    if not {'-h', '--help'} & set(sys.argv[1:]):
+        commands.require_backend()  # one line, not Keras' traceback
 
 # pylint: disable=wrong-import-position
 import dataclasses
-import importlib.util
+import glob
 import json
 import os
 import re
 
 import numpy as np
 
-from inpaint import files, training_state
+from inpaint import extras, files, releases, training_state
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import build_generator
 from inpaint.layers import GatedUpsample
 
 GENERATOR_SCOPE = 'inpaint_net'
+# conv1's input channels: RGB, ones, mask; guided: RGB, edge, ones, mask.
+GENERATOR_CHANNELS = {5: False, 6: True}
 DISCRIMINATOR_SCOPE = 'discriminator/sn_patch_gan'
 # Optimizer slots of a TF1 training snapshot, under the model scopes: ignored on purpose (as are
 # tensors outside the scopes: beta1_power, beta2_power, lr, global_step, our optimizer and step).
@@ -63,6 +68,7 @@ class LoadReport:
     generator_cnum: int
     discriminator_cnum: int = None  # None when the checkpoint has no discriminator
     format: str = 'tf1'
+    guided: bool = False  # edge-guided networks (`InpaintGenerator.guided`)
 
 
 def resolve_prefix(path):
@@ -154,14 +160,19 @@ def load_tensors(tensors, source, with_discriminator=True):
     if first not in shapes:
         raise CheckpointError(f'{source}: no tensor {first}; this is not a DeepFill v2 checkpoint '
                               f'(v1 checkpoints and other models are not supported)')
-    cnum = int(shapes[first][-1])
-    generator = build_generator(cnum)
-    table = generator_table(generator)
+    cnum, channels = int(shapes[first][-1]), int(shapes[first][2])
+    if channels not in GENERATOR_CHANNELS:
+        raise CheckpointError(f'{source}: tensor {first} takes {channels} input channels; DeepFill '
+                              f'v2\'s takes 5 (RGB, ones, mask) or 6 guided (RGB, edge, ones, mask)')
+    guided = GENERATOR_CHANNELS[channels]
     discriminator, d_cnum = None, None
     d_first = f'{DISCRIMINATOR_SCOPE}/conv1/kernel'
-    if with_discriminator and d_first in shapes:
+    if with_discriminator and d_first in shapes:  # first: its mode check builds nothing
         d_cnum, channels = int(shapes[d_first][-1]), int(shapes[d_first][2])
-        discriminator = build_discriminator(d_cnum, channels)
+        discriminator = _discriminator(d_cnum, channels, guided, f'{source}: tensor {d_first}')
+    generator = build_generator(cnum, guided)
+    table = generator_table(generator)
+    if discriminator is not None:
         table.update(discriminator_table(discriminator))
     scopes = (GENERATOR_SCOPE + '/',) + ((DISCRIMINATOR_SCOPE + '/',) if discriminator else ())
 
@@ -185,7 +196,18 @@ def load_tensors(tensors, source, with_discriminator=True):
                                   f'of this architecture')
     for name, variable in table.items():
         variable.assign(load(name))
-    return generator, discriminator, LoadReport(source, sorted(table), ignored, cnum, d_cnum)
+    return generator, discriminator, LoadReport(source, sorted(table), ignored, cnum, d_cnum,
+                                                guided=guided)
+
+
+def _discriminator(cnum, channels, guided, where):
+    """`build_discriminator`, its channel count checked against the generator's mode."""
+    try:
+        return build_discriminator(cnum, channels, guided)
+    except ValueError as error:
+        raise CheckpointError(f'{where}: {error} (the generator is '
+                              f'{"guided" if guided else "not guided"}); the checkpoint is not of '
+                              f'this architecture') from None
 
 
 def checkpoint_format(path):
@@ -230,17 +252,39 @@ def load_models(path, with_discriminator=True):
         report.format = 'run'
         return generator, discriminator, report
     prefix = resolve_prefix(path)
-    if importlib.util.find_spec('tensorflow') is None:
-        raise CheckpointError(f'{prefix}: a TensorFlow checkpoint, and TensorFlow is not installed '
-                              f'here; convert it once where it is: python -m inpaint.checkpoint '
-                              f'{path} FOLDER, then use FOLDER')
+    release = releases.identify(prefix)
+    if release is not None:  # a download that broke off: say so before TensorFlow reads it
+        problem = releases.data_size_problem(prefix, release)
+        if problem:
+            raise CheckpointError(problem)
+    missing = extras.tensorflow_missing("reading a TF1 checkpoint (the authors' format)")
+    if missing:
+        raise CheckpointError(f'{prefix}: {missing} (or convert it once where TensorFlow is: '
+                              f'python -m inpaint.checkpoint {path} FOLDER, then use FOLDER)')
     from inpaint import tf1_checkpoint
     try:
         tensors = tf1_checkpoint.read_tensors(prefix)
         return load_tensors(tensors, prefix, with_discriminator)
     except tf1_checkpoint.TF1ReadError as error:
-        raise CheckpointError(f'{prefix}: cannot read the checkpoint ({error}); the .index/.data '
-                              f'files are damaged or incomplete, download or export them again') from None
+        raise CheckpointError(_tf1_read_problem(prefix, error, release)) from None
+
+
+def _tf1_read_problem(prefix, error, release):
+    """One line for a `tf1_checkpoint.TF1ReadError`, naming the data file when it is at fault."""
+    shards = sorted(glob.glob(glob.escape(prefix) + '.data-*-of-*'))
+    data = shards[0] if len(shards) == 1 else prefix + ('.data-*' if shards else releases.DATA_SUFFIX)
+    again = (f'download it again (python -m inpaint.checkpoint --verify '
+             f'{os.path.dirname(prefix) or "."} checks it against the {release.name} release\'s '
+             f'sha256)' if release else 'download or export it again')
+    if error.reason == 'checksum':
+        return (f'{data}: tensor {error.tensor} does not match its checksum in {prefix}.index (the '
+                f'data file is damaged); {again}')
+    if error.reason == 'truncated':
+        return f'{data}: ends before tensor {error.tensor} (the data file is incomplete); {again}'
+    if error.reason == 'missing':
+        return f'{data}: missing; download the .data file too, next to {prefix}.index'
+    return (f'{prefix}: cannot read the checkpoint ({error}); the .index/.data files are damaged '
+            f'or incomplete, download or export them again')
 
 
 def save_weights_folder(folder, generator, discriminator=None, overwrite=False):
@@ -258,7 +302,8 @@ def save_weights_folder(folder, generator, discriminator=None, overwrite=False):
     if problem:
         raise CheckpointError(problem)
     manifest = {'format': FORMAT_NAME, 'version': 1, 'cnum_generator': generator.cnum,
-                'cnum_discriminator': None, 'discriminator_channels': None}
+                'guided': generator.guided, 'cnum_discriminator': None,
+                'discriminator_channels': None}
     with files.written_atomically(folder) as partial:
         os.mkdir(partial)
         generator.save_weights(os.path.join(partial, GENERATOR_FILE))
@@ -299,22 +344,26 @@ def load_weights_folder(folder, with_discriminator=True):
         with open(manifest_path, encoding='utf-8') as handle:
             manifest = json.load(handle)
         cnum = int(manifest['cnum_generator'])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        guided = manifest.get('guided', False)  # absent in folders written before the guided mode
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(f'{manifest_path}: unreadable ({error.__class__.__name__}); the folder '
                               f'is damaged, convert or download it again') from None
     if manifest.get('format') != FORMAT_NAME:
         raise CheckpointError(f'{manifest_path}: not a {FORMAT_NAME} manifest')
-    generator = build_generator(cnum)
+    if not isinstance(guided, bool):
+        raise CheckpointError(f'{manifest_path}: "guided" is {guided!r}; it must be true or false')
+    generator = build_generator(cnum, guided)
     _load_keras_weights(generator, os.path.join(folder, GENERATOR_FILE))
     discriminator, d_cnum = None, manifest.get('cnum_discriminator')
     if with_discriminator and d_cnum:
-        discriminator = build_discriminator(int(d_cnum), int(manifest['discriminator_channels']))
+        discriminator = _discriminator(int(d_cnum), int(manifest['discriminator_channels']), guided,
+                                       manifest_path)
         sharded = os.path.join(folder, DISCRIMINATOR_SHARDED)
         _load_keras_weights(discriminator, sharded if os.path.isfile(sharded)
                             else os.path.join(folder, DISCRIMINATOR_FILE))
     names = sorted(generator_table(generator)) + (
         sorted(discriminator_table(discriminator)) if discriminator is not None else [])
-    return generator, discriminator, LoadReport(folder, names, [], cnum, d_cnum, 'weights')
+    return generator, discriminator, LoadReport(folder, names, [], cnum, d_cnum, 'weights', guided)
 
 
 def _load_keras_weights(model, path):
@@ -337,9 +386,13 @@ def export_tf1(prefix, generator, discriminator=None, overwrite=False):
     them and moved into place one rename each, the state file last (`inpaint.files`).
 
     Raises:
-        CheckpointError: the files would replace another checkpoint's, or an earlier export's
-            without `overwrite` (`tf1_destination_problem`).
+        CheckpointError: TensorFlow, which writes the format, is not installed; or the files
+            would replace another checkpoint's, or an earlier export's without `overwrite`
+            (`tf1_destination_problem`).
     """
+    missing = extras.tensorflow_missing('writing the TF1 format (--format tf1)')
+    if missing:
+        raise CheckpointError(f'{prefix}: {missing}')
     from inpaint import tf1_checkpoint
     problem = tf1_destination_problem(prefix, overwrite)
     if problem:
@@ -397,17 +450,38 @@ def main(argv=None):
     weights folder DST (default), or to the authors' TF1 layout at prefix DST (`--format tf1`).
 
     Returns 0, or 2 with a one-line message when SRC cannot be loaded or DST cannot be written.
+
+    `python -m inpaint.checkpoint --verify DIR` checks a download of the authors' release instead
+    (`releases.verify`): which release DIR holds and whether its data file is intact (size and
+    sha256). Returns 0 intact, 1 missing, incomplete or damaged, 2 not one of the releases.
     """
     import argparse
-    parser = argparse.ArgumentParser(prog='python -m inpaint.checkpoint', description=main.__doc__)
-    parser.add_argument('source')
-    parser.add_argument('destination')
+    parser = argparse.ArgumentParser(prog='python -m inpaint.checkpoint', description=main.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('source', nargs='?')
+    parser.add_argument('destination', nargs='?')
     parser.add_argument('--format', choices=('weights', 'tf1'), default='weights')
+    parser.add_argument('--verify', metavar='DIR', help="check a download of the authors' release "
+                        '(which one, and whether its data file is intact) instead of converting')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an earlier conversion at DST (nothing else is replaced)')
     parser.add_argument('--verbose', action='store_true', help='show TensorFlow start-up messages')
     # (commands.run reads --verbose before TensorFlow can be imported)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.verify is not None:
+        if args.source is not None:
+            parser.error('--verify DIR takes no SRC or DST')
+        try:
+            code, lines = releases.verify(resolve_prefix(args.verify))
+        except CheckpointError as error:
+            code, lines = 2, [str(error)]
+        if code == 2:
+            print(f'error: {lines[0]}', file=sys.stderr)
+        else:
+            print('\n'.join(lines))
+        return code
+    if args.destination is None:
+        parser.error('give SRC and DST (or --verify DIR)')
     run = _inside_run(args.destination)
     if run is not None:
         print(f'error: {args.destination} is inside the training run {run}; write the export to '
@@ -441,7 +515,8 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     print(f'{report.prefix} -> {args.destination} ({args.format}; generator width '
-          f'{report.generator_cnum}, discriminator {report.discriminator_cnum})')
+          f'{report.generator_cnum}, discriminator {report.discriminator_cnum}'
+          f'{", edge-guided" if report.guided else ""})')
     return 0
 
 

@@ -86,13 +86,29 @@ def stderr_to_devnull():
 def run(main, argv=None):
     """Runs a command's `main(argv)` with TensorFlow quiet (unless `--verbose`); its exit code.
 
+    A Keras backend that is not installed (`KERAS_BACKEND=torch` without torch, or TensorFlow,
+    the default, in a JAX-only install) is one line on stderr and exit code 2 (`--help` still
+    works).
+
     Args:
         main: the command's `main(argv) -> int`.
         argv: arguments without the program name (default `sys.argv[1:]`).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     quiet_tensorflow(argv)
+    if not {'-h', '--help'} & set(argv):
+        require_backend()
     return main(argv)
+
+
+def require_backend():
+    """Exits with code 2 and one line on stderr when the Keras backend cannot be imported
+    (`extras.backend_missing`), before `import keras` would raise it as a traceback."""
+    from inpaint import extras
+    problem = extras.backend_missing()
+    if problem:
+        print(f'error: {problem}', file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _console_script(module):

@@ -15,8 +15,10 @@ import re
 
 import yaml
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'inpaint.yml')
-"""The project's `inpaint.yml` (next to the `inpaint` package in a source checkout)."""
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'inpaint.yml')
+"""The project's `inpaint.yml`, shipped in the package (wheel or editable install). In a checkout
+`inpaint/inpaint.yml` is a symbolic link to the top-level `inpaint.yml`, the one file users edit;
+building a wheel or an sdist copies the file itself."""
 
 GANS = ('sngan', 'wgan_gp')
 
@@ -81,7 +83,7 @@ class Config:
     l1_loss_alpha: float
     # to tune
     guided: bool
-    edge_threshold: float  # ignored (guided is not supported)
+    edge_threshold: float
     # === Additions of this project ===
     cnum_generator: int
     cnum_discriminator: int
@@ -340,7 +342,8 @@ def _check_values(c):
             show_value=False)
     require(c.gan in GANS, 'gan', f'must be one of {list(GANS)}')
     require(c.padding == 'SAME', 'padding', "only 'SAME' is supported")
-    require(not c.guided, 'guided', 'edge-guided inpainting is not supported; set guided: False')
+    require(0 <= c.edge_threshold < 1, 'edge_threshold',
+            'must be in [0, 1) (an edge pixel is a line where its value / 255 is above it)')
 
     require(len(c.img_shapes) == 3 and all(size >= 1 for size in c.img_shapes), 'img_shapes',
             'must be [height, width, channels], three positive integers')

@@ -23,6 +23,11 @@ Differences from the original, on purpose:
   (the same order and crops as one process would draw, given the same seed).
 - 16-bit files are scaled to 8 bits as `imageio.read_image` does (`/ 257`, rounded), so
   training and inference see the same pixels; `cv2.imread` would truncate `>> 8`.
+
+The guided mode (`edges=True`) reads `<name>_edge.jpg` beside each image (`imageio.edge_path`),
+as the original's `train.py` does, decodes it as the image and crops or resizes it with the same
+offsets (as neuralgym's `DataFromFNames` crops a tuple of files). An image whose edge file is
+missing, unreadable or of another size is skipped and counted like an unreadable image.
 """
 import collections
 import concurrent.futures
@@ -175,7 +180,7 @@ class DecodeStats:
 
 
 def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=None, repeat=True,
-                 num_parallel_calls=None, shuffle_buffer=1000, shard=(0, 1)):
+                 num_parallel_calls=None, shuffle_buffer=1000, shard=(0, 1), edges=False):
     """Builds the training pipeline: a stream of batches decoded by a thread pool.
 
     File names are shuffled each pass through a buffer of `shuffle_buffer` names, as tf.data's
@@ -202,10 +207,13 @@ def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=N
         shuffle_buffer: shuffle buffer size, in file names (cheap: names, not pixels).
         shard: (index, count): read only the elements at positions index, index + count, ... of
             each pass (one process of `count` training together; give them all the same seed).
+        edges: the guided mode: each image's `<name>_edge.jpg` too (see the module docstring).
     Returns:
         A `BatchStream`: an iterator of float32 (batch_size, H, W, 3) BGR NumPy batches, values
-        0..255, with `decode_stats` (a `DecodeStats`) and `batch_shape`. Close it (`close()` or
-        `with`) to stop its threads.
+        0..255 (with `edges`: (images, edge images) pairs of such batches, the edge images as
+        the original's pipeline gives them, before its `edge_threshold`), with `decode_stats`
+        (a `DecodeStats`) and `batch_shape`. Close it (`close()` or `with`) to stop its
+        threads.
     Raises:
         InputError: no paths, or none of them can be read (checked before building, reading
             files in order until one decodes). If files become unreadable later, iterating
@@ -231,14 +239,14 @@ def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=N
         raise ValueError(f'shard must be (index, count) with 0 <= index < count, got {shard!r}')
     if not paths:
         raise InputError('no image paths given; give a non-empty file list or folder')
-    _check_some_readable(paths)
+    _check_some_readable(paths, edges)
 
     # Unseeded pipelines still derive every generator from one base seed, so that crops stay
     # per element and the order per pass.
     base_seed = int(seed) if seed is not None else np.random.SeedSequence().entropy
     order = _file_order(len(paths), shuffle, int(shuffle_buffer), base_seed, repeat, index, count)
     load = _Loader(paths, (height, width), random_crop, base_seed,
-                   DecodeStats(len(paths), len(range(index, len(paths), count))))
+                   DecodeStats(len(paths), len(range(index, len(paths), count))), edges)
     return BatchStream(load, order, int(batch_size), int(num_parallel_calls))
 
 
@@ -252,13 +260,14 @@ class BatchStream:
 
     Attributes:
         decode_stats: the `DecodeStats` of this stream.
-        batch_shape: (batch_size, H, W, 3) of every batch.
+        batch_shape: (batch_size, H, W, 3) of every batch (of images and of edge images).
         num_threads: decoding threads.
     """
 
     def __init__(self, load, order, batch_size, num_threads):
         self.decode_stats = load.stats
         self.batch_shape = (batch_size, *load.shape, 3)
+        self._parts = 2 if load.edges else 1  # images (and edge images)
         self.num_threads = num_threads
         self._load = load
         # Iterator of (element index, position in the file list), pass after pass; the element
@@ -277,25 +286,27 @@ class BatchStream:
         return self
 
     def __next__(self):
-        """Returns the next float32 batch; StopIteration after one pass when not repeating."""
+        """Returns the next float32 batch (with edges: the (images, edge images) pair);
+        StopIteration after one pass when not repeating."""
         if self._closed:
             raise StopIteration
-        batch = np.empty(self.batch_shape, np.float32)
+        batches = [np.empty(self.batch_shape, np.float32) for _ in range(self._parts)]
         filled = 0
         try:
             self._submit()  # decoding starts at the first next(), as tf.data's does
-            while filled < len(batch):
+            while filled < self.batch_shape[0]:
                 if not self._pending:  # the single pass is over: drop the incomplete batch
                     raise StopIteration
-                image = self._pending.popleft().result()  # a worker's exception is raised here
+                element = self._pending.popleft().result()  # a worker's exception is raised here
                 self._submit()
-                if image is not None:
-                    batch[filled] = image
+                if element is not None:
+                    for batch, array in zip(batches, element):
+                        batch[filled] = array
                     filled += 1
         except BaseException:
             self.close()
             raise
-        return batch
+        return tuple(batches) if self._parts == 2 else batches[0]
 
     def close(self):
         """Cancels queued work and waits for the running decodes; later `next()` stops."""
@@ -325,24 +336,44 @@ class _Loader:
     """Loads one element in a worker thread (it holds no reference to the stream, so a dropped
     stream can be freed and its finalizer run)."""
 
-    def __init__(self, paths, shape, random_crop, base_seed, stats):
+    def __init__(self, paths, shape, random_crop, base_seed, stats, edges=False):
         self.paths, self.shape, self.random_crop = paths, shape, random_crop
-        self.base_seed, self.stats = base_seed, stats
+        self.base_seed, self.stats, self.edges = base_seed, stats, edges
 
     def __call__(self, index, position):
-        """Returns element `index` as uint8 (H, W, 3), or None if its file is unreadable."""
+        """Returns element `index`: (image,) or (image, edge image), uint8 (H, W, 3) each, or
+        None if a file is unreadable."""
         path = self.paths[position]
         try:
-            image, failure = decode_bgr(path), None
+            arrays, failure = _decode(path, self.edges), None
         except _DECODE_ERRORS as error:
-            image, failure = None, error
+            arrays, failure = None, error
         if failure is not None:  # recorded outside `except`, so a raise here is not chained
             self.stats.record(index, path, failure)  # raises after a full pass with nothing decoded
             return None
-        rng = np.random.default_rng([self.base_seed, index]) if self.random_crop else None
-        image = crop_or_resize(image, self.shape, self.random_crop, rng)
+        # The same generator state for each array: the edge image is cropped with the image.
+        fresh_rng = lambda: np.random.default_rng([self.base_seed, index]) if self.random_crop else None
+        arrays = tuple(crop_or_resize(array, self.shape, self.random_crop, fresh_rng())
+                       for array in arrays)
         self.stats.record(index, path)
-        return image
+        return arrays
+
+
+def _decode(path, edges=False):
+    """(image,) or, with `edges`, (image, its `<name>_edge.jpg`), BGR uint8 (H, W, 3) each.
+
+    Raises:
+        InputError: a file missing or undecodable, or the edge image of another size.
+    """
+    image = decode_bgr(path)
+    if not edges:
+        return (image,)
+    edge = decode_bgr(imageio.edge_path(path))
+    if edge.shape != image.shape:
+        raise InputError(f'{imageio.edge_path(path)}: edge image is {edge.shape[1]}x{edge.shape[0]} '
+                         f'but {path} is {image.shape[1]}x{image.shape[0]}; make it again at the '
+                         f'image\'s size (scripts/make_edges.py)')
+    return image, edge
 
 
 def _file_order(num_files, shuffle, shuffle_buffer, base_seed, repeat, shard_index=0, shard_count=1):
@@ -380,12 +411,13 @@ def _buffer_shuffle(num_items, buffer_size, rng):
             buffer.pop()
 
 
-def _check_some_readable(paths):
-    """Raises InputError unless one of `paths` decodes; stops at the first that does."""
+def _check_some_readable(paths, edges=False):
+    """Raises InputError unless one of `paths` (with `edges`, and its edge image) decodes; stops
+    at the first that does."""
     first_error = None
     for path in paths:
         try:
-            decode_bgr(path)
+            _decode(path, edges)
             return
         except _DECODE_ERRORS as error:
             first_error = first_error or error

@@ -40,8 +40,9 @@ TFLite model, the checkpoint being exported, the working folder and its parents 
 artifact is written beside the target under a temporary name and renamed once it has run; missing
 parent folders are created.
 
-Exit codes: 0 written and checked; 2 bad flags, an output path that may not be written, an
-unloadable checkpoint, or a format that cannot express the model (one line naming what blocks it).
+Exit codes: 0 written and checked; 2 bad flags, no TensorFlow (every format is written through it:
+`pip install 'deepfill-tf2[export]'`), an output path that may not be written, an unloadable
+checkpoint, or a format that cannot express the model (one line naming what blocks it).
 """
 import argparse
 import contextlib
@@ -55,7 +56,7 @@ import warnings
 import numpy as np
 from absl import logging as absl_logging
 
-from inpaint import commands, files
+from inpaint import commands, extras, files
 
 FORMATS = ('saved_model', 'onnx', 'tflite')
 GRID = 8  # the generator needs multiples of 8 (see inference.GRID)
@@ -500,6 +501,9 @@ def main(argv=None):
     try:
         args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
         check_request(args.format, args.height, args.width)
+        missing = extras.tensorflow_missing(f'exporting ({args.format})', extra='export')
+        if missing:
+            raise ExportError(missing)
         check_target(args.format, args.output, args.overwrite, _checkpoint_paths(args.checkpoint_dir))
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)

@@ -80,18 +80,23 @@ class InpaintGenerator(keras.Model):
 
     Args:
         cnum: base width (48 in the release).
+        guided: the edge-guided mode (the original's `guided: True`): the user's edge lines are
+            a fourth input channel, so `conv1` takes 6 channels (RGB, edge, ones, mask), not 5.
     Call args:
         image: (B, H, W, 3) BGR in [-1, 1]; hole pixels may hold anything (they are zeroed here).
         mask: (B or 1, H, W, 1), 1 = hole. H and W must be multiples of 8.
+        edge: guided only: (B or 1, H, W, 1) edge lines, 1 = line (`imageio.edge_lines`); lines
+            outside the hole are dropped here (`hole_edges`). None = no lines (an empty sketch).
     Returns:
         x_stage1, x_stage2: (B, H, W, 3) in [-1, 1]; offsets: int32 (B, H/8, W/8, 2), the
         contextual attention's offsets (`inpaint.flow.offset_flow` turns them into the original's
         `offset_flow` picture, (B, H/4, W/4, 3)).
     """
 
-    def __init__(self, cnum=48, name='inpaint_net', **kwargs):
+    def __init__(self, cnum=48, guided=False, name='inpaint_net', **kwargs):
         super().__init__(name=name, **kwargs)
         self.cnum = int(cnum)
+        self.guided = bool(guided)
         self.stage1 = [_make(s, self.cnum) for s in STAGE1]
         self.hallucination = [_make(s, self.cnum) for s in HALLUCINATION]
         self.attention_in = [_make(s, self.cnum) for s in ATTENTION_IN]
@@ -105,10 +110,10 @@ class InpaintGenerator(keras.Model):
                   + self.stage2_out)
         return {layer.name: layer for layer in layers}
 
-    def call(self, image, mask):
+    def call(self, image, mask, edge=None):
         mask = ops.cast(mask, image.dtype)
         image = image * (1.0 - mask)  # (B, H, W, 3), the original feeds the incomplete image
-        x_stage1 = self.coarse(image, mask)
+        x_stage1 = self.coarse(image, mask, edge)
         x = composite(image, x_stage1, mask)  # (B, H, W, 3)
         hallucinated = self.hallucinate(x)
         features = self.attention_features(x)
@@ -116,16 +121,27 @@ class InpaintGenerator(keras.Model):
                                                       self.attention_mask(mask, features))
         return x_stage1, self.decode(hallucinated, attended), offsets
 
-    def coarse(self, image, mask):
-        """Stage 1: incomplete image (B, H, W, 3) and mask (B|1, H, W, 1) -> x_stage1 (B, H, W, 3)."""
-        return self.coarse_decode(self.coarse_features(image, mask))
+    def coarse(self, image, mask, edge=None):
+        """Stage 1: incomplete image (B, H, W, 3), mask (B|1, H, W, 1) and, guided, edge
+        (B|1, H, W, 1) -> x_stage1 (B, H, W, 3)."""
+        return self.coarse_decode(self.coarse_features(image, mask, edge))
 
-    def coarse_features(self, image, mask):
-        """Stage 1 up to its first upsampling: incomplete image (B, H, W, 3) and mask
-        (B|1, H, W, 1) -> (B, H/4, W/4, 2cnum)."""
+    def coarse_features(self, image, mask, edge=None):
+        """Stage 1 up to its first upsampling: incomplete image (B, H, W, 3), mask
+        (B|1, H, W, 1) and, guided, edge (B|1, H, W, 1) -> (B, H/4, W/4, 2cnum)."""
+        if edge is not None and not self.guided:
+            raise ValueError(NOT_GUIDED)
         ones = ops.ones_like(image[..., :1])
-        x = ops.concatenate([image, ones, ones * mask], axis=-1)  # (B, H, W, 5)
+        guide = [self._guide(edge, mask, ones)] if self.guided else []
+        x = ops.concatenate([image] + guide + [ones, ones * mask], axis=-1)  # (B, H, W, 5 or 6)
         return _run(self.coarse_feature_layers, x)
+
+    @staticmethod
+    def _guide(edge, mask, ones):
+        """The edge channel: the hole's lines, (B, H, W, 1); zeros when there is no edge."""
+        if edge is None:
+            return ops.zeros_like(ones)
+        return hole_edges(ops.cast(edge, ones.dtype), mask) * ones  # `* ones`: (1|B) -> B
 
     def coarse_decode(self, features):
         """Stage 1 from its first upsampling: (B, H/4, W/4, 2cnum) -> x_stage1 (B, H, W, 3)."""
@@ -188,7 +204,23 @@ class InpaintGenerator(keras.Model):
         return reach(self.hallucination, needed, size)
 
     def get_config(self):
-        return {'cnum': self.cnum, 'name': self.name}
+        return {'cnum': self.cnum, 'guided': self.guided, 'name': self.name}
+
+
+NOT_GUIDED = ('an edge was given, but this generator is not guided (its conv1 takes RGB, ones and '
+              'mask); use a guided checkpoint, or no edge')
+
+
+def hole_edges(edge, mask):
+    """The original's rule that guides only the hole: `edge * mask`, the lines inside the hole.
+
+    Args:
+        edge: (B|1, H, W, 1) 0/1 edge lines; mask: (B|1, H, W, 1), 1 = hole. NumPy arrays or
+            backend tensors of one float dtype.
+    Returns:
+        (B, H, W, 1), 1 on the hole's lines.
+    """
+    return edge * mask
 
 
 def reach(layers, needed, input_size):
@@ -231,9 +263,10 @@ def _run(layers, x):
     return x
 
 
-def build_generator(cnum=48):
-    """Creates an `InpaintGenerator` with its weights built (a symbolic 64x64 call: no compute, so
-    it is quick on JAX too)."""
-    generator = InpaintGenerator(cnum)
-    generator(keras.KerasTensor((1, 64, 64, 3)), keras.KerasTensor((1, 64, 64, 1)))
+def build_generator(cnum=48, guided=False):
+    """Creates an `InpaintGenerator` (`guided`: edge-guided) with its weights built (a symbolic
+    64x64 call: no compute, so it is quick on JAX too)."""
+    generator = InpaintGenerator(cnum, guided)
+    edge = (keras.KerasTensor((1, 64, 64, 1)),) if guided else ()
+    generator(keras.KerasTensor((1, 64, 64, 3)), keras.KerasTensor((1, 64, 64, 1)), *edge)
     return generator

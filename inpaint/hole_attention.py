@@ -219,6 +219,12 @@ def chunk_patches(fp, rows, key_patches, key_raw, row_of, column_of, key_valid, 
 _COMPILED = {}
 
 
+def compiled_shapes():
+    """How many shapes this process's attention steps (`attend`'s three functions) have been
+    compiled for, on every backend used."""
+    return sum(fn.tracing_count() for fn in _COMPILED.values())
+
+
 def _compiled(fn):
     """`fn` compiled by the running backend (one per process, backend and function)."""
     key = (keras.backend.backend(), fn)

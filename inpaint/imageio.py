@@ -5,10 +5,19 @@ are BGR to OpenCV and the network sees BGR, as the original's OpenCV reads do. S
 flipped once at each of those boundaries, by `swap_rb`: file -> RGB (`read_image`), RGB -> network
 (`inference.to_network`), network -> RGB (`inference.from_network`), RGB -> file (`write_image`).
 
+Inpainting keeps what the network does not see: `read_image_as_is` (the command line, batches)
+and `decode_image_as_is` (the server) keep an image's alpha channel and 16-bit depth, which
+`Inpainter.inpaint` gives back (RGBA in, RGBA out; uint16 in, uint16 out), and `write_image` writes
+them where the format can hold them (PNG, TIFF; alpha also WebP, BMP), else warns.
+
 Masks follow one rule everywhere (files, batch, evaluation, the server and the Python API), defined
 by `mask_holes`: 0/1 and 0/255 masks, strokes of any colour on black, and strokes painted on a
 transparent layer are holes where painted. `read_mask(path, original=True)` keeps the original's
 rule for `test.py --original`: a hole where OpenCV's first channel (blue) is > 127.5.
+
+Edge maps (the guided mode's sketches) follow one rule too, the original's
+`channel / 255 > edge_threshold` (`edge_lines`, `read_edge`): white lines on black, as edge
+detectors write them. Only the lines inside the hole guide the network (`generator.hole_edges`).
 """
 import os
 
@@ -20,6 +29,8 @@ from inpaint import files
 
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+ALPHA_EXTENSIONS = ('.png', '.webp', '.bmp', '.tif', '.tiff')  # OpenCV writes 4 channels there
+DEEP_EXTENSIONS = ('.png', '.tif', '.tiff')  # and 16 bits (others: truncated to 8 by OpenCV)
 
 
 class InputError(ValueError):
@@ -51,16 +62,74 @@ def to_rgb_uint8(array, name='image'):
     return swap_rb(to_bgr_uint8(array, name))
 
 
+def read_image_as_is(path):
+    """Reads an image file for inpainting: as `read_image`, but keeping its alpha channel and its
+    16-bit depth, which the network does not use and `Inpainter.inpaint` gives back.
+
+    Returns:
+        RGB (H, W, 3) or, for a file with an alpha channel (RGBA, gray + alpha, a palette with
+        transparency), RGBA (H, W, 4); uint8, or uint16 for a 16-bit file. Gray is repeated to
+        three channels.
+    Raises:
+        InputError: missing, unreadable or empty file, or an unsupported pixel type.
+    """
+    return decode_image_as_is(_file_bytes(path), path)
+
+
+def decode_image_as_is(data, name='image'):
+    """Encoded image bytes -> RGB(A) uint8 or uint16, as `read_image_as_is` (which see).
+
+    The colours are decoded as `read_image` decodes them (EXIF orientation applied); the alpha
+    channel comes from a second, unchanged decode (not for JPEG, which has none). An alpha whose
+    size differs from the colours' (a rotated EXIF orientation) is dropped with a warning.
+    """
+    colour = to_rgb(_check_depth(_decode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH, name), name),
+                    name)
+    if bytes(data[:2]) == b'\xff\xd8':  # JPEG: no alpha
+        return colour
+    full = _decode(data, cv2.IMREAD_UNCHANGED, name)
+    if full.ndim != 3 or full.shape[2] != 4:
+        return colour
+    alpha = full[:, :, 3]
+    if alpha.shape != colour.shape[:2]:
+        logging.warning('%s: the alpha channel is %dx%d but the oriented image %dx%d; the alpha is '
+                        'dropped', name, alpha.shape[1], alpha.shape[0], colour.shape[1],
+                        colour.shape[0])
+        return colour
+    return np.concatenate([colour, alpha[:, :, None]], axis=2)
+
+
+def to_8_bits(array):
+    """uint16 -> uint8 by `/ 257`, rounded (65535 -> 255, 32896 -> 128); uint8 is returned as is."""
+    if array.dtype != np.uint16:
+        return array
+    return (array.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+
+
+def to_rgb(array, name='image'):
+    """A gray or BGR(A) OpenCV array (H, W[, C]) of uint8 or uint16 -> RGB (H, W, 3), same depth
+    (gray repeated, alpha dropped)."""
+    return swap_rb(_three_channels(array, name))
+
+
 def to_bgr_uint8(array, name='image'):
     """A gray or BGR(A) OpenCV array (H, W[, C]) -> BGR uint8 (H, W, 3), channel order kept.
 
-    16-bit values are scaled to 8 bits (`/ 257`, rounded), gray is repeated to three channels and
-    an alpha channel is dropped.
+    16-bit values are scaled to 8 bits (`to_8_bits`), gray is repeated to three channels and an
+    alpha channel is dropped.
     """
-    if array.dtype == np.uint16:
-        array = (array.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    elif array.dtype != np.uint8:
+    return _three_channels(to_8_bits(_check_depth(array, name)), name)
+
+
+def _check_depth(array, name):
+    """`array`, unless its pixels are neither uint8 nor uint16 (InputError)."""
+    if array.dtype not in (np.uint8, np.uint16):
         raise InputError(f'{name}: unsupported pixel type {array.dtype}; save it as 8-bit PNG or JPEG')
+    return array
+
+
+def _three_channels(array, name):
+    """(H, W[, C]) with C in 1, 3, 4 -> (H, W, 3): gray repeated, alpha dropped, order kept."""
     if array.ndim == 2:
         array = array[:, :, None]
     channels = array.shape[2]
@@ -72,7 +141,8 @@ def to_bgr_uint8(array, name='image'):
 
 
 def swap_rb(array):
-    """RGB <-> BGR: (..., W, 3) uint8 or float32 -> C-contiguous, first and last channels swapped.
+    """RGB(A) <-> BGR(A): (..., W, 3 or 4) uint8, uint16 or float32 -> C-contiguous, the first and
+    third channels swapped (alpha stays last).
 
     The one channel flip at each boundary (OpenCV's BGR files, the network's BGR input). One
     OpenCV pass: at 2048x2048 it takes 0.5 ms (uint8), where NumPy's `a[..., ::-1]` copy takes
@@ -80,9 +150,12 @@ def swap_rb(array):
     """
     array = np.ascontiguousarray(array)
     if array.size == 0 or array.dtype not in (np.uint8, np.uint16, np.float32):
-        return np.ascontiguousarray(array[..., ::-1])  # what OpenCV cannot take
-    rows = array.reshape(-1, array.shape[-2], 3)  # (B * H, W, 3): one OpenCV image
-    return cv2.cvtColor(rows, cv2.COLOR_RGB2BGR).reshape(array.shape)
+        flipped = np.concatenate([array[..., 2::-1], array[..., 3:]], axis=-1)
+        return np.ascontiguousarray(flipped)  # what OpenCV cannot take
+    channels = array.shape[-1]
+    rows = array.reshape(-1, array.shape[-2], channels)  # (B * H, W, C): one OpenCV image
+    code = cv2.COLOR_RGBA2BGRA if channels == 4 else cv2.COLOR_RGB2BGR
+    return cv2.cvtColor(rows, code).reshape(array.shape)
 
 
 def mask_holes(mask, name='mask'):
@@ -107,30 +180,95 @@ def mask_holes(mask, name='mask'):
     Raises:
         InputError: not (H, W) or (H, W, 1..4).
     """
-    mask = np.asarray(mask)
-    if mask.ndim == 2:
-        mask = mask[:, :, None]
-    if mask.ndim != 3 or not 1 <= mask.shape[2] <= 4:
-        raise InputError(f'{name}: shape {mask.shape} is not a mask; give (H, W) or a gray, RGB '
-                         f'or RGBA mask')
-    if mask.shape[2] in (2, 4):
-        alpha = mask[:, :, -1]
-        if alpha.size and alpha.min() != alpha.max():
-            return alpha > 0
-        mask = mask[:, :, :-1]
-    value = mask.max(axis=2)
+    value, painted = _ink(mask, name, 'a mask')
+    if painted:
+        return value > 0
     if value.dtype == bool:
         return value
+    return value > _full_scale(value) / 2
+
+
+def _ink(array, name, kind):
+    """The value a mask or edge rule tests, per pixel: (H, W), and whether it is a painted
+    layer's alpha (an alpha channel that is not the same everywhere) rather than the largest
+    colour channel.
+
+    Raises:
+        InputError: `array` is not (H, W) or (H, W, 1..4); the message says it is not `kind`.
+    """
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or not 1 <= array.shape[2] <= 4:
+        raise InputError(f'{name}: shape {array.shape} is not {kind}; give (H, W) or a gray, RGB '
+                         f'or RGBA image')
+    if array.shape[2] in (2, 4):
+        alpha = array[:, :, -1]
+        if alpha.size and alpha.min() != alpha.max():
+            return alpha, True
+        array = array[:, :, :-1]
+    return array.max(axis=2), False
+
+
+def _full_scale(value):
+    """The value of full ink: 1 for a 0/1 array (largest value at most 1), 65535 for 16 bits,
+    else 255."""
     top = value.max() if value.size else 0
-    scale = 1 if top <= 1 else 65535 if value.dtype == np.uint16 else 255
-    return value > scale / 2
+    return 1 if top <= 1 else 65535 if value.dtype == np.uint16 else 255
+
+
+EDGE_THRESHOLD = 0.6  # the original's inpaint.yml `edge_threshold`
+
+
+def above_edge_threshold(value, threshold=EDGE_THRESHOLD):
+    """The original's edge test, `value / 255 > threshold`, with the arithmetic of its graph.
+
+    TensorFlow computes `x / 255.` there as `x * float32(1 / 255)` (as `inference.to_network`'s
+    `/ 127.5`); on the values 0..255 that differs from a true division at some thresholds (0.2:
+    51 is a line by the product, not by the quotient), and this function gives the product's
+    answer for every value and threshold.
+
+    Args:
+        value: array of 0..255 values (any shape, any real dtype), e.g. OpenCV's channel 0 of an
+            edge image, or a training batch's.
+        threshold: `edge_threshold`.
+    Returns:
+        bool array of `value`'s shape, True on an edge line.
+    """
+    return np.asarray(value, np.float32) * np.float32(1 / 255) > np.float32(threshold)
+
+
+def edge_lines(edge, threshold=EDGE_THRESHOLD, name='edge'):
+    """The project's one edge rule: an edge image -> bool (H, W), True on an edge line.
+
+    `value / 255 > threshold` (`above_edge_threshold`), where value is the largest colour
+    channel (so grey edge maps, the only kind edge detectors write, give the original's answer,
+    and lines of any colour count), scaled as `mask_holes` scales: 0/1 arrays and 16-bit images
+    are brought to 0..255 first. A painted layer (an alpha channel that is not the same
+    everywhere) is a line wherever its alpha passes the test, whatever the colour. bool: True =
+    line.
+
+    Args:
+        edge: (H, W) or (H, W, C) array, C in 1..4; bool, integers or floats.
+        threshold: `edge_threshold` (0.6 in the original).
+        name: what the error names.
+    Returns:
+        bool array (H, W).
+    Raises:
+        InputError: not (H, W) or (H, W, 1..4).
+    """
+    value, _ = _ink(edge, name, 'an edge image')
+    if value.dtype == bool:
+        return value
+    return above_edge_threshold(value.astype(np.float32) * np.float32(255 / _full_scale(value)),
+                                threshold)
 
 
 def read_mask(path, original=False):
     """Reads a mask file: holes by `mask_holes` (255, 1 or any colour = hole, transparent = kept).
 
-    A mask without any hole is logged as a warning naming the file (the image comes back
-    unchanged).
+    A mask without any hole (the image comes back unchanged) or that is a hole everywhere
+    (nothing left to condition on) is logged as a warning naming the file (`mask_warning`).
 
     Args:
         path: file path.
@@ -146,26 +284,61 @@ def read_mask(path, original=False):
         holes = (array if array.ndim == 2 else array[:, :, 0]) > 127.5
     else:
         holes = mask_holes(array, path)
-    if not holes.any():
+    warning = mask_warning(holes)
+    if warning and not holes.any():
         rule = ("the first channel is never above 127.5 (--original's rule)" if original else
                 'no pixel is painted: give 255 or 1 (or any colour, or opaque paint on a '
                 'transparent layer) where the holes are')
-        logging.warning('%s: the mask has no hole (%s); the image comes back unchanged', path, rule)
+        warning = warning.replace('no hole;', f'no hole ({rule});')
+    if warning:
+        logging.warning('%s: %s', path, warning)
     return holes
 
 
-def read_pair(image_path, mask_path, original=False):
-    """Reads an image and its mask, and checks that their sizes agree.
+def mask_warning(holes):
+    """Why a mask gives no useful result, or None: it has no hole (the image comes back
+    unchanged) or is a hole everywhere (nothing is left to condition on).
 
     Args:
-        image_path, mask_path: files (see `read_image`, `read_mask`).
+        holes: bool (H, W), True = hole.
+    """
+    if not holes.any():
+        return 'the mask has no hole; the image comes back unchanged'
+    if holes.all():
+        return ('the mask is a hole everywhere: no pixel is left to condition on, so the result '
+                'is the network\'s guess from nothing; paint only what should be replaced')
+    return None
+
+
+def read_edge(path, threshold=EDGE_THRESHOLD, original=False):
+    """Reads an edge image (the guided mode's sketch): lines by `edge_lines`.
+
+    Args:
+        path: file path.
+        threshold: `edge_threshold`.
+        original: the original's reading instead: `cv2.imread` (8 bits, BGR) and its first
+            channel (blue) tested, for `test.py --original`.
+    Returns:
+        bool array (H, W), True on an edge line.
+    """
+    if original:
+        return above_edge_threshold(_read(path, cv2.IMREAD_COLOR)[:, :, 0], threshold)
+    return edge_lines(_read(path, cv2.IMREAD_UNCHANGED), threshold, path)
+
+
+def read_pair(image_path, mask_path, original=False):
+    """Reads an image to inpaint and its mask, and checks that their sizes agree.
+
+    Args:
+        image_path, mask_path: files (see `read_image_as_is`, `read_mask`).
         original: read the mask with the original's rule (see `read_mask`).
     Returns:
-        (uint8 RGB (H, W, 3), bool (H, W) with True = hole).
+        (RGB or RGBA (H, W, 3 or 4), uint8 or uint16, as the file has it; bool (H, W) with
+        True = hole).
     Raises:
         InputError: either file unreadable, or the sizes differ (the message names both files).
     """
-    image = read_image(image_path)
+    image = read_image_as_is(image_path)
     mask = read_mask(mask_path, original=original)
     check_mask_size(mask.shape, image.shape, mask_path, image_path)
     return image, mask
@@ -279,6 +452,13 @@ def mask_by_stem(image, masks, folder):
     return candidates[0]
 
 
+def edge_path(image_path):
+    """The edge image beside a training image, as the original's `train.py` names it:
+    `a/photo.jpg` -> `a/photo_edge.jpg` (its `fname[:-4] + '_edge.jpg'`, here for any extension
+    length)."""
+    return os.path.splitext(image_path)[0] + '_edge.jpg'
+
+
 def stem(path):
     """The file name without folder and extension: `a/photo.jpg` -> `photo`."""
     return os.path.splitext(os.path.basename(path))[0]
@@ -320,15 +500,26 @@ def check_output_folder(folder, name=None):
                          f'writable folder')
 
 
-def write_image(path, rgb):
-    """Writes an RGB uint8 (H, W, 3) array; missing folders are created.
+def write_image(path, image):
+    """Writes an RGB or RGBA image, uint8 or uint16 (H, W, 3 or 4); missing folders are created.
 
-    Written under a temporary name beside `path` and renamed (`inpaint.files`), so a failed write
-    leaves neither a half file nor the temporary one. An existing `path` is replaced: callers
-    decide first whether it may be (`replaceable_output`).
+    A format that cannot hold what the image has loses it with a warning naming the file: the
+    alpha channel outside `ALPHA_EXTENSIONS` (JPEG), 16 bits outside `DEEP_EXTENSIONS` (scaled
+    to 8 bits; OpenCV would clip them). Written under a temporary name beside `path` and renamed
+    (`inpaint.files`), so a failed write leaves neither a half file nor the temporary one. An
+    existing `path` is replaced: callers decide first whether it may be (`replaceable_output`).
     """
     ext = os.path.splitext(path)[1] or '.png'
-    ok, encoded = cv2.imencode(ext, swap_rb(rgb))
+    image = np.asarray(image)
+    if image.shape[-1] == 4 and ext.lower() not in ALPHA_EXTENSIONS:
+        logging.warning('%s: %s cannot hold the alpha channel, which is dropped; write .png to '
+                        'keep it', path, ext)
+        image = image[..., :3]
+    if image.dtype == np.uint16 and ext.lower() not in DEEP_EXTENSIONS:
+        logging.warning('%s: %s cannot hold 16 bits; written with 8 bits, write .png or .tif to '
+                        'keep them', path, ext)
+        image = to_8_bits(image)
+    ok, encoded = cv2.imencode(ext, swap_rb(image))
     if not ok:
         raise InputError(f'{path}: cannot encode an image with extension {ext!r}; use .png or .jpg')
     with files.written_atomically(path) as partial:
@@ -372,6 +563,11 @@ def write_mask(path, mask):
 
 
 def _read(path, flags):
+    return _decode(_file_bytes(path), flags, path)
+
+
+def _file_bytes(path):
+    """The file's bytes as a uint8 array; InputError for a missing, empty file or a folder."""
     if not os.path.exists(path):
         raise InputError(f'{path}: file not found; check the path')
     if os.path.isdir(path):
@@ -379,9 +575,14 @@ def _read(path, flags):
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise InputError(f'{path}: file is empty; give a PNG or JPEG image')
-    array = cv2.imdecode(data, flags)
+    return data
+
+
+def _decode(data, flags, name):
+    """cv2.imdecode of bytes or a uint8 array; InputError naming `name` when it fails or is empty."""
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if array is None:
-        raise InputError(f'{path}: cannot decode the image; give a readable PNG or JPEG file')
+        raise InputError(f'{name}: cannot decode the image; give a readable PNG or JPEG file')
     if array.size == 0 or min(array.shape[:2]) == 0:
-        raise InputError(f'{path}: image has no pixels; give a non-empty image')
+        raise InputError(f'{name}: image has no pixels; give a non-empty image')
     return array

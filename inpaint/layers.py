@@ -465,7 +465,10 @@ class BlockedAttention:
             else:
                 scores = self._scores(i0 * self.w, count)
             scores = scores * self.mm * self.layer.softmax_scale  # (B, R*w, hw)
-            attention = ops.softmax(scores, axis=-1) * self.mm
+            # Over a single key the softmax is exactly 1; Keras warns about softmax over an axis
+            # of size 1 (an 8x8 image has one key), so that case is written out.
+            attention = (ops.ones_like(scores) if scores.shape[-1] == 1
+                         else ops.softmax(scores, axis=-1)) * self.mm
             index = ops.cast(ops.argmax(attention, axis=-1), 'int32')  # (B, R*w)
             return index, ops.matmul(attention, self.raw)  # pasted patches (B, R*w, 4r*r*C)
 

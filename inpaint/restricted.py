@@ -14,6 +14,9 @@ whole image) and bucketed in size (few compiled shapes). A box's zero padding on
 outputs outside the needed region, so the hole's pixels equal the whole network's to float
 rounding; `x_stage2` outside the hole does not, and no offsets are produced.
 
+Edge-guided generators work unchanged: the edge is one more input channel of stage 1's first
+conv, so it has the image's reach and is cropped to stage 1's box with it.
+
 When the estimated work is not clearly below the whole network's (small images, holes covering
 most of the image), the whole network runs instead; when the needed queries are most of them,
 the cropped stages run with the dense attention.
@@ -44,8 +47,8 @@ class RestrictedGenerator:
 
     Args:
         generator: the `InpaintGenerator`.
-        dense: (image, mask) -> the whole network's x_stage2 as NumPy, run where restricting
-            does not pay (the `Inpainter`'s compiled network).
+        dense: (image, mask[, edge]) -> the whole network's x_stage2 as NumPy, run where
+            restricting does not pay (the `Inpainter`'s compiled network).
         cost_limit: restrict when the estimated work is below this share of the whole network's.
     """
 
@@ -67,12 +70,13 @@ class RestrictedGenerator:
         self._paste = compile_(lambda *grids: paste_patches(attention, ops.stack(grids)))
         self._flops = _FlopCounter(generator)
 
-    def __call__(self, image, holes):
+    def __call__(self, image, holes, *edge):
         """x_stage2 where `holes`.
 
         Args:
             image: float32 NumPy (B, H, W, 3), BGR in [-1, 1]; H, W multiples of 8.
             holes: bool NumPy (B, H, W).
+            edge: guided generators only: float32 NumPy (B, H, W, 1) edge lines.
         Returns:
             float32 NumPy (B, H, W, 3), equal to the whole network's `x_stage2` at the holes.
         """
@@ -90,8 +94,8 @@ class RestrictedGenerator:
         self.last_work = {'dense': len(holes) * estimate['dense'], 'restricted': work(share)}
         if queries is None or work(share) >= self.cost_limit * self.last_work['dense']:
             self.last_path = 'dense'
-            return self._dense(image, mask)
-        x = self._stage2_input(image, mask, boxes)
+            return self._dense(image, mask, *edge)
+        x = self._stage2_input(image, mask, boxes, edge)
         attended, share = self._attend(x, mask, queries)
         self.last_work['restricted'] = work(share)
         return self._after_attention(x, attended, boxes)
@@ -129,12 +133,13 @@ class RestrictedGenerator:
         attention = self.generator.contextual_attention
         return [attention.paste_reach(self.generator.attention_reach(hole)) for hole in holes]
 
-    def _stage2_input(self, image, mask, boxes):
+    def _stage2_input(self, image, mask, boxes, edge=()):
         """Stage 1 on its boxes, composited: the second stage's input (B, H, W, 3) NumPy."""
         incomplete = image * (np.float32(1.0) - mask)
         x = incomplete.copy()
         rows, cols = _slices(boxes['coarse'])
-        features = self._coarse_features(incomplete[:, rows, cols], mask[:, rows, cols])
+        features = self._coarse_features(incomplete[:, rows, cols], mask[:, rows, cols],
+                                         *(e[:, rows, cols] for e in edge))
         rows, cols = _slices(boxes['coarse_decode'])
         x_stage1 = ops.convert_to_numpy(self._coarse_decode(
             features[_inside(boxes['coarse_decode'], boxes['coarse'], 4)]))

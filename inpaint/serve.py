@@ -10,6 +10,8 @@ Then open http://127.0.0.1:8080 in a browser. Routes:
                            masks section: 255 or 1 or any colour on black, or paint on a
                            transparent layer);
                            answers a PNG of the image's size, pixels outside the hole untouched
+                           (RGBA in: its alpha kept; 16 bits in: 16 bits out); a mask with no hole
+                           or a hole everywhere adds the header X-Inpaint-Warning (one sentence)
     GET  /healthz          {"status", "model", "checkpoint", "widths", "backend"}
 
 Bad requests are answered with a 4xx status and a JSON body `{"error": "<one sentence>"}`: 400 a
@@ -34,13 +36,17 @@ import cv2
 import numpy as np
 
 from inpaint import commands
-from inpaint.imageio import InputError, check_mask_size, mask_holes, swap_rb, to_rgb_uint8
+from inpaint.imageio import (InputError, check_mask_size, decode_image_as_is, mask_holes, mask_warning,
+                             swap_rb)
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'web')
 API_PATH = '/api/v1/inpaint'
 DEFAULT_MAX_PIXELS = 4096 * 4096
 DEFAULT_MAX_BODY_MB = 64
 FIELDS = ('image', 'mask')
+# Set on an answer whose mask has no hole (the image comes back unchanged) or is a hole
+# everywhere (nothing left to condition on): one sentence, as the command line's warning.
+WARNING_HEADER = 'X-Inpaint-Warning'
 
 
 class ApiError(Exception):
@@ -53,18 +59,18 @@ class ApiError(Exception):
 
 
 def decode_image(data, max_pixels, name='image'):
-    """Encoded bytes -> RGB uint8 (H, W, 3), with the pixel limit checked before decoding.
+    """Encoded bytes -> RGB(A) uint8 or uint16, with the pixel limit checked before decoding.
 
-    Pixels are those of `imageio.read_image` (OpenCV: EXIF orientation applied, gray repeated,
-    alpha dropped, 16-bit scaled).
+    Pixels are those of `imageio.read_image_as_is`, as the command line reads a file (EXIF
+    orientation applied, gray repeated, the alpha channel and 16 bits kept for the answer).
     Raises:
         ApiError: 400 empty or undecodable, 413 over `max_pixels`.
     """
-    array = _decode(data, max_pixels, name, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    _check_header(data, max_pixels, name)
     try:
-        return to_rgb_uint8(array, name)
+        return decode_image_as_is(data, name)
     except InputError as error:
-        raise ApiError(400, str(error)) from error
+        raise ApiError(400, _sentence(str(error))) from error
 
 
 def decode_mask(data, max_pixels, name='mask'):
@@ -73,13 +79,18 @@ def decode_mask(data, max_pixels, name='mask'):
     return mask_holes(_decode(data, max_pixels, name, cv2.IMREAD_UNCHANGED), name)
 
 
-def _decode(data, max_pixels, name, flags):
+def _check_header(data, max_pixels, name):
+    """ApiError 400 for an empty file, 413 for one whose header declares over `max_pixels`."""
     if not data:
         raise ApiError(400, f'{name}: the file is empty; send a PNG or JPEG image.')
     width, height = _header_size(data, name, max_pixels)
     if width * height > max_pixels:
         raise ApiError(413, f'{name}: {width}x{height} is {width * height} pixels, over this '
                             f"server's limit of {max_pixels}; send a smaller image.")
+
+
+def _decode(data, max_pixels, name, flags):
+    _check_header(data, max_pixels, name)
     array = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if array is None or array.size == 0:
         raise ApiError(400, f'{name}: the file cannot be decoded; send a PNG or JPEG image.')
@@ -95,18 +106,39 @@ def _header_size(data, name, max_pixels):
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 return image.size
-    except Image.DecompressionBombError as error:  # Pillow's own limit: 2 * MAX_IMAGE_PIXELS
-        raise ApiError(413, f'{name}: the header declares over {2 * Image.MAX_IMAGE_PIXELS} '
-                            f"pixels, over this server's limit of {max_pixels}; send a smaller "
-                            f'image.') from error
+    except Image.DecompressionBombError as error:  # over Pillow's limit, 2 * MAX_IMAGE_PIXELS
+        size = _declared_size(data)  # the file's own size, for the 413 message
+        if size is None:
+            raise ApiError(413, f'{name}: the header declares over {2 * Image.MAX_IMAGE_PIXELS} '
+                                f"pixels, over this server's limit of {max_pixels}; send a "
+                                f'smaller image.') from error
+        return size
     except Exception as error:  # UnidentifiedImageError, truncated headers, ...
         raise ApiError(400, f'{name}: the file is not a readable image; send a PNG or JPEG '
                             f'image.') from error
 
 
-def encode_png(rgb):
-    """RGB uint8 (H, W, 3) -> PNG bytes."""
-    ok, encoded = cv2.imencode('.png', swap_rb(rgb))
+def _declared_size(data):
+    """(width, height) that a header declares, or None: read by Pillow's format plugin itself,
+    as `Image.open` does, without its decompression-bomb check (which refuses the size unsaid)."""
+    from PIL import Image
+    Image.init()
+    for name in Image.ID:  # Pillow's registry of openers, in the order Image.open tries them
+        factory, accept = Image.OPEN[name]
+        result = not accept or accept(data[:16])
+        if not result or isinstance(result, str):
+            continue
+        try:
+            with factory(io.BytesIO(data), None) as image:
+                return image.size
+        except Exception:  # noqa: BLE001 -- not this format; try the next, as Image.open does
+            continue
+    return None
+
+
+def encode_png(image):
+    """RGB or RGBA (H, W, 3 or 4), uint8 or uint16 -> PNG bytes (PNG holds both)."""
+    ok, encoded = cv2.imencode('.png', swap_rb(image))
     if not ok:
         raise RuntimeError('PNG encoding failed')
     return encoded.tobytes()
@@ -181,9 +213,10 @@ def create_app(model, max_pixels=DEFAULT_MAX_PIXELS, max_body_bytes=DEFAULT_MAX_
                 files[name] = await part.read()
         finally:
             await form.close()  # the uploads' temporary files
-        png = await run_in_threadpool(_inpaint_bytes, model, files['image'], files['mask'],
-                                      max_pixels)
-        return Response(png, media_type='image/png')
+        png, warning = await run_in_threadpool(_inpaint_bytes, model, files['image'],
+                                               files['mask'], max_pixels)
+        headers = {WARNING_HEADER: warning} if warning else None
+        return Response(png, media_type='image/png', headers=headers)
 
     async def api_error(request, error):
         return JSONResponse({'error': error.message}, status_code=error.status)
@@ -211,14 +244,20 @@ def create_app(model, max_pixels=DEFAULT_MAX_PIXELS, max_body_bytes=DEFAULT_MAX_
 
 
 def _inpaint_bytes(model, image_bytes, mask_bytes, max_pixels):
-    """Decodes, inpaints (under the model's lock) and encodes; runs in a worker thread."""
+    """Decodes, inpaints (under the model's lock) and encodes; runs in a worker thread.
+
+    Returns:
+        (PNG bytes, the `imageio.mask_warning` sentence for a mask with no hole or a hole
+        everywhere, or None).
+    """
     image = decode_image(image_bytes, max_pixels)
     mask = decode_mask(mask_bytes, max_pixels)
     try:
         check_mask_size(mask.shape, image.shape, 'mask')
     except InputError as error:
         raise ApiError(400, _sentence(str(error))) from error
-    return encode_png(model.inpaint(image, mask))
+    warning = mask_warning(mask)
+    return encode_png(model.inpaint(image, mask)), warning and _sentence(f'mask: {warning}')
 
 
 def _sentence(text):

@@ -15,7 +15,18 @@ OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
 
 
 class TF1ReadError(ValueError):
-    """The .index/.data files cannot be read."""
+    """The .index/.data files cannot be read.
+
+    Attributes:
+        tensor: the tensor whose read failed, or None (the index itself).
+        reason: 'checksum' (the data does not match the tensor's CRC32C in the index: damaged),
+            'truncated' (the data file ends before the tensor), 'missing' (no data file) or
+            'unreadable'.
+    """
+
+    def __init__(self, message, tensor=None, reason='unreadable'):
+        super().__init__(message)
+        self.tensor, self.reason = tensor, reason
 
 
 def read_tensors(prefix):
@@ -43,7 +54,11 @@ def read_tensors(prefix):
         try:
             return np.asarray(reader.get_tensor(keys[name]), np.float32)
         except (tf.errors.OpError, ValueError, IndexError) as error:  # IndexError: truncated .data
-            raise TF1ReadError(f'{error.__class__.__name__} reading {name}') from None
+            text = str(error)
+            reason = ('checksum' if 'Checksum does not match' in text else
+                      'truncated' if isinstance(error, IndexError) or 'Read less bytes' in text else
+                      'missing' if 'No such file' in text else 'unreadable')
+            raise TF1ReadError(f'{error.__class__.__name__} reading {name}', name, reason) from None
     return shapes, load
 
 

@@ -59,6 +59,9 @@ def main(argv):
     try:
         args = _parser().parse_args(argv)
         config = load_config(args.config, args.set)
+        if config.guided:  # until the trainer feeds edges (issue 21, phase 2)
+            raise ConfigError(f'{args.config}: guided: training the edge-guided mode is not '
+                              f'available yet; set guided: False')
         training.train(config, coordinator=args.coordinator, num_processes=args.num_processes,
                        process_id=args.process_id)
     except PeerLostError as error:

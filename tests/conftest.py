@@ -212,6 +212,22 @@ def assert_batched_equals_single(batched, single, whole_network=False):
     assert diff.max() <= 1 and np.count_nonzero(diff) <= max(3, 1e-3 * diff.size), diff.max()
 
 
+def assert_discriminator_matches_golden(discriminator, path):
+    """The golden README's discriminator check: one call on the fixture's `x` (training mode) gives
+    `out`, and leaves each spectral-norm `u` at `u_after__...`, both within 1e-4 relative.
+
+    Args:
+        discriminator: freshly loaded (`u` changes on every call).
+        path: the fixture's `discriminator.npz`.
+    """
+    data = np.load(path)
+    out = to_numpy(discriminator(data['x']))
+    assert np.abs(out - data['out']).max() < 1e-4 * np.abs(data['out']).max()
+    for conv in discriminator.convs:
+        want = data[f'u_after__discriminator__sn_patch_gan__{conv.name}__kernel_sn__u']
+        assert np.abs(to_numpy(conv.u) - want).max() < 1e-4 * np.abs(want).max(), conv.name
+
+
 def load_golden_models():
     """(generator, discriminator, report) of the golden checkpoint: the TF1 original where
     TensorFlow can read it, the converted weights folder elsewhere."""

@@ -337,7 +337,7 @@ def test_cli_interrupt_stops_after_the_current_image(tmp_path, capsys, inpainter
     assert len(os.listdir(out)) == len(sizes)
 
 
-def test_cli_bad_items_reported_and_skipped(tmp_path, capsys, inpainter, cli):
+def test_cli_bad_items_reported_and_skipped(tmp_path, capsys, caplog, inpainter, cli):
     pairs = write_pairs(str(tmp_path), [(37, 53), (40, 48), (37, 53), (21, 35), (40, 48)])
     corrupt, empty = str(tmp_path / 'in' / 'corrupt.png'), str(tmp_path / 'in' / 'empty.png')
     with open(corrupt, 'wb') as handle:
@@ -361,6 +361,8 @@ def test_cli_bad_items_reported_and_skipped(tmp_path, capsys, inpainter, cli):
     assert out[1].startswith(f'{missing_mask}: file not found')
     assert out[2].startswith(f'{pairs[4][1]}: mask is 48x40 but the image {pairs[3][0]} is 35x21')
     assert out[3].startswith(f'{empty}: file is empty')
+    logged = [record.getMessage() for record in caplog.records]
+    assert not [line for line in out[:4] if any(line in message for message in logged)], logged  # once
     assert sorted(os.listdir(tmp_path / 'out')) == ['good0.png', 'good4.png']
     np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / 'good4.png')),
                                   alone(inpainter, *pairs[4]))
@@ -532,3 +534,26 @@ def test_summary_lines():
                                  failed=[(job, 'a.png: cannot decode the image')])
     assert summary.lines() == ['a.png: cannot decode the image',
                                '3 written, 2 skipped existing, 1 failed']
+
+
+def test_batch_keeps_alpha_and_16_bits_and_warns_on_useless_masks(tmp_path, caplog, inpainter, cli):
+    """--input_dir: an RGBA file comes back RGBA (alpha unchanged), a 16-bit one 16-bit with its
+    known pixels exact; a mask with a hole everywhere and one with none each warn once."""
+    pairs = write_pairs(str(tmp_path), [(37, 53), (40, 48), (37, 53), (40, 48)])
+    rgba = np.dstack([read_image(pairs[0][0]), np.full((37, 53), 9, np.uint8)])
+    write_image(pairs[0][0], rgba)
+    deep = read_image(pairs[1][0]).astype(np.uint16) * 257
+    write_image(pairs[1][0], deep)
+    write_mask(pairs[2][1], np.ones((37, 53), bool))
+    write_mask(pairs[3][1], np.zeros((40, 48), bool))
+    caplog.clear()
+    assert cli.main(['--input_dir', str(tmp_path / 'in'), '--mask_dir', str(tmp_path / 'masks'),
+                     '--output_dir', str(tmp_path / 'out'), '--checkpoint_dir', GOLDEN_CHECKPOINT]) == 0
+    import cv2
+    out = [cv2.imread(str(tmp_path / 'out' / f'img{i}.png'), cv2.IMREAD_UNCHANGED) for i in range(2)]
+    assert out[0].shape == (37, 53, 4) and np.all(out[0][..., 3] == 9)
+    mask = read_mask(pairs[1][1])
+    assert out[1].dtype == np.uint16 and np.array_equal(out[1][~mask][:, ::-1], deep[~mask])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert [w.split(': ', 1)[0] for w in warnings] == [pairs[2][1], pairs[3][1]], warnings
+    assert 'a hole everywhere' in warnings[0] and 'has no hole' in warnings[1]

@@ -12,8 +12,9 @@ import os
 import numpy as np
 import pytest
 
-from conftest import (GOLDEN, GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, SHARED_GOLDEN, folder_state,
-                      load_golden_models, to_numpy)
+from conftest import (GOLDEN, GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, SHARED_GOLDEN,
+                      assert_discriminator_matches_golden, folder_state, load_golden_models,
+                      to_numpy)
 from inpaint import training_state
 from inpaint.checkpoint import (CheckpointError, discriminator_table, export_tf1, generator_table,
                                 load_models, main, model_tensors, resolve_prefix, save_weights_folder)
@@ -23,6 +24,7 @@ from inpaint.generator import build_generator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN_GOLDEN = os.path.join(HERE, 'data', 'golden_train_small')
+GUIDED_GOLDEN = os.path.join(HERE, 'data', 'golden_guided_small')
 
 
 def authors_names(cnum=48, d_cnum=64):
@@ -292,13 +294,7 @@ def test_golden_widths_are_inferred(golden_models):
 
 def test_discriminator_matches_golden():
     _, discriminator, _ = load_golden_models()  # fresh: `u` changes on every call
-    data = np.load(os.path.join(GOLDEN, 'discriminator.npz'))
-    out = to_numpy(discriminator(data['x']))
-    # Golden README: relative difference under 1e-4.
-    assert np.abs(out - data['out']).max() < 1e-4 * np.abs(data['out']).max()
-    for conv in discriminator.convs:
-        want = data[f'u_after__discriminator__sn_patch_gan__{conv.name}__kernel_sn__u']
-        assert np.abs(to_numpy(conv.u) - want).max() < 1e-4 * np.abs(want).max(), conv.name
+    assert_discriminator_matches_golden(discriminator, os.path.join(GOLDEN, 'discriminator.npz'))
 
 
 def test_fixture_copy_equals_shared_golden():
@@ -471,6 +467,7 @@ def test_convert_tf1_to_weights_and_back_exactly(full_release, tmp_path):
 @pytest.mark.parametrize('tf1, weights', [
     (GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS),
     (os.path.join(TRAIN_GOLDEN, 'checkpoint_dir'), os.path.join(TRAIN_GOLDEN, 'weights')),
+    (os.path.join(GUIDED_GOLDEN, 'checkpoint_dir'), os.path.join(GUIDED_GOLDEN, 'weights')),
 ])
 def test_weights_fixtures_equal_their_tf1_originals(tf1, weights):
     """tests/data's backend-neutral copies (used where TensorFlow is absent) hold the same values."""

@@ -177,6 +177,47 @@ def test_mask_without_hole_warns_on_stderr(tmp_path):
     assert np.array_equal(cv2.imread(str(tmp_path / 'out.png')), image)
 
 
+def test_rgba_and_16_bit_inputs_come_back_as_they_were(tmp_path, caplog):
+    """An RGBA file keeps its alpha, a 16-bit file its 16 bits (the known pixels exactly); a JPEG
+    output, which can hold neither, says so. Before, both came back 8-bit RGB without a word."""
+    image, hole = _crop_and_hole(tmp_path)
+    cv2.imwrite(str(tmp_path / 'mask.png'), hole.astype(np.uint8) * 255)
+    alpha = np.tile(np.arange(image.shape[1], dtype=np.uint8) * 3, (image.shape[0], 1))
+    deep = np.where(image < 255, image.astype(np.uint16) * 257 + 77, 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / 'rgba.png'), np.dstack([image, alpha]))  # BGRA
+    cv2.imwrite(str(tmp_path / 'deep.png'), deep)
+    flags = ['--mask', str(tmp_path / 'mask.png'), '--checkpoint_dir', GOLDEN_CHECKPOINT]
+    for name in ('in', 'rgba', 'deep'):
+        assert cli.main(['--image', str(tmp_path / f'{name}.png'), '--output',
+                         str(tmp_path / f'out_{name}.png'), *flags]) == 0
+    plain = cv2.imread(str(tmp_path / 'out_in.png'), cv2.IMREAD_UNCHANGED)
+    rgba = cv2.imread(str(tmp_path / 'out_rgba.png'), cv2.IMREAD_UNCHANGED)
+    assert rgba.shape == image.shape[:2] + (4,)
+    assert np.array_equal(rgba[..., 3], alpha) and np.array_equal(rgba[..., :3], plain)
+    out = cv2.imread(str(tmp_path / 'out_deep.png'), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and np.array_equal(out[~hole], deep[~hole])
+    assert np.array_equal(out[hole], plain[hole].astype(np.uint16) * 257)
+    caplog.clear()
+    assert cli.main(['--image', str(tmp_path / 'rgba.png'), '--output', str(tmp_path / 'out.jpg'),
+                     *flags]) == 0
+    assert [r.getMessage() for r in caplog.records if 'alpha' in r.getMessage()] == [
+        f'{tmp_path / "out.jpg"}: .jpg cannot hold the alpha channel, which is dropped; write .png '
+        f'to keep it']
+    assert cv2.imread(str(tmp_path / 'out.jpg'), cv2.IMREAD_UNCHANGED).shape == image.shape
+
+
+def test_an_all_white_mask_warns(tmp_path, caplog):
+    """A hole everywhere leaves nothing to condition on: a warning naming the mask (there was none)."""
+    image, _ = _crop_and_hole(tmp_path)
+    cv2.imwrite(str(tmp_path / 'mask.png'), np.full(image.shape[:2], 255, np.uint8))
+    assert cli.main(['--image', str(tmp_path / 'in.png'), '--mask', str(tmp_path / 'mask.png'),
+                     '--output', str(tmp_path / 'out.png'), '--checkpoint_dir', GOLDEN_CHECKPOINT]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert warnings == [f'{tmp_path / "mask.png"}: the mask is a hole everywhere: no pixel is left to '
+                        f"condition on, so the result is the network's guess from nothing; paint "
+                        f'only what should be replaced']
+
+
 def test_grey_image_comes_back_grey(tmp_path):
     image, hole = _crop_and_hole(tmp_path)
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)

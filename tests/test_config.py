@@ -103,7 +103,9 @@ def test_overrides_win():
     config = load_config(INPAINT_YML, [
         'batch_size=4', 'img_shapes=[64,64,3]', 'height=32', 'width=32', 'max_delta_height=8',
         'max_delta_width=8', 'lr=2e-4', 'model_restore=', 'gan=wgan_gp', 'batch_size=2',
-        'data_flist.tiny=[a.flist]', 'dataset=tiny', 'gan_loss_alpha=3'])
+        'data_flist.tiny=[a.flist]', 'dataset=tiny', 'gan_loss_alpha=3', 'guided=True',
+        'edge_threshold=0'])
+    assert config.guided and config.edge_threshold == 0.0  # the edge-guided mode is a valid config
     assert config.batch_size == 2  # the last override wins
     assert config.img_shapes == [64, 64, 3]
     assert config.lr == 2e-4 and isinstance(config.lr, float)  # YAML 1.2 float without a dot
@@ -147,7 +149,9 @@ ERROR_CASES = [
     ({'data_flist': {'x': ['train.flist']}, 'dataset': 'x', 'val': True}, 'val'),
     ({'gan': 'lsgan'}, 'gan'),
     ({'padding': 'REFLECT'}, 'padding'),
-    ({'guided': True}, 'guided'),
+    ({'edge_threshold': 1.0}, 'edge_threshold'),  # nothing would ever be a line
+    ({'edge_threshold': -0.1}, 'edge_threshold'),
+    ({'edge_threshold': float('nan')}, 'edge_threshold'),
     ({'height': 300}, 'height'),
     ({'height': 256}, 'height'),
     ({'vertical_margin': 64}, 'height'),  # 128 + 2 * 64 leaves no room for the box
@@ -245,3 +249,24 @@ def test_invalid_combination_names_the_file_value(tmp_path):
 
 def test_config_fields_match_file_order():
     assert [field.name for field in dataclasses.fields(Config)] == list(raw_yaml())
+
+
+def test_inpaint_yml_says_where_list_paths_resolve_and_that_a_folder_works(tmp_path, monkeypatch):
+    """What the file says is what the data pipeline does: a list's image paths are relative to the
+    list's own folder (it said: to the working directory), and a folder is a list of its images."""
+    from inpaint.imageio import list_images
+    with open(INPAINT_YML, encoding='utf-8') as handle:
+        text = ' '.join(handle.read().replace('#', ' ').split())
+    assert "the image paths inside a file list are relative to that list's own folder" in text
+    assert 'a list is a text file with one image path per line' in text and 'or a folder' in text
+    (tmp_path / 'data' / 'photos').mkdir(parents=True)
+    for name in ('b.png', 'a.jpg', 'notes.txt'):
+        (tmp_path / 'data' / 'photos' / name).write_bytes(b'x')
+    (tmp_path / 'data' / 'train.flist').write_text('photos/a.jpg\nphotos/b.png\n')
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    photos = [str(tmp_path / 'data' / 'photos' / name) for name in ('a.jpg', 'b.png')]
+    assert list_images(str(tmp_path / 'data' / 'train.flist')) == photos
+    assert list_images(os.path.relpath(tmp_path / 'data' / 'photos')) == [
+        os.path.relpath(path) for path in photos]

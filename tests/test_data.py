@@ -284,6 +284,55 @@ def test_corrupt_empty_and_missing_files_are_skipped_and_counted(tmp_path, caplo
     assert sum(str(corrupt) in record.getMessage() for record in caplog.records) == 1
 
 
+# --- edge images (the guided mode) ------------------------------------------------------------
+
+def _with_edge(folder, name, picture, edge=None):
+    """Writes `<name>.png` and, losslessly (PNG bytes: the decoder goes by content), its
+    `<name>_edge.jpg`, by default the picture itself; returns the image path."""
+    path = _write(folder / f'{name}.png', picture)
+    ok, encoded = cv2.imencode('.png', picture if edge is None else edge)
+    encoded.tofile(str(folder / f'{name}_edge.jpg'))
+    return path
+
+
+@pytest.mark.parametrize('random_crop', [True, False])
+def test_edges_are_read_beside_each_image_and_cropped_with_it(tmp_path, random_crop):
+    """`<name>_edge.jpg` beside each image, cropped (or resized) exactly as its image: an edge
+    file equal to its picture comes out equal to its crop, small images upscaled alike."""
+    paths = [_with_edge(tmp_path, str(i), _noise(shape, seed=i))
+             for i, shape in enumerate([(40, 48, 3), (20, 30, 3), (64, 36, 3)])]
+    dataset = data.make_dataset(paths, (32, 32), random_crop, batch_size=3, seed=4, edges=True)
+    assert dataset.batch_shape == (3, 32, 32, 3)
+    for images, edges in _collect(dataset, take=2):
+        assert images.shape == edges.shape == (3, 32, 32, 3) and edges.dtype == np.float32
+        np.testing.assert_array_equal(edges, images)
+    # The images are those of the same pipeline without edges.
+    plain = _collect(data.make_dataset(paths, (32, 32), random_crop, batch_size=3, seed=4), take=2)
+    np.testing.assert_array_equal(plain[1], images)
+
+
+def test_images_without_a_usable_edge_file_are_skipped_and_counted(tmp_path, caplog):
+    good = [_with_edge(tmp_path, f'good{i}', _noise((32, 32, 3), seed=i)) for i in range(2)]
+    missing = _write(tmp_path / 'missing.png', _noise((32, 32, 3), seed=5))  # no edge file
+    other_size = _with_edge(tmp_path, 'other', _noise((32, 32, 3), seed=6), _noise((30, 32, 3)))
+    paths = [good[0], missing, other_size, good[1]]
+    with caplog.at_level(logging.WARNING):
+        dataset = data.make_dataset(paths, (32, 32), False, batch_size=1, shuffle=False,
+                                    repeat=False, edges=True)
+        batches = _collect(dataset)
+    assert len(batches) == 2
+    for path, (image, edge) in zip(good, batches):
+        np.testing.assert_array_equal(image[0], cv2.imread(path).astype(np.float32))
+        np.testing.assert_array_equal(edge[0], image[0])
+    assert (dataset.decode_stats.decoded, dataset.decode_stats.skipped) == (2, 2)
+    assert dataset.decode_stats.bad_files == {missing, other_size}
+    messages = ' '.join(record.getMessage() for record in caplog.records)
+    assert 'missing_edge.jpg: file not found' in messages
+    assert 'other_edge.jpg: edge image is 32x30 but' in messages
+    with pytest.raises(InputError, match='none of the 1 listed images'):
+        data.make_dataset([missing], (32, 32), False, 1, edges=True)
+
+
 def test_all_bad_list_raises_input_error(tmp_path):
     bad = tmp_path / 'bad.png'
     bad.write_bytes(b'not an image')

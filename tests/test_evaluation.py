@@ -3,6 +3,7 @@ import csv
 import json
 import math
 import os
+import time
 
 import cv2
 import numpy as np
@@ -219,7 +220,8 @@ def _run(tmp_path, out, masks, methods=None, images=None, **kwargs):
         images = str(flist)
     methods = methods or {'telea': evaluation.telea, 'ns': evaluation.navier_stokes, 'identity': _identity}
     kwargs.setdefault('figures', False)
-    return evaluation.run_evaluation(images, str(out), methods, masks, resolution=32, progress=False, **kwargs)
+    kwargs.setdefault('resolution', 32)
+    return evaluation.run_evaluation(images, str(out), methods, masks, progress=False, **kwargs)
 
 
 def test_run_evaluation_end_to_end(tmp_path):
@@ -341,6 +343,34 @@ def test_mask_dir_matches_by_stem_as_batch_mode(tmp_path):
     assert [f.error for f in result.failures] == [f'InputError: {job.error}' for job in jobs[1:]]
     assert 'several masks' in jobs[1].error and 'keep one' in jobs[1].error
     assert 'no mask named img2.png' in jobs[2].error
+
+
+class _CompilingMethod:
+    """A fake model that 'compiles' (sleeps 0.3 s) on each new input shape, as Inpainter does."""
+
+    def __init__(self):
+        self.shapes = set()
+
+    def compilations(self):
+        return len(self.shapes)
+
+    def inpaint(self, image, mask):
+        if image.shape not in self.shapes:
+            self.shapes.add(image.shape)
+            time.sleep(0.3)
+        return image.copy()
+
+
+def test_time_per_image_excludes_compilation(tmp_path):
+    """At native resolution each new size compiles; the first call of the method only was
+    excluded before, so later sizes were timed with their compilation."""
+    model = _CompilingMethod()
+    masks = evaluation.GeneratedMasks(('box',), seed=0, make_mask=_fake_make_mask)
+    result = _run(tmp_path, tmp_path / 'out', masks, methods={'model': model.inpaint},
+                  resolution='native')
+    assert result.ok and model.compilations() == 3  # three image sizes
+    seconds = [record.seconds for record in result.records]
+    assert len(seconds) == 3 and max(seconds) < 0.15, seconds
 
 
 def test_failing_method_is_reported_and_others_continue(tmp_path):

@@ -149,8 +149,30 @@ def test_gray_and_rgba_inputs(inpainter):
     gray = image[..., 1]
     out_gray = inpainter.inpaint(gray, mask)
     assert np.array_equal(out_gray, inpainter.inpaint(np.repeat(gray[..., None], 3, 2), mask))
-    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 7, np.uint8)], axis=2)
-    assert np.array_equal(inpainter.inpaint(rgba, mask), inpainter.inpaint(image, mask))
+
+
+
+def test_rgba_keeps_its_alpha_and_16_bits_stay_16_bits(inpainter):
+    """RGBA in, RGBA out with the alpha unchanged; uint16 in, uint16 out with the known pixels
+    exactly the input's and the fill the 8-bit network's times 257 (the network sees 8 bits).
+    Before, alpha was dropped and uint16 refused (files: scaled to 8 bits)."""
+    image, mask, _ = _case('rocket256')
+    rgb = inpainter.inpaint(image, mask)
+    alpha = np.random.default_rng(0).integers(0, 256, image.shape[:2] + (1,), dtype=np.uint8)
+    rgba = inpainter.inpaint(np.concatenate([image, alpha], axis=2), mask)
+    assert rgba.shape == image.shape[:2] + (4,) and rgba.dtype == np.uint8
+    assert np.array_equal(rgba[..., :3], rgb) and np.array_equal(rgba[..., 3:], alpha)
+    # 16-bit values no 8-bit file has, which scale back to the same 8 bits (100 / 257 < 0.5).
+    deep = np.where(image < 255, image.astype(np.uint16) * 257 + 100, 65535).astype(np.uint16)
+    out = inpainter.inpaint(deep, mask)
+    assert out.dtype == np.uint16 and out.shape == image.shape
+    assert np.array_equal(out[~mask], deep[~mask])
+    assert np.array_equal(out[mask], rgb[mask].astype(np.uint16) * 257)
+    deep_rgba = inpainter.inpaint(np.concatenate([deep, alpha.astype(np.uint16) * 300], axis=2), mask)
+    assert np.array_equal(deep_rgba[..., :3], out) and np.array_equal(deep_rgba[..., 3:], alpha * np.uint16(300))
+    original = inpainter.inpaint(np.concatenate([image, alpha], axis=2)[:250, :250], mask[:250, :250],
+                                 original=True)
+    assert original.shape == (248, 248, 4) and np.array_equal(original[..., 3:], alpha[:248, :248])
 
 
 def test_mask_without_hole_returns_the_image(inpainter):
@@ -187,11 +209,55 @@ def test_batch_equals_single_runs_with_own_masks(inpainter, restrict):
     (np.zeros((0, 5, 3), np.uint8), np.zeros((0, 5), bool), 'no pixels'),
     (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9), bool), 'mask is 9x8 but the image is 8x8'),
     (np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), bool), 'uint8'),
+    (np.zeros((8, 8, 3), np.int32), np.zeros((8, 8), bool), 'pixels are int32'),
     (np.zeros((8, 8, 2), np.uint8), np.zeros((8, 8), bool), 'not an image'),
 ])
 def test_bad_inputs(inpainter, image, mask, match):
     with pytest.raises(InputError, match=match):
         inpainter.inpaint(image, mask)
+
+
+def test_tiny_images_do_not_leak_keras_softmax_warning(inpainter):
+    """An 8x8 image has one attention key; Keras warned "softmax over axis -1 ... size 1" from
+    inside the model (the softmax of one key is 1, written out now)."""
+    import warnings
+    image, hole = np.full((8, 8, 3), 90, np.uint8), np.zeros((8, 8), bool)
+    hole[2:5, 3:6] = True
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        out = inpainter.inpaint(image, hole)
+        inpainter.predict(to_network(image[None]), hole[None, :, :, None].astype(np.float32))
+    assert not [w for w in caught if 'softmax' in str(w.message)], [str(w.message) for w in caught]
+    assert out.shape == (8, 8, 3) and np.array_equal(out[~hole], image[~hole])
+
+
+RGB_16 = np.full((16, 24, 3), 128, np.uint8)
+HOLES_16 = np.zeros((16, 24), bool)
+HOLES_16[4:8, 8:16] = True
+
+
+@pytest.mark.parametrize('image, mask, words', [
+    (to_network(RGB_16), HOLES_16[None, :, :, None], ['shape (16, 24, 3) (one image needs the batch '
+                                                       'axis: image[None])']),
+    (RGB_16[None], HOLES_16[None, :, :, None], ['image_bgr is uint8, not floats in [-1, 1]']),
+    (RGB_16[None].astype(np.float32), HOLES_16[None, :, :, None], ['values in [128, 128], not [-1, 1]']),
+    (to_network(RGB_16[None]), HOLES_16, ['mask has shape (16, 24) for image_bgr (1, 16, 24, 3) (a (H, '
+                                          'W) mask: mask[None, :, :, None])']),
+    (to_network(RGB_16[None]), HOLES_16[None, :, :, None] * np.float32(255), ['not 0 and 1']),
+    (to_network(np.zeros((1, 12, 24, 3), np.uint8)), np.zeros((1, 12, 24, 1)), ['24x12 (W x H), not '
+                                                                               'multiples of 8']),
+])
+def test_predict_says_what_it_takes(inpainter, image, mask, words):
+    """A 3-D image, a uint8 batch, a 2-D mask: one line naming what `predict` expects (before,
+    "needs H and W multiples of 8, got (256, 384, 3)", garbage for uint8, a graph traceback)."""
+    with pytest.raises(InputError) as error:
+        inpainter.predict(image, mask)
+    message = str(error.value)
+    assert all(word in message for word in words) and '\n' not in message, message
+    assert message.endswith('predict takes image_bgr float32 (B, H, W, 3), BGR in [-1, 1] '
+                            '(to_network(rgb[None]) of uint8 RGB), and mask (B or 1, H, W, 1) of 0 and 1 '
+                            '(1 = hole), H and W multiples of 8; Inpainter.inpaint takes uint8 images '
+                            'and masks of any size'), message
 
 
 def test_original_mode_rejects_images_smaller_than_the_grid(inpainter):

@@ -72,6 +72,20 @@ def test_healthz(client):
                     'widths': {'generator': 8}, 'backend': keras.backend.backend()}
 
 
+def test_readmes_healthz_sample_is_what_the_default_checkpoint_answers():
+    """The README's sample answer of /healthz for checkpoints/default (it said generator 16)."""
+    import json
+    import os
+    from conftest import REPO
+    with open(os.path.join(REPO, 'README.md'), encoding='utf-8') as handle:
+        lines = handle.read().splitlines()
+    sample = json.loads(lines[lines.index('curl http://127.0.0.1:8080/healthz') + 1].lstrip('# '))
+    with open(os.path.join(REPO, 'checkpoints', 'default', 'deepfill.json'), encoding='utf-8') as handle:
+        width = json.load(handle)['cnum_generator']
+    assert sample['checkpoint'] == 'checkpoints/default' and sample['widths'] == {'generator': width}
+    assert list(sample) == ['status', 'model', 'checkpoint', 'widths', 'backend']
+
+
 def test_page_and_its_files_are_served(client):
     page = client.get('/')
     assert page.status_code == 200 and page.headers['content-type'].startswith('text/html')
@@ -145,14 +159,14 @@ def bad_request(kind, photo):
         'corrupt_image': (dict(image=b'\x89PNG but not really', mask=mask), 400,
                           'image: the file is not a readable image'),
         'truncated_image': (dict(image=image[:len(image) // 2], mask=mask), 400,
-                            'image: the file cannot be decoded'),
+                            'image: cannot decode the image'),
         'corrupt_mask': (dict(image=image, mask=b'GIF89a?'), 400, 'mask: the file is not a readable'),
         'mask_size': (dict(image=image, mask=png(np.zeros((10, 12), np.uint8))), 400,
                       "mask: mask is 12x10 but the image is 96x72; give a mask of the image's size."),
         'huge_header': (dict(image=bomb_png(5000, 4000), mask=mask), 413,
                         'image: 5000x4000 is 20000000 pixels'),
-        'bomb_header': (dict(image=bomb_png(50000, 40000), mask=mask), 413,
-                        'image: the header declares over 178956970 pixels'),
+        'bomb_header': (dict(image=bomb_png(50000, 40000), mask=mask), 413,  # over Pillow's limit
+                        "image: 50000x40000 is 2000000000 pixels, over this server's limit of 16777216"),
         'extra_field': (dict(image=image, mask=mask, other=('x.png', b'1', 'image/png')), 400,
                         'unexpected field "other"'),
     }[kind]
@@ -270,3 +284,37 @@ def test_grey_image_comes_back_grey(client, photo):
     assert np.array_equal(result[..., 0], result[..., 1]) and np.array_equal(result[..., 1], result[..., 2])
     assert np.array_equal(result[~hole, 0], grey[~hole])
     assert np.mean(result[hole, 0] != grey[hole]) > 0.5
+
+
+def test_rgba_and_16_bit_images_come_back_as_they_were_sent(client, photo):
+    """An RGBA PNG is answered RGBA with its alpha unchanged, a 16-bit PNG with 16 bits (its known
+    pixels exactly); before, both came back 8-bit RGB."""
+    mask = box_mask(photo.shape)
+    plain = decode(post(client, png(photo), png(mask.astype(np.uint8) * 255)).content)
+    alpha = np.full(photo.shape[:2], 200, np.uint8)
+    alpha[:, :10] = 0
+    response = post(client, png(np.dstack([photo, alpha])), png(mask.astype(np.uint8) * 255))
+    answer = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert response.status_code == 200 and answer.shape == photo.shape[:2] + (4,)
+    assert np.array_equal(answer[..., 3], alpha) and np.array_equal(answer[..., 2::-1], plain)
+    deep = photo.astype(np.uint16) * 257
+    response = post(client, png(deep), png(mask.astype(np.uint8) * 255))
+    answer = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert answer.dtype == np.uint16 and np.array_equal(answer[~mask], deep[~mask])
+    assert np.array_equal(answer[mask], plain[mask].astype(np.uint16) * 257)
+
+
+@pytest.mark.parametrize('holes, words', [
+    ('none', 'mask: the mask has no hole; the image comes back unchanged.'),
+    ('all', 'mask: the mask is a hole everywhere: no pixel is left to condition on'),
+])
+def test_a_mask_with_no_hole_or_all_hole_is_answered_with_a_warning_header(client, photo, holes, words):
+    """As the command line warns (before, the API returned the image unchanged without a word)."""
+    mask = np.zeros(photo.shape[:2], np.uint8) if holes == 'none' else np.full(photo.shape[:2], 255, np.uint8)
+    response = post(client, png(photo), png(mask))
+    assert response.status_code == 200 and response.headers['content-type'] == 'image/png'
+    assert response.headers[serve.WARNING_HEADER].startswith(words)
+    if holes == 'none':
+        assert np.array_equal(decode(response.content), photo)
+    good = post(client, png(photo), png(box_mask(photo.shape).astype(np.uint8) * 255))
+    assert serve.WARNING_HEADER not in good.headers

@@ -36,7 +36,8 @@ METRIC_DEFINITIONS = {
     'l1': 'percent, 100*mean|out-gt| with images scaled to [0,1], whole image',
     'l2': 'percent, 100*mean((out-gt)^2) with images scaled to [0,1], whole image',
     'hole_fraction': 'fraction of hole pixels in the mask',
-    'seconds': 'wall time of one method call on one image (first call per method excluded)',
+    'seconds': 'wall time of one method call on one image (first call per method excluded; a '
+               'call that compiled a new shape is timed again)',
     'std': 'population standard deviation (ddof 0)',
 }
 _STAT_FIELDS = METRICS + ('hole_fraction', 'seconds')
@@ -141,7 +142,8 @@ def summary_markdown(summary):
              '- SSIM: Wang et al. 2004, Gaussian 11x11 σ 1.5, K1 0.01, K2 0.03, L 255.',
              '- L1 (%): 100 · mean |output − truth| on images scaled to [0, 1].',
              '- L2 (%): 100 · mean (output − truth)² on images scaled to [0, 1].',
-             '- s/image: wall time of one method call (first call of each method not timed).', '']
+             '- s/image: wall time of one method call (first call of each method not timed; a call that '
+             'compiled a new shape is timed again).', '']
     results = summary['results']
     families = list(next(iter(results.values()))) if results else []
     for family in families:
