@@ -16,7 +16,8 @@ The step logic (`GAN.step_losses`) is written once in `keras.ops`; taking its gr
 compiling the two updates is the backend's (`inpaint.backends.compile_steps`, which receives the
 variables, the optimizer and `step_losses`, not this object). The backends split a batch along
 its first axis only and pass it through whole, so inputs with more channels (an edge map beside
-the image, for a guided mode) need only `step_losses` and `_check_inputs` to know them.
+the image, for a guided mode) need only `step_losses` and `_check_inputs` to know them (and `discriminate` to pass the edge
+to `discriminator.condition`).
 
 Masks: a step takes M masks for a batch of B images, M dividing B; mask i covers the B/M
 consecutive images from i * B/M on. M = 1 is the original's one mask per batch, M = B one mask per
@@ -147,12 +148,6 @@ class GAN:
         x1, x2 = ops.cast(x1, 'float32'), ops.cast(x2, 'float32')  # losses in float32
         return {'x1': x1, 'x2': x2, 'offsets': offsets, 'complete': composite(x, x2, mask)}
 
-    def _with_mask(self, images, mask):
-        """Appends the mask as a channel when gan_with_mask: (N, H, W, 3) -> (N, H, W, 4)."""
-        if not self.config.gan_with_mask:
-            return images
-        return ops.concatenate([images, ops.broadcast_to(mask, images.shape[:3] + (1,))], axis=-1)
-
     def discriminate(self, x, complete, mask):
         """One discriminator call on [real; complete] (updates the spectral-norm `u` once).
 
@@ -161,8 +156,8 @@ class GAN:
         Returns:
             (pos, neg): float32 scores (B, N) of the real and the completed images.
         """
-        mask = ops.broadcast_to(mask, x.shape[:3] + (1,))  # (B, H, W, 1)
-        both = self._with_mask(ops.concatenate([x, complete], 0), ops.concatenate([mask, mask], 0))
+        # (2B, H, W, 3 + 1 with gan_with_mask): the mask tiled to both halves, as the original.
+        both = self.discriminator.condition(ops.concatenate([x, complete], 0), mask)
         pos, neg = ops.split(ops.cast(self.discriminator(both), 'float32'), 2)
         return pos, neg
 
@@ -186,7 +181,8 @@ class GAN:
         interpolates = losses.random_interpolates(x, complete, seed=self.seed_generator)
         # A second discriminator call (on the interpolates): `u` takes a second power step here.
         penalty = losses.gradient_penalty(
-            lambda images: ops.cast(self.discriminator(self._with_mask(images, mask)), 'float32'),
+            lambda images: ops.cast(self.discriminator(self.discriminator.condition(images, mask)),
+                                    'float32'),
             interpolates)
         gp_loss = self.config.gp_lambda * penalty
         return {'d_loss': terms['d_loss'] + gp_loss, 'wgan_d_loss': terms['d_loss'], 'gp_loss': gp_loss}
