@@ -28,10 +28,10 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-tensorflow test-jax
 
 test-tensorflow: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -q
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q --durations=15
 
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -q -m 'not full_width' $(JAX_TESTS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q --durations=15 -m 'not full_width' $(JAX_TESTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

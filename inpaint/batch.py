@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from inpaint import imageio
 from inpaint.imageio import InputError, read_image, read_pair, write_image
-from inpaint.inference import GRID
+from inpaint.generator import GRID
 from inpaint.interrupt import StopRequest
 
 # What an unreadable or unwritable file raises: imageio's one-line errors, OS errors (permissions,

@@ -13,18 +13,10 @@ Formats, told apart by their files:
 The widths of both networks, and whether they are edge-guided (the generator's `conv1` takes 6
 channels, not 5), are read from the files. Every tensor the model needs must be present
 with the right shape; every tensor under the model scopes must be used; optimizer slots and
-counters are ignored on purpose and reported. `python -m inpaint.checkpoint SRC DST` converts any
-loadable checkpoint to the weights format (or, with `--format tf1`, to the authors' layout).
+counters are ignored on purpose and reported. `convert` (the command `python -m
+inpaint.commands.convert SRC DST`) converts any loadable checkpoint to the weights format (or, with
+`--format tf1`, to the authors' layout).
 """
-import sys
-
-if __name__ == '__main__':  # before Keras (and TensorFlow) load: hide their start-up lines
-    from inpaint import commands
-    commands.quiet_tensorflow(sys.argv[1:])
-    if not {'-h', '--help'} & set(sys.argv[1:]):
-        commands.require_backend()  # one line, not Keras' traceback
-
-# pylint: disable=wrong-import-position
 import dataclasses
 import glob
 import json
@@ -108,7 +100,8 @@ def resolve_prefix(path):
     if not indexes:
         raise CheckpointError(f'{path}: no checkpoint here (no {MANIFEST}, no `checkpoint` file and '
                               f'no *.index); put the authors\' release folder there (see '
-                              f'checkpoints/README.md) or convert one with python -m inpaint.checkpoint')
+                              f'checkpoints/README.md) or convert one with '
+                              f'python -m inpaint.commands.convert')
     raise CheckpointError(f'{path}: several checkpoints ({", ".join(indexes)}) and no '
                           f'`checkpoint` file; give the prefix, e.g. {os.path.join(path, indexes[-1])}')
 
@@ -143,13 +136,14 @@ def model_tensors(generator, discriminator=None):
     return {name: np.asarray(variable.numpy(), np.float32) for name, variable in table.items()}
 
 
-def load_tensors(tensors, source, with_discriminator=True):
+def load_tensors(tensors, source, with_discriminator=True, dtype=None):
     """Builds the models whose widths the tensors' shapes say and assigns every tensor strictly.
 
     Args:
         tensors: (shapes, load): {authors' name (or other key): shape} and load(name) -> array.
         source: the file or prefix, for messages.
         with_discriminator: also build and load the discriminator when the tensors have one.
+        dtype: the models' Keras dtype policy (default the global one); weights stay float32.
     Returns:
         (generator, discriminator or None, LoadReport).
     Raises:
@@ -169,8 +163,9 @@ def load_tensors(tensors, source, with_discriminator=True):
     d_first = f'{DISCRIMINATOR_SCOPE}/conv1/kernel'
     if with_discriminator and d_first in shapes:  # first: its mode check builds nothing
         d_cnum, channels = int(shapes[d_first][-1]), int(shapes[d_first][2])
-        discriminator = _discriminator(d_cnum, channels, guided, f'{source}: tensor {d_first}')
-    generator = build_generator(cnum, guided)
+        discriminator = _discriminator(d_cnum, channels, guided, f'{source}: tensor {d_first}',
+                                       dtype)
+    generator = build_generator(cnum, guided, dtype=dtype)
     table = generator_table(generator)
     if discriminator is not None:
         table.update(discriminator_table(discriminator))
@@ -200,10 +195,10 @@ def load_tensors(tensors, source, with_discriminator=True):
                                                 guided=guided)
 
 
-def _discriminator(cnum, channels, guided, where):
+def _discriminator(cnum, channels, guided, where, dtype=None):
     """`build_discriminator`, its channel count checked against the generator's mode."""
     try:
-        return build_discriminator(cnum, channels, guided)
+        return build_discriminator(cnum, channels, guided, dtype=dtype)
     except ValueError as error:
         raise CheckpointError(f'{where}: {error} (the generator is '
                               f'{"guided" if guided else "not guided"}); the checkpoint is not of '
@@ -220,18 +215,19 @@ def checkpoint_format(path):
         return 'run'
     if not os.path.exists(path) and not os.path.isfile(path + '.index'):
         raise CheckpointError(f'{path}: no such checkpoint folder or file; give a folder made by '
-                              f'python -m inpaint.checkpoint, a train.py log_dir, or the authors\' '
-                              f'release folder')
+                              f'python -m inpaint.commands.convert, a train.py log_dir, or the '
+                              f'authors\' release folder')
     return 'tf1'
 
 
-def load_models(path, with_discriminator=True):
+def load_models(path, with_discriminator=True, dtype=None):
     """Builds the generator (and discriminator when present) and loads a checkpoint into them.
 
     Args:
         path: a weights folder, a train.py log_dir (or one of its ckpt-*.h5), the authors' release
             folder or prefix.
         with_discriminator: also load the discriminator if the checkpoint has one.
+        dtype: the models' Keras dtype policy, given at construction (default the global one).
     Returns:
         (generator, discriminator or None, LoadReport).
     Raises:
@@ -240,7 +236,7 @@ def load_models(path, with_discriminator=True):
     path = os.fspath(path)
     kind = checkpoint_format(path)
     if kind == 'weights':
-        return load_weights_folder(path, with_discriminator)
+        return load_weights_folder(path, with_discriminator, dtype)
     if kind == 'run':
         try:
             state = (training_state.read(path) if os.path.isfile(path)
@@ -248,7 +244,7 @@ def load_models(path, with_discriminator=True):
         except training_state.DamagedCheckpointError as error:
             raise CheckpointError(f'{error}; export it again or use an intact checkpoint') from None
         generator, discriminator, report = load_tensors(
-            (state.shapes(), state.model_tensor), state.path, with_discriminator)
+            (state.shapes(), state.model_tensor), state.path, with_discriminator, dtype)
         report.format = 'run'
         return generator, discriminator, report
     prefix = resolve_prefix(path)
@@ -260,11 +256,12 @@ def load_models(path, with_discriminator=True):
     missing = extras.tensorflow_missing("reading a TF1 checkpoint (the authors' format)")
     if missing:
         raise CheckpointError(f'{prefix}: {missing} (or convert it once where TensorFlow is: '
-                              f'python -m inpaint.checkpoint {path} FOLDER, then use FOLDER)')
+                              f'python -m inpaint.commands.convert {path} FOLDER, then use '
+                              f'FOLDER)')
     from inpaint import tf1_checkpoint
     try:
         tensors = tf1_checkpoint.read_tensors(prefix)
-        return load_tensors(tensors, prefix, with_discriminator)
+        return load_tensors(tensors, prefix, with_discriminator, dtype)
     except tf1_checkpoint.TF1ReadError as error:
         raise CheckpointError(_tf1_read_problem(prefix, error, release)) from None
 
@@ -273,7 +270,7 @@ def _tf1_read_problem(prefix, error, release):
     """One line for a `tf1_checkpoint.TF1ReadError`, naming the data file when it is at fault."""
     shards = sorted(glob.glob(glob.escape(prefix) + '.data-*-of-*'))
     data = shards[0] if len(shards) == 1 else prefix + ('.data-*' if shards else releases.DATA_SUFFIX)
-    again = (f'download it again (python -m inpaint.checkpoint --verify '
+    again = (f'download it again (python -m inpaint.commands.convert --verify '
              f'{os.path.dirname(prefix) or "."} checks it against the {release.name} release\'s '
              f'sha256)' if release else 'download or export it again')
     if error.reason == 'checksum':
@@ -337,7 +334,7 @@ def weights_folder_problem(folder, overwrite=False):
     return None
 
 
-def load_weights_folder(folder, with_discriminator=True):
+def load_weights_folder(folder, with_discriminator=True, dtype=None):
     """Loads the weights format; see `load_models`."""
     manifest_path = os.path.join(folder, MANIFEST)
     try:
@@ -352,12 +349,12 @@ def load_weights_folder(folder, with_discriminator=True):
         raise CheckpointError(f'{manifest_path}: not a {FORMAT_NAME} manifest')
     if not isinstance(guided, bool):
         raise CheckpointError(f'{manifest_path}: "guided" is {guided!r}; it must be true or false')
-    generator = build_generator(cnum, guided)
+    generator = build_generator(cnum, guided, dtype=dtype)
     _load_keras_weights(generator, os.path.join(folder, GENERATOR_FILE))
     discriminator, d_cnum = None, manifest.get('cnum_discriminator')
     if with_discriminator and d_cnum:
         discriminator = _discriminator(int(d_cnum), int(manifest['discriminator_channels']), guided,
-                                       manifest_path)
+                                       manifest_path, dtype)
         sharded = os.path.join(folder, DISCRIMINATOR_SHARDED)
         _load_keras_weights(discriminator, sharded if os.path.isfile(sharded)
                             else os.path.join(folder, DISCRIMINATOR_FILE))
@@ -444,81 +441,38 @@ def _inside_run(path):
         folder = parent
 
 
-def main(argv=None):
-    """`python -m inpaint.checkpoint SRC DST [--format weights|tf1]`: converts any loadable
-    checkpoint (the authors' release, a train.py log_dir, a weights folder) to the backend-neutral
-    weights folder DST (default), or to the authors' TF1 layout at prefix DST (`--format tf1`).
+def convert(source, destination, fmt='weights', overwrite=False):
+    """Converts any loadable checkpoint (the authors' release, a train.py log_dir, a weights
+    folder) to the backend-neutral weights folder `destination` (`fmt='weights'`), or to the
+    authors' TF1 layout at the prefix `destination` (`fmt='tf1'`).
 
-    Returns 0, or 2 with a one-line message when SRC cannot be loaded or DST cannot be written.
-
-    `python -m inpaint.checkpoint --verify DIR` checks a download of the authors' release instead
-    (`releases.verify`): which release DIR holds and whether its data file is intact (size and
-    sha256). Returns 0 intact, 1 missing, incomplete or damaged, 2 not one of the releases.
+    Args:
+        overwrite: replace an earlier conversion at `destination` (nothing else is replaced).
+    Returns:
+        the source's `LoadReport`.
+    Raises:
+        CheckpointError: `destination` is inside a training run (whose checkpoints are never
+            touched), is the source (or inside or above it) or holds something else, the source
+            cannot be loaded, or `destination` cannot be written.
     """
-    import argparse
-    parser = argparse.ArgumentParser(prog='python -m inpaint.checkpoint', description=main.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('source', nargs='?')
-    parser.add_argument('destination', nargs='?')
-    parser.add_argument('--format', choices=('weights', 'tf1'), default='weights')
-    parser.add_argument('--verify', metavar='DIR', help="check a download of the authors' release "
-                        '(which one, and whether its data file is intact) instead of converting')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace an earlier conversion at DST (nothing else is replaced)')
-    parser.add_argument('--verbose', action='store_true', help='show TensorFlow start-up messages')
-    # (commands.run reads --verbose before TensorFlow can be imported)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.verify is not None:
-        if args.source is not None:
-            parser.error('--verify DIR takes no SRC or DST')
-        try:
-            code, lines = releases.verify(resolve_prefix(args.verify))
-        except CheckpointError as error:
-            code, lines = 2, [str(error)]
-        if code == 2:
-            print(f'error: {lines[0]}', file=sys.stderr)
-        else:
-            print('\n'.join(lines))
-        return code
-    if args.destination is None:
-        parser.error('give SRC and DST (or --verify DIR)')
-    run = _inside_run(args.destination)
+    run = _inside_run(destination)
     if run is not None:
-        print(f'error: {args.destination} is inside the training run {run}; write the export to '
-              f'another folder so that the run\'s checkpoints are never touched', file=sys.stderr)
-        return 2
-    if (files.is_same_or_inside(args.source, args.destination)
-            or files.is_same_or_inside(args.destination, args.source)):
-        print(f'error: {args.destination} is the source itself (or inside or above it); choose '
-              f'another folder', file=sys.stderr)
-        return 2
-    problem = (tf1_destination_problem(args.destination, args.overwrite) if args.format == 'tf1'
-               else weights_folder_problem(args.destination, args.overwrite))
+        raise CheckpointError(f'{destination} is inside the training run {run}; write the export to '
+                              f'another folder so that the run\'s checkpoints are never touched')
+    if files.is_same_or_inside(source, destination) or files.is_same_or_inside(destination, source):
+        raise CheckpointError(f'{destination} is the source itself (or inside or above it); choose '
+                              f'another folder')
+    problem = (tf1_destination_problem(destination, overwrite) if fmt == 'tf1'
+               else weights_folder_problem(destination, overwrite))
     if problem:
-        print(f'error: {problem}', file=sys.stderr)
-        return 2
+        raise CheckpointError(problem)
+    generator, discriminator, report = load_models(source)
     try:
-        generator, discriminator, report = load_models(args.source)
-    except CheckpointError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    try:
-        if args.format == 'tf1':
-            export_tf1(args.destination, generator, discriminator, args.overwrite)
+        if fmt == 'tf1':
+            export_tf1(destination, generator, discriminator, overwrite)
         else:
-            save_weights_folder(args.destination, generator, discriminator, args.overwrite)
-    except CheckpointError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+            save_weights_folder(destination, generator, discriminator, overwrite)
     except OSError as error:
-        print(f'error: {args.destination}: cannot write ({error.strerror}); choose a writable folder',
-              file=sys.stderr)
-        return 2
-    print(f'{report.prefix} -> {args.destination} ({args.format}; generator width '
-          f'{report.generator_cnum}, discriminator {report.discriminator_cnum}'
-          f'{", edge-guided" if report.guided else ""})')
-    return 0
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())
+        raise CheckpointError(f'{destination}: cannot write ({error.strerror}); choose a writable '
+                              f'folder') from None
+    return report

@@ -16,6 +16,7 @@ class SNPatchGAN(keras.Model):
         with_mask: the mask is an input channel (the original's `gan_with_mask`).
         guided: conditional on the edge (the original's `guided`): the hole's edge lines are an
             input channel too, after the mask.
+        dtype: the Keras dtype policy of every layer (default the global one).
     Call args:
         x: (B, H, W, C) in [-1, 1] (image) and 0/1 (mask, edge), C = `input_channels`: 3 + 1
             with the mask + 1 guided; `condition` makes it.
@@ -23,13 +24,15 @@ class SNPatchGAN(keras.Model):
         (B, ceil(H/64) * ceil(W/64) * 4cnum) patch scores.
     """
 
-    def __init__(self, cnum=64, with_mask=True, guided=False, name='discriminator', **kwargs):
-        super().__init__(name=name, **kwargs)
+    def __init__(self, cnum=64, with_mask=True, guided=False, name='discriminator', dtype=None,
+                 **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        # === Config ===
         self.cnum = int(cnum)
         self.with_mask = bool(with_mask)
         self.guided = bool(guided)
-        self.convs = [SpectralNormConv2D(m * self.cnum, 5, 2, name=f'conv{i + 1}')
-                      for i, m in enumerate(WIDTHS)]
+        self.convs = [SpectralNormConv2D(m * self.cnum, 5, 2, name=f'conv{i + 1}',
+                                         dtype=self.dtype_policy) for i, m in enumerate(WIDTHS)]
 
     @property
     def input_channels(self):
@@ -63,7 +66,7 @@ class SNPatchGAN(keras.Model):
 
     def get_config(self):
         return {'cnum': self.cnum, 'with_mask': self.with_mask, 'guided': self.guided,
-                'name': self.name}
+                'name': self.name, 'dtype': keras.dtype_policies.serialize(self.dtype_policy)}
 
 
 def _repeat(x, n):
@@ -71,10 +74,10 @@ def _repeat(x, n):
     return x if x.shape[0] == n else ops.tile(x, (n // x.shape[0], 1, 1, 1))
 
 
-def build_discriminator(cnum=64, channels=4, guided=False):
+def build_discriminator(cnum=64, channels=4, guided=False, dtype=None):
     """Creates an `SNPatchGAN` with its weights built for `channels` input channels (3 + 1 with
     the mask + 1 `guided`; a guided one with 4 has no mask channel, as the original with
-    `gan_with_mask: False`).
+    `gan_with_mask: False`); `dtype` as `SNPatchGAN`'s.
 
     Raises:
         ValueError: `channels` is not 3 or 4 (5 guided).
@@ -83,7 +86,7 @@ def build_discriminator(cnum=64, channels=4, guided=False):
     if with_mask not in (0, 1):
         raise ValueError(f'a{" guided" if guided else "n unguided"} discriminator takes '
                          f'{3 + bool(guided)} or {4 + bool(guided)} input channels, not {channels}')
-    discriminator = SNPatchGAN(cnum, bool(with_mask), guided)
+    discriminator = SNPatchGAN(cnum, bool(with_mask), guided, dtype=dtype)
     for conv, c_in in zip(discriminator.convs, (channels,) + tuple(m * cnum for m in WIDTHS)):
         conv.build((None, None, None, c_in))
     discriminator.built = True

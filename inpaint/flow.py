@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from inpaint import pixels
+
 
 
 def align_corners_positions(size_in, size_out):
@@ -70,7 +72,7 @@ def flow_to_image(offsets):
     inside = (rad <= 1)[..., None]
     col = np.where(inside, 1 - rad[..., None] * (1 - col), col * 0.75)
     image = np.floor(255 * col)  # values 0..255: uint8 conversion is exact
-    return image.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    return pixels.to_network(image.astype(np.float32))
 
 
 def resize_bilinear(x, size):

@@ -33,29 +33,22 @@ from inpaint import losses
 from inpaint import masks as masks_lib
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import build_generator, composite
+from inpaint.pixels import to_network
 
 ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's default (Keras' default is 1e-7)
 
 
-def to_network(batch):
-    """BGR 0..255 -> [-1, 1], as the original's training graph: `x / 127.5 - 1`."""
-    return batch / 127.5 - 1.0
-
-
 def build_networks(config):
-    """The generator and the discriminator of a config (bfloat16 compute when mixed_precision).
+    """The generator and the discriminator of a config; with mixed_precision both are built with
+    the 'mixed_bfloat16' policy (float32 weights, bfloat16 compute; attention pinned to float32).
 
     Returns:
         (generator, discriminator): the discriminator takes 4 channels when gan_with_mask, else 3.
     """
-    policy = keras.config.dtype_policy()
-    if config.mixed_precision:
-        keras.config.set_dtype_policy('mixed_bfloat16')  # float32 weights, bfloat16 compute
-    try:
-        return (build_generator(config.cnum_generator),
-                build_discriminator(config.cnum_discriminator, 4 if config.gan_with_mask else 3))
-    finally:
-        keras.config.set_dtype_policy(policy)
+    dtype = 'mixed_bfloat16' if config.mixed_precision else None
+    return (build_generator(config.cnum_generator, dtype=dtype),
+            build_discriminator(config.cnum_discriminator, 4 if config.gan_with_mask else 3,
+                                dtype=dtype))
 
 
 def training_masks(config, count, rng):

@@ -5,6 +5,10 @@ from keras import ops
 from inpaint.layers import ContextualAttention, GatedConv2D, GatedUpsample, resize_nearest
 from inpaint.layers import spatial_shape
 
+# The generator's total stride: two stride-2 convolutions, then contextual attention at half that
+# resolution. Its inputs' height and width are multiples of it.
+GRID = 8
+
 # (name, kind, width multiplier of cnum, kernel, stride, dilation, activation); kind 'up' = x2.
 # Widths are conv outputs; gated layers pass on half. 'half' = cnum // 2, 'rgb' = 3 channels.
 STAGE1 = [
@@ -67,11 +71,11 @@ def _width(multiplier, cnum):
     return 3 if multiplier == 'rgb' else multiplier * cnum
 
 
-def _make(spec, cnum):
+def _make(spec, cnum, dtype):
     name, kind, mult, ksize, stride, rate, act = spec
     if kind == 'up':
-        return GatedUpsample(_width(mult, cnum), name=name)
-    return GatedConv2D(_width(mult, cnum), ksize, stride, rate, act, name=name)
+        return GatedUpsample(_width(mult, cnum), name=name, dtype=dtype)
+    return GatedConv2D(_width(mult, cnum), ksize, stride, rate, act, name=name, dtype=dtype)
 
 
 class InpaintGenerator(keras.Model):
@@ -82,9 +86,12 @@ class InpaintGenerator(keras.Model):
         cnum: base width (48 in the release).
         guided: the edge-guided mode (the original's `guided: True`): the user's edge lines are
             a fourth input channel, so `conv1` takes 6 channels (RGB, edge, ones, mask), not 5.
+        dtype: the Keras dtype policy of every layer (default the global one), e.g.
+            'mixed_bfloat16' for float32 weights and bfloat16 convolutions; contextual attention
+            is float32 whatever the policy (its softmax over thousands of scores needs it).
     Call args:
         image: (B, H, W, 3) BGR in [-1, 1]; hole pixels may hold anything (they are zeroed here).
-        mask: (B or 1, H, W, 1), 1 = hole. H and W must be multiples of 8.
+        mask: (B or 1, H, W, 1), 1 = hole. H and W must be multiples of `GRID` (8).
         edge: guided only: (B or 1, H, W, 1) edge lines, 1 = line (`imageio.edge_lines`); lines
             outside the hole are dropped here (`hole_edges`). None = no lines (an empty sketch).
     Returns:
@@ -93,16 +100,19 @@ class InpaintGenerator(keras.Model):
         `offset_flow` picture, (B, H/4, W/4, 3)).
     """
 
-    def __init__(self, cnum=48, guided=False, name='inpaint_net', **kwargs):
-        super().__init__(name=name, **kwargs)
+    def __init__(self, cnum=48, guided=False, name='inpaint_net', dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        # === Config ===
         self.cnum = int(cnum)
         self.guided = bool(guided)
-        self.stage1 = [_make(s, self.cnum) for s in STAGE1]
-        self.hallucination = [_make(s, self.cnum) for s in HALLUCINATION]
-        self.attention_in = [_make(s, self.cnum) for s in ATTENTION_IN]
-        self.contextual_attention = ContextualAttention(3, 1, rate=2, name='contextual_attention')
-        self.attention_out = [_make(s, self.cnum) for s in ATTENTION_OUT]
-        self.stage2_out = [_make(s, self.cnum) for s in STAGE2_OUT]
+        policy = self.dtype_policy
+        self.stage1 = [_make(s, self.cnum, policy) for s in STAGE1]
+        self.hallucination = [_make(s, self.cnum, policy) for s in HALLUCINATION]
+        self.attention_in = [_make(s, self.cnum, policy) for s in ATTENTION_IN]
+        self.contextual_attention = ContextualAttention(3, 1, rate=2, name='contextual_attention',
+                                                        dtype='float32')
+        self.attention_out = [_make(s, self.cnum, policy) for s in ATTENTION_OUT]
+        self.stage2_out = [_make(s, self.cnum, policy) for s in STAGE2_OUT]
 
     def conv_layers(self):
         """All 42 convolution-owning layers in the original's order: name -> layer."""
@@ -204,7 +214,8 @@ class InpaintGenerator(keras.Model):
         return reach(self.hallucination, needed, size)
 
     def get_config(self):
-        return {'cnum': self.cnum, 'guided': self.guided, 'name': self.name}
+        return {'cnum': self.cnum, 'guided': self.guided, 'name': self.name,
+                'dtype': keras.dtype_policies.serialize(self.dtype_policy)}
 
 
 NOT_GUIDED = ('an edge was given, but this generator is not guided (its conv1 takes RGB, ones and '
@@ -263,10 +274,20 @@ def _run(layers, x):
     return x
 
 
-def build_generator(cnum=48, guided=False):
-    """Creates an `InpaintGenerator` (`guided`: edge-guided) with its weights built (a symbolic
-    64x64 call: no compute, so it is quick on JAX too)."""
-    generator = InpaintGenerator(cnum, guided)
-    edge = (keras.KerasTensor((1, 64, 64, 1)),) if guided else ()
+def build_generator(cnum=48, guided=False, dtype=None):
+    """Creates an `InpaintGenerator` (arguments as its) with its weights built."""
+    return _built(InpaintGenerator(cnum, guided, dtype=dtype))
+
+
+def with_dtype(generator, dtype):
+    """The same generator, configuration and weights, built with the dtype policy `dtype`."""
+    other = _built(InpaintGenerator(**{**generator.get_config(), 'dtype': dtype}))
+    other.set_weights(generator.get_weights())
+    return other
+
+
+def _built(generator):
+    """Builds the weights with a symbolic 64x64 call (no compute, so it is quick on JAX too)."""
+    edge = (keras.KerasTensor((1, 64, 64, 1)),) if generator.guided else ()
     generator(keras.KerasTensor((1, 64, 64, 3)), keras.KerasTensor((1, 64, 64, 1)), *edge)
     return generator

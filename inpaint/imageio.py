@@ -211,10 +211,14 @@ def _ink(array, name, kind):
 
 
 def _full_scale(value):
-    """The value of full ink: 1 for a 0/1 array (largest value at most 1), 65535 for 16 bits,
-    else 255."""
-    top = value.max() if value.size else 0
-    return 1 if top <= 1 else 65535 if value.dtype == np.uint16 else 255
+    """The value of full ink of an array (`mask_scale` of its largest value)."""
+    return mask_scale(value.max() if value.size else 0, value.dtype)
+
+
+def mask_scale(top, dtype):
+    """The value of full ink of an array whose largest value is `top`: 1 for a 0/1 array (`top`
+    at most 1), else 65535 for 16-bit values and 255 for the others."""
+    return 1 if top <= 1 else 65535 if np.dtype(dtype) == np.uint16 else 255
 
 
 EDGE_THRESHOLD = 0.6  # the original's inpaint.yml `edge_threshold`

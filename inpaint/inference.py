@@ -20,20 +20,25 @@ of 8, the output is the float composite `x2 * mask + image * (1 - mask)` cast wi
 `saturate_cast` (truncation, which can also lower known pixels by one), and a batch uses the first
 mask for every image; a grey input's fill is left as the network made it (in colour).
 """
-import keras
 import numpy as np
 
-from inpaint import backends, hole_attention
+from inpaint import backends, hole_attention, pixels
 from inpaint.checkpoint import load_models
 from inpaint.flow import offset_flow
-from inpaint.generator import NOT_GUIDED, composite
+from inpaint.generator import GRID, NOT_GUIDED, composite, with_dtype
 from inpaint.imageio import (EDGE_THRESHOLD, InputError, check_mask_size, edge_lines, mask_holes,
                              swap_rb, to_8_bits)
-from inpaint.layers import ContextualAttention
 from inpaint.restricted import RestrictedGenerator
 
-GRID = 8  # the generator downsamples by 4 and contextual attention by 2 more
-PRECISIONS = ('float32', 'bfloat16')
+# Inpainter's precisions: the generator's dtype policy for each.
+PRECISIONS = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16'}
+
+
+def dtype_policy(precision):
+    """The generator's Keras dtype policy for an Inpainter `precision` (a key of `PRECISIONS`)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {tuple(PRECISIONS)}, got {precision!r}')
+    return PRECISIONS[precision]
 
 
 def padded_size(n):
@@ -44,24 +49,24 @@ def padded_size(n):
 
 
 def to_network(image_rgb):
-    """RGB uint8 (B, H, W, 3) -> the network's BGR float32 in [-1, 1] (`x / 127.5 - 1`).
-
-    The division is done as TensorFlow executes the original graph: a multiplication by the
-    float32 reciprocal (the golden outputs' known pixels match this on every value 0..255, and
-    not a true division on 6% of them).
-    """
+    """RGB uint8 (B, H, W, 3) -> the network's BGR float32 in [-1, 1] (`pixels.to_network`)."""
     bgr = swap_rb(np.asarray(image_rgb))  # flipped before the cast: a quarter of the bytes
-    return bgr.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
+    return pixels.to_network(bgr.astype(np.float32))
 
 
 def from_network(x_bgr, rounding=False):
-    """BGR float in [-1, 1] -> RGB uint8: `(x + 1) * 127.5`, truncated (`saturate_cast`) or rounded."""
-    y = (np.asarray(x_bgr, np.float32) + np.float32(1.0)) * np.float32(127.5)
+    """BGR float in [-1, 1] -> RGB uint8 (`pixels.from_network`), truncated (`saturate_cast`) or
+    rounded."""
+    y = pixels.from_network(np.asarray(x_bgr, np.float32))
     y = np.rint(y) if rounding else y
     return swap_rb(np.clip(y, 0, 255).astype(np.uint8))
 
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601: OpenCV's and Pillow's RGB -> grey
+# ITU-R BT.601 luminance (OpenCV's and Pillow's RGB -> grey) in thousandths: Y = RGB . LUMA / 1000.
+# With integer weights the sums are integers below 2**24, exact in float32 in any order, so every
+# backend (and `serving.grey_if_grey`) rounds the same value the same way.
+LUMA = np.array([299, 587, 114], np.float32)
+LUMA_SCALE = 1000
 
 
 def grey_if_grey(images, filled):
@@ -73,12 +78,13 @@ def grey_if_grey(images, filled):
         filled: uint8 RGB (B, H, W, 3), the network's fills.
     Returns:
         `filled`, where each grey input's fill is replaced by its luminance
-        Y = 0.299 R + 0.587 G + 0.114 B, rounded, in all three channels.
+        Y = (299 R + 587 G + 114 B) / 1000, rounded half up, in all three channels.
     """
     grey = np.all(images == images[..., :1], axis=(1, 2, 3))  # (B,)
     if not grey.any():
         return filled
-    luma = np.rint(filled[grey].astype(np.float32) @ LUMA).clip(0, 255).astype(np.uint8)
+    weighted = filled[grey].astype(np.float32) @ LUMA  # (G, H, W), exact integers
+    luma = np.floor((weighted + LUMA_SCALE / 2) / LUMA_SCALE).astype(np.uint8)
     filled = filled.copy()
     filled[grey] = luma[..., None]  # (G, H, W, 1) -> 3 channels
     return filled
@@ -199,16 +205,13 @@ class Inpainter:
                 cheaper; False: always the whole network, as `predict` and `original=True` do.
             precision: 'float32', or 'bfloat16' for the convolutions (contextual attention stays
                 float32; about 2x the multiply rate on CPUs with AVX512-BF16 or AMX, at some
-                accuracy: see the README). Sets the generator's layers' dtype policies.
+                accuracy: see the README). A generator built with another dtype policy is
+                rebuilt with this one (`generator.with_dtype`; the one given is left as it is).
             edge_threshold: a guided model's edge rule (`imageio.edge_lines`); the original's
                 `inpaint.yml` has 0.6.
         """
-        if precision not in PRECISIONS:
-            raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
-        if precision == 'bfloat16':
-            for layer in generator._flatten_layers(include_self=True):  # pylint: disable=protected-access
-                if not isinstance(layer, ContextualAttention):
-                    layer.dtype_policy = keras.DTypePolicy('mixed_bfloat16')
+        if generator.dtype_policy.name != dtype_policy(precision):
+            generator = with_dtype(generator, dtype_policy(precision))
         self.generator = generator
         self.precision = precision
         self.edge_threshold = float(edge_threshold)
@@ -217,11 +220,11 @@ class Inpainter:
         self.restricted = RestrictedGenerator(generator, dense) if restrict else None
 
     @classmethod
-    def from_checkpoint(cls, path, **kwargs):
-        """Loads a weights folder, the authors' release folder or prefix, or a training log_dir;
-        `kwargs` as `Inpainter`'s."""
-        generator, _, _ = load_models(path, with_discriminator=False)
-        return cls(generator, **kwargs)
+    def from_checkpoint(cls, path, precision='float32', **kwargs):
+        """Loads a weights folder, the authors' release folder or prefix, or a training log_dir,
+        building the generator at `precision`; `kwargs` as `Inpainter`'s."""
+        generator, _, _ = load_models(path, with_discriminator=False, dtype=dtype_policy(precision))
+        return cls(generator, precision=precision, **kwargs)
 
     def compiled_shapes(self):
         """How many input shapes the whole network has been compiled for (the restricted path's

@@ -193,7 +193,7 @@ class GatedUpsample(keras.layers.Layer):
         super().__init__(**kwargs)
         # === Config ===
         self.filters = int(filters)
-        self.conv = GatedConv2D(self.filters, 3, name=f'{self.name}_conv')
+        self.conv = GatedConv2D(self.filters, 3, name=f'{self.name}_conv', dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.conv.build((input_shape[0], None, None, input_shape[-1]))

@@ -6,7 +6,7 @@ checkpoint folders: `checkpoint`, `snap-0.index`, `snap-0.data-00000-of-00001` a
 of the public copies in ../shared/release_index/, whose README gives the table below). Google
 Drive downloads break off; TensorFlow then reports "Read less bytes than requested" or "Checksum
 does not match" deep inside a read. So a release is recognised by its index's sha256, and its data file's size is checked before any tensor is read: one line says how much
-arrived. `python -m inpaint.checkpoint --verify DIR` also hashes the data file.
+arrived. `python -m inpaint.commands.convert --verify DIR` also hashes the data file.
 
 Nothing here needs TensorFlow.
 """

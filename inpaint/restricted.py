@@ -25,11 +25,10 @@ import numpy as np
 from keras import ops
 
 from inpaint import backends
-from inpaint.generator import composite
+from inpaint.generator import GRID, composite
 from inpaint.hole_attention import attend, plan_attention
 from inpaint.layers import BlockedAttention, conv_reach
 
-ALIGN = 8  # box corners and sizes: multiples of the generator's total stride
 # The restricted path runs when its estimated multiply-adds are below this share of the whole
 # network's: benchmarks/hole_attention.py measured it doing a multiply-add in 1/0.8 of the dense
 # network's time up to 1024 px (more, smaller calls and gathers), so 0.7 leaves a margin. The
@@ -107,15 +106,15 @@ class RestrictedGenerator:
         A box also holds the next stage's box, which reads its output.
 
         A box needs only the reach's extent, and the layers' reach is separable (square kernels),
-        so boxes come from the holes' row and column profiles (maps ALIGN wide), not full maps.
+        so boxes come from the holes' row and column profiles (maps GRID wide), not full maps.
         """
         generator, size = self.generator, holes.shape[1:]
         union = holes.any(axis=0)
         extents = []
         full = lambda quarter: np.repeat(quarter, 4, axis=0)[:, 0]  # (n/4, .) -> profile (n,)
         for axis, profile in enumerate((union.any(axis=1), union.any(axis=0))):
-            needed = np.repeat(profile[:, None], ALIGN, axis=1)  # (n, ALIGN): one axis at a time
-            coarse_decode = generator.coarse_decode_reach(needed)  # (n/4, ALIGN/4)
+            needed = np.repeat(profile[:, None], GRID, axis=1)  # (n, GRID): one axis at a time
+            coarse_decode = generator.coarse_decode_reach(needed)  # (n/4, GRID/4)
             decode = generator.attention_reach(needed)
             extents.append({
                 'coarse': generator.coarse_features_reach(coarse_decode, needed.shape)[:, 0],
@@ -227,8 +226,8 @@ def _box(rows, cols, size):
     box = []
     for profile, limit in zip((rows, cols), size):
         used = np.flatnonzero(profile)
-        start, stop = used.min() // ALIGN * ALIGN, -(-(used.max() + 1) // ALIGN) * ALIGN
-        length = min(backends.bucket(stop - start, multiple=ALIGN), limit)
+        start, stop = used.min() // GRID * GRID, -(-(used.max() + 1) // GRID) * GRID
+        length = min(backends.bucket(stop - start, multiple=GRID), limit)
         start = min(start, limit - length)  # grow towards the far end, then back inside
         box += [start, start + length]
     return tuple(int(v) for v in box)

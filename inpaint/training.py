@@ -47,9 +47,10 @@ from inpaint import data as data_lib
 from inpaint import training_state
 from inpaint.config import ConfigError, save_config
 from inpaint.flow import offset_flow, resize_bilinear
-from inpaint.gan import masks_per_image, to_network, training_masks
+from inpaint.gan import masks_per_image, training_masks
 from inpaint.generator import composite
 from inpaint.interrupt import StopRequest
+from inpaint.pixels import to_network
 from inpaint.run_state import CONFIG_FILE, RunState
 
 HELDOUT_SEED = 12345  # the held-out images' fixed training masks

@@ -27,5 +27,5 @@ ln -sfn /tmp/data .gpu/data && ln -sfn /tmp/val .gpu/heldout  # the paths checkp
 timeout -s INT "$seconds" python3 train.py --config checkpoints/default/train.yml \
     --set log_dir=/tmp/run --set model_restore=checkpoints/default 2>&1 \
     | tr '\r' '\n' | grep -E 'held-out|saved|interrupted|Training|Error|error' | tail -40
-python3 -m inpaint.checkpoint /tmp/run "$OUT/w"
+python3 -m inpaint.commands.convert /tmp/run "$OUT/w"
 cp /tmp/run/events.out.* "$OUT/" 2>/dev/null  # scalars; images only every val_psteps

@@ -20,7 +20,7 @@ SHARED_GOLDEN = os.path.join(SHARED, 'golden', 'small')
 GOLDEN = os.path.join(HERE, 'data', 'golden_small')  # copy of ../shared/golden/small
 CASES = ('rocket256', 'motorcycle184x264', 'coffee400x600')
 GOLDEN_CHECKPOINT = os.path.join(GOLDEN, 'checkpoint_dir')  # TF1, as the original wrote it
-# The same weights in the backend-neutral format (python -m inpaint.checkpoint
+# The same weights in the backend-neutral format (python -m inpaint.commands.convert
 # tests/data/golden_small/checkpoint_dir tests/data/golden_small/weights), for machines without
 # TensorFlow.
 GOLDEN_WEIGHTS = os.path.join(GOLDEN, 'weights')
@@ -242,8 +242,8 @@ def golden_models():
 
 @pytest.fixture(scope='session')
 def served_model():
-    """The golden checkpoint loaded and warmed up as `python -m inpaint.serve` loads it."""
-    from inpaint.serve import load_model
+    """The golden checkpoint loaded and warmed up as `python -m inpaint.commands.serve` loads it."""
+    from inpaint.server import load_model
     return load_model(GOLDEN_CHECKPOINT)
 
 
@@ -253,7 +253,7 @@ def live_server(app):
     import threading
     import time
 
-    from inpaint.serve import bind, make_server
+    from inpaint.server import bind, make_server
 
     sock = bind('127.0.0.1', 0)
     server = make_server(app, sock)

@@ -17,7 +17,8 @@ from conftest import (GOLDEN, GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, SHARED_GOLDEN,
                       to_numpy)
 from inpaint import training_state
 from inpaint.checkpoint import (CheckpointError, discriminator_table, export_tf1, generator_table,
-                                load_models, main, model_tensors, resolve_prefix, save_weights_folder)
+                                load_models, model_tensors, resolve_prefix, save_weights_folder)
+from inpaint.commands.convert import main
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import ATTENTION_IN, ATTENTION_OUT, HALLUCINATION, STAGE1, STAGE2_OUT
 from inpaint.generator import build_generator
@@ -102,6 +103,17 @@ def test_weights_folder_round_trip(random_folder):
     names = set(os.listdir(folder))
     assert {'deepfill.json', 'generator.weights.h5', 'discriminator.weights.json'} <= names
     assert all(os.path.getsize(os.path.join(folder, name)) < 20e6 for name in names)
+
+
+def test_models_are_built_at_the_dtype_asked(random_folder):
+    """`load_models(..., dtype=)` builds both networks with the policy (bfloat16 inference loads
+    straight into it); the weights, float32, are the file's."""
+    folder, tensors = random_folder
+    generator, discriminator, _ = load_models(folder, dtype='mixed_bfloat16')
+    assert generator.dtype_policy.name == discriminator.dtype_policy.name == 'mixed_bfloat16'
+    assert generator.stage1[0].dtype_policy.name == discriminator.convs[0].dtype_policy.name
+    assert generator.contextual_attention.dtype_policy.name == 'float32'
+    assert_tensors_equal(tensors_of(generator, discriminator), tensors)
 
 
 def test_weights_folder_without_discriminator(random_folder, tmp_path):
@@ -472,7 +484,7 @@ def test_convert_tf1_to_weights_and_back_exactly(full_release, tmp_path):
 def test_weights_fixtures_equal_their_tf1_originals(tf1, weights):
     """tests/data's backend-neutral copies (used where TensorFlow is absent) hold the same values."""
     if not os.path.isdir(weights):
-        pytest.skip(f'{weights} is absent; make it with python -m inpaint.checkpoint {tf1} {weights}')
+        pytest.skip(f'{weights} is absent; make it with python -m inpaint.commands.convert {tf1} {weights}')
     from inpaint.tf1_checkpoint import read_tensors
     shapes, load = read_tensors(resolve_prefix(tf1))
     generator, discriminator, _ = load_models(weights)

@@ -236,6 +236,18 @@ def test_override_errors_name_the_override(override, key):
     assert message.startswith(f'{INPAINT_YML} (--set {override}): {key}: '), message
 
 
+def test_a_scalar_for_a_file_list_names_only_that_entry():
+    """`--set data_flist.kodak=file.flist` (a scalar where a list belongs) used to print the whole
+    data_flist mapping; the message names the override, the entry and what it must be."""
+    with pytest.raises(ConfigError) as info:
+        load_config(INPAINT_YML, ['data_flist.kodak=file.flist'])
+    assert str(info.value) == (
+        f"{INPAINT_YML} (--set data_flist.kodak=file.flist): data_flist: entry 'kodak' must be "
+        f"[train file list] or [train file list, validation file list] of non-empty paths, got "
+        f"str 'file.flist'")
+    assert info.value.key == 'data_flist'
+
+
 def test_override_without_equals():
     with pytest.raises(ConfigError, match=r'\(--set batch_size\): expected key=value'):
         load_config(INPAINT_YML, ['batch_size'])

@@ -257,7 +257,7 @@ def test_sigterm_stops_every_process_a_dead_one_stops_the_other_and_the_run_resu
                 process.kill()
     assert code == 3 and elapsed < DEAD_PEER_BOUND_S, (code, stderr_tail(tmp_path, 'second-0'))
     line = last_line(tmp_path, 'second-0.err')
-    assert line.startswith('train.py: process 0 lost contact with process 1 (') and \
+    assert line.startswith('train.py: error: process 0 lost contact with process 1 (') and \
         line.endswith('start all 2 processes again with the same commands to resume from the '
                       'last checkpoint'), line
     _, _, report = load_models(log_dir)

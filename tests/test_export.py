@@ -1,4 +1,5 @@
-"""inpaint/export.py: each export against the Keras model on the golden fixture (rocket256).
+"""inpaint/export_formats.py and its command: each export against the Keras model on the golden
+fixture (rocket256).
 
 Tolerances on x_stage2 (the refined output before compositing, in [-1, 1]):
 - SavedModel 1e-5, against the generator as `Inpainter.predict` runs it (tf.function over any
@@ -23,7 +24,8 @@ import numpy as np
 import pytest
 
 from conftest import GOLDEN_CHECKPOINT, folder_state, golden_case
-from inpaint import export
+from inpaint import export_formats as export
+from inpaint.commands import export as export_command
 from inpaint.imageio import mask_holes, read_image, read_mask
 from inpaint.inference import Inpainter, to_network
 
@@ -79,8 +81,8 @@ def test_saved_model_any_size_through_the_command_line(inpainter, golden, tmp_pa
     """Also: an earlier SavedModel there is replaced with --overwrite."""
     path = str(tmp_path / 'saved_model')
     fake_saved_model(path)
-    assert export.main(['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'saved_model',
-                        '--overwrite', path]) == 0
+    assert export_command.main(['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'saved_model',
+                                '--overwrite', path]) == 0
     assert sorted(os.listdir(tmp_path)) == ['saved_model']
     assert 'any size' in capsys.readouterr().out
     image, mask = golden
@@ -161,9 +163,9 @@ def test_command_line_errors_exit_2_with_one_line(tmp_path, capsys):
         (['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'pb', out], "invalid choice: 'pb'"),
     ]
     for argv, words in cases:
-        assert export.main(argv) == 2, argv
+        assert export_command.main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and err.startswith('export: error:') and words in err, err
+        assert len(err.splitlines()) == 1 and err.startswith(f'{export_command.PROG}: error:') and words in err, err
 
 
 def crop_and_hole(golden):
@@ -253,10 +255,12 @@ def fake_saved_model(path):
 
 
 def refused(capsys, fmt, output, *flags, checkpoint=GOLDEN_CHECKPOINT):
-    """Runs the command; asserts exit 2 with one `export: error:` line; returns the line."""
-    code = export.main(['--checkpoint_dir', checkpoint, '--format', fmt, *SIZES[fmt], *flags, output])
+    """Runs the command; asserts exit 2 with one `<program>: error:` line; returns the line."""
+    code = export_command.main(['--checkpoint_dir', checkpoint, '--format', fmt, *SIZES[fmt], *flags,
+                                output])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and err.startswith('export: error:'), (code, err)
+    prefix = f'{export_command.PROG}: error:'
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(prefix), (code, err)
     return err
 
 

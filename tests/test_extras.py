@@ -13,8 +13,8 @@ from conftest import GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, REPO, golden_case
 from inpaint import extras
 
 COMMANDS = [[os.path.join(REPO, 'test.py')], [os.path.join(REPO, 'train.py')],
-            ['-m', 'inpaint.evaluate'], ['-m', 'inpaint.serve'], ['-m', 'inpaint.export'],
-            ['-m', 'inpaint.checkpoint']]
+            ['-m', 'inpaint.commands.evaluate'], ['-m', 'inpaint.commands.serve'],
+            ['-m', 'inpaint.commands.export'], ['-m', 'inpaint.commands.convert']]
 BLOCK = "import sys\nfor name in {names!r}:\n    sys.modules[name] = None  # import fails as if absent\n"
 
 
@@ -82,7 +82,9 @@ JAX_PATHS = r'''
 import json, os, sys
 import cv2
 import numpy as np
-from inpaint import checkpoint, commands, evaluate, export, infer, serve, train
+from inpaint import server as serve
+from inpaint.commands import convert, evaluate, export, run as run_command, train
+from inpaint.commands import inpaint as infer
 
 folder, weights, tf1, image, mask = sys.argv[1:6]
 overrides = sys.argv[6:]
@@ -92,7 +94,7 @@ result = {}
 
 def run(name, main, argv):
     try:
-        result[name] = commands.run(main, argv)
+        result[name] = run_command(main, argv)
     except SystemExit as exit_:
         result[name] = exit_.code
 
@@ -116,7 +118,7 @@ result['api'] = [response.status_code, response.headers['content-type']]
 # What needs TensorFlow says so in one line (exit 2).
 run('tf1_checkpoint', infer.main, ['--image', image, '--mask', mask, '--output',
                                    os.path.join(folder, 'tf1.png'), '--checkpoint_dir', tf1])
-run('format_tf1', checkpoint.main, [weights, os.path.join(folder, 'tf1_export'), '--format', 'tf1'])
+run('format_tf1', convert.main, [weights, os.path.join(folder, 'tf1_export'), '--format', 'tf1'])
 run('export', export.main, ['--checkpoint_dir', weights, '--format', 'onnx', '--height', '64',
                             '--width', '64', os.path.join(folder, 'model.onnx')])
 result['outputs'] = sorted(os.listdir(folder))
@@ -166,7 +168,7 @@ def test_tensorflow_only_features_say_what_to_install(jax_without_tensorflow):
     lines = [line for line in stderr.splitlines() if 'needs TensorFlow' in line]
     assert len(lines) == 3, stderr[-3000:]
     assert lines[0].startswith(f'error: {GOLDEN_CHECKPOINT}/snap-0: reading a TF1 checkpoint')
-    assert "pip install 'deepfill-tf2[tensorflow]'" in lines[0] and 'python -m inpaint.checkpoint' in lines[0]
+    assert "pip install 'deepfill-tf2[tensorflow]'" in lines[0] and 'python -m inpaint.commands.convert' in lines[0]
     assert '--format tf1' in lines[1] and "pip install 'deepfill-tf2[tensorflow]'" in lines[1]
     assert lines[2] == ("export: error: exporting (onnx) needs TensorFlow, which is not installed "
                         "here; pip install 'deepfill-tf2[export]'")

@@ -10,9 +10,10 @@ from conftest import (GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, HAS_TENSORFLOW, HERE, S
 from inpaint import backends
 from inpaint.checkpoint import load_models, model_tensors
 from inpaint.flow import offset_flow
-from inpaint.generator import build_generator
+from inpaint.generator import InpaintGenerator, build_generator, with_dtype
 from inpaint.imageio import read_image, read_mask
 from inpaint.inference import to_network
+from inpaint.layers import ContextualAttention, GatedUpsample
 
 NAMES = ('x_stage1', 'x_stage2', 'offset_flow')
 
@@ -39,6 +40,27 @@ def test_architecture_size():
     assert len(generator.conv_layers()) == 42
     assert len(generator.weights) == 84
     assert 4.0e6 < generator.count_params() < 4.1e6  # about 4.05 M in the paper's code
+
+
+def test_dtype_policy_is_given_to_every_layer_at_construction():
+    """keras-hub's pattern: the policy reaches every sub-layer (the upsamplings' inner convs too)
+    when they are built, contextual attention stays float32, the weights stay float32, and the
+    config carries the policy; `with_dtype` copies the weights and leaves its argument as it was."""
+    generator = build_generator(8)
+    bfloat16 = with_dtype(generator, 'mixed_bfloat16')
+    layers = list(bfloat16._flatten_layers(include_self=True))  # pylint: disable=protected-access
+    attention = [layer for layer in layers if isinstance(layer, ContextualAttention)]
+    assert len(attention) == 1 and attention[0].dtype_policy.name == 'float32'
+    others = [layer for layer in layers if not isinstance(layer, ContextualAttention)]
+    upsamplings = sum(isinstance(layer, GatedUpsample) for layer in others)
+    assert upsamplings == 4 and len(others) == 1 + 42 + upsamplings  # + the upsamplings' convs
+    assert {layer.dtype_policy.name for layer in others} == {'mixed_bfloat16'}
+    assert {variable.dtype for variable in bfloat16.weights} == {'float32'}
+    assert {layer.dtype_policy.name for layer in generator._flatten_layers()} == {'float32'}  # pylint: disable=protected-access
+    for got, want in zip(bfloat16.get_weights(), generator.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    rebuilt = InpaintGenerator.from_config(bfloat16.get_config())
+    assert rebuilt.dtype_policy.name == 'mixed_bfloat16' and rebuilt.cnum == 8
 
 
 @pytest.mark.parametrize('name', ['rocket256', 'motorcycle184x264'])
@@ -142,7 +164,7 @@ def test_matches_golden_with_attention_in_one_row_blocks(golden_models):
                                                 'checkpoints cannot be read here')
 @pytest.mark.parametrize('fixture', ['golden_small', 'golden_train_small'])
 def test_converted_weights_folder_equals_the_tf1_checkpoint(fixture):
-    """tests/data/<fixture>/weights (made by `python -m inpaint.checkpoint`) holds exactly the TF1
+    """tests/data/<fixture>/weights (made by `python -m inpaint.commands.convert`) holds exactly the TF1
     checkpoint's tensors, so machines without TensorFlow test the same models."""
     folder = os.path.join(HERE, 'data', fixture)
     if fixture == 'golden_small':

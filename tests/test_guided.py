@@ -1,7 +1,7 @@
 """The edge-guided mode (`guided: True`): the networks, the loader, the edge rule and inference,
 against the original graph's outputs in `../shared/golden/guided_small/infer` (copied to
 tests/data/golden_guided_small; its `weights` folder is the TF1 checkpoint converted with
-`python -m inpaint.checkpoint`, so JAX and PyTorch need no TensorFlow).
+`python -m inpaint.commands.convert`, so JAX and PyTorch need no TensorFlow).
 
 Tolerances (golden README). With these random guided weights both cases are ill-conditioned in
 x_stage2, as coffee400x600 is in small/: moving every weight by one float32 rounding step moves
@@ -284,7 +284,7 @@ def test_only_the_lines_inside_the_hole_count(inpainter):
 
 def test_train_command_refuses_the_mode_for_now(capsys):
     """The trainer does not feed edges yet (issue 21, phase 2): one line, exit 2, no training."""
-    from inpaint import train
+    from inpaint.commands import train
     assert train.main(['--set', 'guided=True']) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'guided' in err and 'set guided: False' in err

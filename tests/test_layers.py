@@ -238,11 +238,14 @@ def test_block_sizes_of_the_parametrization():
 
 
 def test_flow_colours_match_numpy():
+    """The colours as a NumPy reference computes them, scaled to [-1, 1] as the original graph
+    executes `img / 127.5 - 1.` (a multiplication by the float32 reciprocal: the golden offset_flow
+    pictures are matched bit for bit with it, on 83-91% of their values with a true division)."""
     offsets = np.random.default_rng(5).integers(-20, 21, size=(1, 40, 40, 2)).astype(np.int32)
     got = flow_to_image(offsets)[0]
     radius = np.sqrt((offsets.astype(np.float64) ** 2).sum(-1)).max()
     uv = offsets[0] / (radius + np.finfo(np.float64).eps)
-    ref = (np_flow_colours(uv[..., 0], uv[..., 1]).astype(np.float32) / np.float32(127.5) - 1)
+    ref = np_flow_colours(uv[..., 0], uv[..., 1]).astype(np.float32) * np.float32(1 / 127.5) - 1
     np.testing.assert_array_equal(got, ref)
 
 

@@ -1,5 +1,5 @@
-"""inpaint/serve.py: the REST API through Starlette's test client and on loopback, bad requests,
-the mask rule, concurrency, the command line. Golden checkpoint (width 8), images of 64-96 px."""
+"""inpaint/server.py and its command: the REST API through Starlette's test client and on
+loopback, bad requests, the mask rule, concurrency, the command line. Golden checkpoint (width 8), images of 64-96 px."""
 import concurrent.futures
 import struct
 import threading
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import GOLDEN_CHECKPOINT, golden_case, live_server
-from inpaint import serve
+from inpaint import server as serve
+from inpaint.commands import serve as serve_command
 from inpaint.imageio import read_image
 
 import httpx2
@@ -256,22 +257,22 @@ def test_20_concurrent_requests_on_loopback_run_one_at_a_time(served_model, phot
 
 
 def test_command_line_errors_exit_2_with_one_line(tmp_path, capsys):
-    assert serve.main(['--checkpoint_dir', str(tmp_path / 'missing'), '--port', '0']) == 2
+    assert serve_command.main(['--checkpoint_dir', str(tmp_path / 'missing'), '--port', '0']) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith('serve: error:') and 'missing' in err
+    assert len(err.splitlines()) == 1 and err.startswith(f'{serve_command.PROG}: error:') and 'missing' in err
     busy = serve.bind('127.0.0.1', 0)
     try:
         port = busy.getsockname()[1]
-        assert serve.main(['--checkpoint_dir', str(tmp_path), '--port', str(port)]) == 2
+        assert serve_command.main(['--checkpoint_dir', str(tmp_path), '--port', str(port)]) == 2
         err = capsys.readouterr().err.strip()
         assert f'cannot listen on 127.0.0.1:{port}' in err and len(err.splitlines()) == 1
     finally:
         busy.close()
-    assert serve.main(['--checkpoint_dir', 'x', '--max_pixels', '0']) == 2
+    assert serve_command.main(['--checkpoint_dir', 'x', '--max_pixels', '0']) == 2
 
 
 def test_binds_to_loopback_by_default():
-    args = serve._parser().parse_args(['--checkpoint_dir', 'x'])
+    args = serve_command.build_parser().parse_args(['--checkpoint_dir', 'x'])
     assert (args.host, args.port, args.max_pixels) == ('127.0.0.1', 8080, 4096 * 4096)
 
 

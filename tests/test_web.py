@@ -36,7 +36,7 @@ def browser():
 @pytest.fixture(scope='module')
 def url(served_model):
     from conftest import live_server
-    from inpaint.serve import create_app
+    from inpaint.server import create_app
     with live_server(create_app(served_model)) as base:
         yield base + '/'
 
@@ -229,7 +229,7 @@ def _screenshot(argv):
     from inpaint import commands
     commands.quiet_tensorflow([])
     from conftest import live_server
-    from inpaint.serve import create_app, load_model
+    from inpaint.server import create_app, load_model
     from playwright.sync_api import sync_playwright
 
     parser = argparse.ArgumentParser(description=_screenshot.__doc__)

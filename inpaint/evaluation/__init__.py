@@ -1,12 +1,12 @@
 """Evaluation: image-quality metrics, classical baselines, the evaluation run, its reports and figures.
 
-One module each: `metrics` (psnr, ssim, l1, l2), `baselines` (OpenCV's Telea and Navier-Stokes),
+One module each: `metrics` (psnr, ssim, l1, l2; PSNR and SSIM through scikit-image), `baselines` (OpenCV's Telea and Navier-Stokes),
 `run` (image lists, resolution, mask sources, `run_evaluation`), `reports` (CSV, JSON, Markdown,
 figures). The names below are the package's API.
 
-The command line is `inpaint/evaluate.py`:
+The command line is `inpaint/commands/evaluate.py`:
 
-    python -m inpaint.evaluate --flist /work/shared/data/imagenet_sample/val.flist \
+    python -m inpaint.commands.evaluate --flist /work/shared/data/imagenet_sample/val.flist \
         --output_dir runs/eval --methods deepfill,telea,ns --checkpoint_dir checkpoints/places2
 
 What is measured (the project's founding document: PSNR and SSIM on ImageNet photos, two mask
@@ -17,7 +17,8 @@ families, best and typical cases, metrics against the masked fraction):
   depend on the hole fraction, which is why the reports break them down by hole-fraction bucket.
 - `psnr`: 10 log10(255^2 / MSE), MSE over all pixels and channels; +inf for identical images.
 - `ssim`: Wang et al. 2004 with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
-  L = 255, per channel, averaged; borders as scikit-image (reflect, then a 5-pixel strip dropped).
+  L = 255, per channel, averaged: `skimage.metrics.structural_similarity` (borders reflected, then
+  a 5-pixel strip dropped). `psnr` is `skimage.metrics.peak_signal_noise_ratio`.
 - `l1`: mean absolute error on images scaled to [0, 1], in percent (100 * mean|a - b| / 255), as the
   DeepFill papers report "mean l1 error".
 - `l2`: mean squared error on images scaled to [0, 1], in percent (100 * mean((a - b) / 255)^2), as
@@ -52,13 +53,14 @@ from inpaint.evaluation.metrics import (METRICS, MIN_SIDE, compute_metrics, l1_e
 from inpaint.evaluation.reports import (BUCKET_EDGES, CSV_FIELDS, METRIC_DEFINITIONS, Record,
                                         bucket_label, buckets, pick_cases, summarize,
                                         summary_markdown, write_figures, write_reports)
-from inpaint.evaluation.run import (HOLE_VALUE, EvaluationResult, Failure, GeneratedMasks,
-                                    ImageItem, MaskDir, list_items, parse_resolution,
+from inpaint.evaluation.run import (HOLE_VALUE, METHODS, EvaluationResult, Failure, GeneratedMasks,
+                                    ImageItem, MaskDir, build_methods, list_items, parse_resolution,
                                     report_folder_problem, resize_image, run_evaluation)
 
 __all__ = ['BASELINES', 'BUCKET_EDGES', 'CSV_FIELDS', 'EvaluationResult', 'Failure',
-           'GeneratedMasks', 'HOLE_VALUE', 'INPAINT_RADIUS', 'ImageItem', 'METRICS',
+           'GeneratedMasks', 'HOLE_VALUE', 'INPAINT_RADIUS', 'ImageItem', 'METHODS', 'METRICS',
            'METRIC_DEFINITIONS', 'MIN_SIDE', 'MaskDir', 'Record', 'bucket_label', 'buckets',
-           'compute_metrics', 'l1_error', 'l2_error', 'list_items', 'navier_stokes',
+           'build_methods', 'compute_metrics', 'l1_error', 'l2_error', 'list_items', 'navier_stokes',
            'parse_resolution', 'pick_cases', 'psnr', 'report_folder_problem', 'resize_image',
-           'run_evaluation', 'ssim', 'summarize', 'summary_markdown', 'telea', 'write_figures', 'write_reports']
+           'run_evaluation', 'ssim', 'summarize', 'summary_markdown', 'telea', 'write_figures',
+           'write_reports']

@@ -12,12 +12,42 @@ import numpy as np
 
 from inpaint import imageio
 from inpaint.evaluation.metrics import MIN_SIDE, compute_metrics
-from inpaint.evaluation.baselines import INPAINT_RADIUS
+from inpaint.evaluation.baselines import BASELINES, INPAINT_RADIUS
 from inpaint.evaluation.reports import (METRIC_DEFINITIONS, Record, pick_cases, summarize,
                                         write_figures, write_reports)
 from inpaint.imageio import InputError
 
 HOLE_VALUE = 255  # hole pixels of a method's input are painted white, as the original's inputs
+METHODS = ('deepfill',) + tuple(BASELINES)
+
+
+def build_methods(names, checkpoint_dir=None):
+    """The methods to compare: {name: callable(image, mask) -> image}, in the order given.
+
+    Args:
+        names: from `METHODS`: 'deepfill' (loads `checkpoint_dir`) and the baselines.
+        checkpoint_dir: the DeepFill checkpoint (needed with 'deepfill').
+    Raises:
+        InputError: unknown or repeated names, or no loadable checkpoint for 'deepfill'.
+    """
+    unknown = [n for n in names if n not in METHODS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise InputError(f'--methods {",".join(names)!r}: give distinct names from {",".join(METHODS)}')
+    methods = {}
+    for name in names:
+        if name == 'deepfill':
+            if not checkpoint_dir:
+                raise InputError('--methods deepfill needs --checkpoint_dir (the checkpoint folder)')
+            # Imported here: TensorFlow is loaded only when the model is evaluated.
+            from inpaint.checkpoint import CheckpointError
+            from inpaint.inference import Inpainter
+            try:
+                methods[name] = Inpainter.from_checkpoint(checkpoint_dir).inpaint
+            except CheckpointError as error:
+                raise InputError(f'--checkpoint_dir: {error}') from error
+        else:
+            methods[name] = BASELINES[name]
+    return methods
 
 
 @dataclasses.dataclass(frozen=True)

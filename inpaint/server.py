@@ -1,8 +1,6 @@
 """The HTTP server: the web page with a brush, the REST API and a health check.
 
-    python -m inpaint.serve --checkpoint_dir checkpoints/default [--host 127.0.0.1] [--port 8080]
-
-Then open http://127.0.0.1:8080 in a browser. Routes:
+The command is `python -m inpaint.commands.serve` (`deepfill-serve`). Routes:
 
     GET  /                 the web page (inpaint/web/, plain HTML/CSS/JS)
     POST /api/v1/inpaint   multipart/form-data with the files `image` (PNG, JPEG, ...) and `mask`
@@ -19,25 +17,19 @@ missing, empty or undecodable file, a mask of another size, an unexpected field;
 `--max_body_mb` or an image over `--max_pixels`; 415 a body that is not multipart/form-data.
 One model is loaded; requests run on it one at a time (a lock), the others wait; decoding and
 encoding run outside the lock, in worker threads, so the server keeps answering meanwhile. The
-server binds to 127.0.0.1 unless `--host` says otherwise: it has no authentication.
-
-Exit codes: 2 bad flags, an unloadable checkpoint or a port that cannot be bound; otherwise the
-server runs until interrupted (0).
+server binds to 127.0.0.1 unless told otherwise (`bind`): it has no authentication.
 """
-import argparse
 import io
 import os
 import socket
-import sys
 import threading
 import warnings
 
 import cv2
 import numpy as np
 
-from inpaint import commands
-from inpaint.imageio import (InputError, check_mask_size, decode_image_as_is, mask_holes, mask_warning,
-                             swap_rb)
+from inpaint.imageio import (InputError, check_mask_size, decode_image_as_is, mask_holes,
+                             mask_warning, swap_rb)
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'web')
 API_PATH = '/api/v1/inpaint'
@@ -336,66 +328,3 @@ def load_model(checkpoint_dir):
     warm[16:32, 16:32] = True
     inpainter.inpaint(np.full((64, 64, 3), 128, np.uint8), warm)
     return Model(inpainter, checkpoint_dir)
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of exiting, so `main` returns the exit code."""
-
-    def error(self, message):
-        raise InputError(message)
-
-
-def _parser():
-    parser = _Parser(prog='python -m inpaint.serve', description=__doc__.split('\n')[0])
-    parser.add_argument('--checkpoint_dir', required=True,
-                        help='release folder, checkpoint prefix or train.py log_dir')
-    parser.add_argument('--host', default='127.0.0.1',
-                        help='address to listen on (default 127.0.0.1: this machine only; '
-                             '0.0.0.0 exposes the server, which has no authentication)')
-    parser.add_argument('--port', type=int, default=8080, help='port (default 8080; 0 = any free)')
-    parser.add_argument('--max_pixels', type=int, default=DEFAULT_MAX_PIXELS,
-                        help=f'largest image, width * height (default {DEFAULT_MAX_PIXELS} = 4096x4096)')
-    parser.add_argument('--max_body_mb', type=float, default=DEFAULT_MAX_BODY_MB,
-                        help=f'largest request body in MiB (default {DEFAULT_MAX_BODY_MB})')
-    parser.add_argument('--verbose', action='store_true',
-                        help=commands.VERBOSE_HELP + '; also logs every request')
-    return parser
-
-
-def main(argv=None):
-    """Serves until interrupted; returns the exit code (see the module docstring)."""
-    try:
-        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-        if args.max_pixels < 1 or args.max_body_mb <= 0:
-            raise InputError('--max_pixels and --max_body_mb must be positive')
-    except SystemExit as exit_:  # --help
-        return int(exit_.code or 0)
-    except InputError as error:
-        print(f'serve: error: {error}', file=sys.stderr)
-        return 2
-    try:  # first, so that a busy port fails before the model's load
-        sock = bind(args.host, args.port)
-    except OSError as error:
-        print(f'serve: error: cannot listen on {args.host}:{args.port} ({error.strerror or error}); '
-              f'choose another --port or --host', file=sys.stderr)
-        return 2
-    from inpaint.checkpoint import CheckpointError
-    try:
-        model = load_model(args.checkpoint_dir)
-    except (CheckpointError, InputError) as error:
-        sock.close()
-        print(f'serve: error: {error}', file=sys.stderr)
-        return 2
-    app = create_app(model, args.max_pixels, int(args.max_body_mb * 2**20))
-    host, port = sock.getsockname()[:2]
-    health = model.health()
-    url_host = f'[{host}]' if ':' in host else host
-    print(f'serve: DeepFill v2 from {args.checkpoint_dir} (generator width '
-          f'{health["widths"]["generator"]}, {health["backend"]}) on http://{url_host}:{port}/ '
-          f'(Ctrl+C stops)', flush=True)
-    make_server(app, sock, args.verbose).run(sockets=[sock])
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(commands.run(main))

@@ -1,65 +1,42 @@
-"""Exports the generator for serving: TensorFlow SavedModel, ONNX, TFLite.
+"""The generator exported for serving: TensorFlow SavedModel, ONNX, TFLite, each checked by running it.
 
-    python -m inpaint.export --checkpoint_dir DIR --format saved_model exported/deepfill
-    python -m inpaint.export --checkpoint_dir DIR --format onnx --height 512 --width 512 deepfill.onnx
-    python -m inpaint.export --checkpoint_dir DIR --format tflite --height 512 --width 512 deepfill.tflite
-
-Every format holds the same end-to-end function, written with `keras.ops` (`ServingModel`):
-
-    inputs   image  uint8 (B, H, W, 3), RGB
-             mask   uint8 (B, H, W, C), C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA);
-                    holes by the project's one rule, per image (`imageio.mask_holes`; README
-                    "Masks: one rule"): 0/1 and 0/255 masks, strokes of any colour on black,
-                    paint on a transparent layer (an alpha that varies: hole where alpha > 0)
-    outputs  inpainted  uint8 (B, H, W, 3), RGB: hole pixels filled, the others untouched; a grey
-                        image (three equal channels) gets a grey fill (`inference.grey_if_grey`)
-             x_stage2   float32 (B, H, W, 3): the network's refined output before compositing,
-                        BGR in [-1, 1] as the original graph's (on the padded size's crop)
-
-That is `Inpainter(generator, restrict=False).inpaint` inside the graph: the same edge padding to
-`inference.padded_size` (bucketed multiples of 8; padding only to the next multiple of 8 changed
-the fill, by up to 246 levels at 300x200 on the golden weights), rounding, grey rule and
-compositing. The SavedModel's `inpainted` is within 1 of it, on a few values at most (float
-rounding; `tests/test_export.py`), ONNX and TFLite within their runtimes' rounding. (The
-library's default, hole-restricted path equals the whole network up to rounding, see
-`inpaint.restricted`.) File decoding stays outside: a client sends decoded pixels, RGB, and the
-mask's channels as decoded (uint8: a 16-bit mask must be scaled to 8 bits first). Without
-`--height/--width`, any size and batch; with them, a fixed (1, H, W) (TFLite needs it); any mask
-channels in both. The SavedModel's `serving_default` signature (also `serve`) is ready
-for TensorFlow Serving. After writing, the artifact is run on a test image next to the Keras
-model and the largest difference is printed; an artifact that cannot load or run is an error.
+The command is `python -m inpaint.commands.export` (`deepfill-export`). Every format holds the
+same end-to-end function, `inpaint.serving.ServingModel`: uint8 RGB image and mask (any channels,
+by the one mask rule) in; the inpainted uint8 RGB image and the network's x_stage2 out. The
+SavedModel's `inpainted` is within 1 of `Inpainter(generator, restrict=False).inpaint`, on a few
+values at most (float rounding; `tests/test_export.py`), ONNX and TFLite within their runtimes'
+rounding. (The library's default, hole-restricted path equals the whole network up to rounding,
+see `inpaint.restricted`.) Without a size, any size and batch; with `height` and `width`, a fixed
+(1, H, W) (TFLite needs it); any mask channels in both. The SavedModel's `serving_default`
+signature (also `serve`) is ready for TensorFlow Serving. After writing, the artifact is run on a
+test image next to the Keras model and the largest difference is returned; an artifact that
+cannot load or run is an error.
 
 What each format needs from the model code is in the README's "Deploy" section: ONNX and TFLite
 cannot express the contextual attention's `tf.while_loop` over a TensorArray, nor TFLite its
 `tf.image.extract_patches` and 8-D slices.
 
 The output path (`check_target`): nothing but an earlier export of the same format is ever
-replaced, and only with `--overwrite`. The extension fits the format (`.onnx`, `.tflite`; a
-SavedModel is a folder); a folder holding anything but a SavedModel, a file that is not an ONNX or
-TFLite model, the checkpoint being exported, the working folder and its parents are refused. The
-artifact is written beside the target under a temporary name and renamed once it has run; missing
-parent folders are created.
-
-Exit codes: 0 written and checked; 2 bad flags, no TensorFlow (every format is written through it:
-`pip install 'deepfill-tf2[export]'`), an output path that may not be written, an unloadable
-checkpoint, or a format that cannot express the model (one line naming what blocks it).
+replaced, and only with `overwrite` (`--overwrite`). The extension fits the format (`.onnx`,
+`.tflite`; a SavedModel is a folder); a folder holding anything but a SavedModel, a file that is
+not an ONNX or TFLite model, the checkpoint being exported, the working folder and its parents are
+refused. The artifact is written beside the target under a temporary name and renamed once it has
+run; missing parent folders are created.
 """
-import argparse
 import contextlib
 import logging
 import os
 import re
-import sys
 import tempfile
 import warnings
 
 import numpy as np
 from absl import logging as absl_logging
 
-from inpaint import commands, extras, files
+from inpaint import files
+from inpaint.stderr import stderr_to_devnull
 
 FORMATS = ('saved_model', 'onnx', 'tflite')
-GRID = 8  # the generator needs multiples of 8 (see inference.GRID)
 
 
 class ExportError(RuntimeError):
@@ -67,94 +44,13 @@ class ExportError(RuntimeError):
 
 
 def serving_model(generator):
-    """Wraps a generator in the end-to-end uint8 -> uint8 `ServingModel` (see the module docstring)."""
-    import keras
-    from keras import ops
-
-    from inpaint.generator import composite
-
-    class ServingModel(keras.Model):
-        """image uint8 (B, H, W, 3) RGB, mask uint8 (B, H, W, C) by the one mask rule ->
-        {'inpainted': uint8 (B, H, W, 3), 'x_stage2': float32 (B, H, W, 3) BGR in [-1, 1]}."""
-
-        def __init__(self, generator, **kwargs):
-            super().__init__(**kwargs)
-            self.generator = generator
-
-        def call(self, image, mask):
-            height, width = ops.shape(image)[1], ops.shape(image)[2]
-            hole = graph_mask_holes(mask)  # (B, H, W, 1)
-            # Edge padding to Inpainter's padded size: repeat the last row/column.
-            rows = ops.minimum(ops.arange(graph_padded_size(height)), height - 1)
-            cols = ops.minimum(ops.arange(graph_padded_size(width)), width - 1)
-            padded = ops.take(ops.take(image, rows, axis=1), cols, axis=2)
-            # The padding is known (0): rows/columns past the edge get a zero mask.
-            padded_hole = ops.take(ops.take(hole, rows, axis=1), cols, axis=2)
-            padded_hole = padded_hole * ops.cast(
-                (ops.arange(ops.shape(rows)[0]) < height)[None, :, None, None], 'float32')
-            padded_hole = padded_hole * ops.cast(
-                (ops.arange(ops.shape(cols)[0]) < width)[None, None, :, None], 'float32')
-            # RGB uint8 -> BGR [-1, 1], as inference.to_network (multiplication by the reciprocal).
-            x = ops.flip(ops.cast(padded, 'float32'), axis=-1) * np.float32(1 / 127.5) - 1.0
-            _, x_stage2, _ = self.generator(x, padded_hole)
-            x_stage2 = x_stage2[:, :height, :width, :]
-            # BGR [-1, 1] -> RGB uint8 with rounding (inference.from_network(rounding=True)).
-            filled = ops.flip(ops.clip(ops.round((x_stage2 + 1.0) * 127.5), 0, 255), axis=-1)
-            filled = graph_grey_if_grey(ops.cast(image, 'float32'), filled)
-            # Exact in float32 (integers, hole 0 or 1); `where` on uint8 is no TFLite built-in.
-            inpainted = composite(ops.cast(image, 'float32'), filled, hole)
-            inpainted = ops.cast(inpainted, 'uint8')
-            return {'inpainted': inpainted, 'x_stage2': x_stage2}
-
-    return ServingModel(generator, name='deepfill_v2_serving')
-
-
-def graph_mask_holes(mask):
-    """`imageio.mask_holes` in `keras.ops`, per image: uint8 (B, H, W, C), C in 1..4 ->
-    float32 (B, H, W, 1), 1 = hole. C may be known only when the graph runs."""
-    from keras import ops
-    mask = ops.cast(mask, 'float32')
-    channels = ops.shape(mask)[-1]
-    # The last channel is alpha when C is 2 or 4; flags, not slices, so C may be symbolic.
-    has_alpha = ops.logical_or(ops.equal(channels, 2), ops.equal(channels, 4))
-    is_alpha = ops.cast(ops.logical_and(has_alpha, ops.equal(ops.arange(channels), channels - 1)),
-                        'float32')  # (C,)
-    colour = ops.max(mask * (1.0 - is_alpha), axis=-1, keepdims=True)  # values >= 0
-    alpha = ops.sum(mask * is_alpha, axis=-1, keepdims=True)  # 0 without an alpha channel
-    top = ops.max(colour, axis=(1, 2, 3), keepdims=True)  # (B, 1, 1, 1): a 0/1 mask if <= 1
-    by_colour = ops.greater(colour, ops.where(ops.less_equal(top, 1.0), 0.5, 127.5))
-    painted = ops.greater(ops.max(alpha, axis=(1, 2, 3), keepdims=True),
-                          ops.min(alpha, axis=(1, 2, 3), keepdims=True))  # alpha that varies
-    return ops.cast(ops.where(painted, ops.greater(alpha, 0.0), by_colour), 'float32')
-
-
-def graph_grey_if_grey(image, filled):
-    """`inference.grey_if_grey` in `keras.ops`: float32 RGB (B, H, W, 3) input and fill (integer
-    values) -> the fill, replaced by its rounded luminance where the input's channels are equal."""
-    from keras import ops
-
-    from inpaint.inference import LUMA
-    grey = ops.all(ops.equal(image, image[..., :1]), axis=(1, 2, 3), keepdims=True)  # (B, 1, 1, 1)
-    luma = ops.clip(ops.round(ops.sum(filled * LUMA, axis=-1, keepdims=True)), 0, 255)
-    return ops.where(grey, ops.repeat(luma, 3, axis=-1), filled)
-
-
-# `inference.padded_size` by the bit length of n - 1: its step for each length 0..31.
-_PAD_STEPS = np.array([max(GRID, 2 ** max(bits - 4, 0)) for bits in range(32)], np.int32)
-
-
-def graph_padded_size(n):
-    """`inference.padded_size` for a side `n` known when tracing (int) or only when the graph runs
-    (int32 scalar tensor)."""
-    from keras import ops
-
-    from inpaint.inference import padded_size
-    if isinstance(n, int):
-        return padded_size(n)
-    powers = ops.convert_to_tensor(2 ** np.arange(31, dtype=np.int32))
-    bits = ops.sum(ops.cast(ops.greater_equal(n - 1, powers), 'int32'))  # int(n - 1).bit_length()
-    step = ops.take(ops.convert_to_tensor(_PAD_STEPS), bits)
-    return (n + step - 1) // step * step
+    """The generator inside the end-to-end uint8 -> uint8 `serving.ServingModel`, called once (so
+    that Keras' exporters see a built model)."""
+    from inpaint.serving import ServingModel
+    model = ServingModel(generator)
+    image, mask = check_image(16, 16)
+    model(image, mask)
+    return model
 
 
 def input_signature(height=None, width=None):
@@ -174,7 +70,6 @@ def export_saved_model(generator, path, height=None, width=None):
     from keras.export import ExportArchive
 
     model = serving_model(generator)
-    _build(model)
     archive = ExportArchive()
     archive.track(model)
     archive.add_endpoint('serve', model.call, input_signature=input_signature(height, width))
@@ -189,7 +84,6 @@ def export_onnx(generator, path, height=None, width=None, opset=17):
     `['OpName (in layer)', ...]`, for the error raised when ONNX Runtime cannot run the file.
     """
     model = serving_model(generator)
-    _build(model)
     with _collect_logs('tf2onnx') as messages, _quiet_stdout(), warnings.catch_warnings():
         warnings.simplefilter('ignore', FutureWarning)  # Keras' numpy-2 patch of tf2onnx
         model.export(path, format='onnx', input_signature=input_signature(height, width),
@@ -207,7 +101,6 @@ def export_tflite(generator, path, height, width):
 
     check_request('tflite', height, width)
     model = serving_model(generator)
-    _build(model)
     with tempfile.TemporaryDirectory() as folder:
         from keras.export import ExportArchive
         archive = ExportArchive()
@@ -218,7 +111,7 @@ def export_tflite(generator, path, height, width):
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         try:
-            with commands.stderr_to_devnull():  # MLIR diagnostics; the error holds them
+            with stderr_to_devnull():  # MLIR diagnostics; the error holds them
                 flatbuffer = converter.convert()
         except Exception as error:  # ConverterError; its text lists the ops TFLite lacks
             absl_logging.info('TFLite converter: %s', error)
@@ -249,7 +142,7 @@ def run_onnx(path, image, mask):
 def run_tflite(path, image, mask):
     """Runs an exported TFLite file with TensorFlow's interpreter; returns (inpainted, x_stage2)."""
     import tensorflow as tf
-    with warnings.catch_warnings(), commands.stderr_to_devnull():  # deprecation, XNNPACK notice
+    with warnings.catch_warnings(), stderr_to_devnull():  # deprecation, XNNPACK notice
         warnings.simplefilter('ignore', UserWarning)
         runner = tf.lite.Interpreter(model_path=path).get_signature_runner('serving_default')
         outputs = runner(image=image, mask=mask)
@@ -400,10 +293,10 @@ def export(generator, fmt, path, height=None, width=None, overwrite=False, prote
     return diff, changed
 
 
-def _build(model):
-    """Calls the serving model once, so that Keras' exporters see a built, called model."""
-    image, mask = check_image(16, 16)
-    model(image, mask)
+def checkpoint_paths(checkpoint_dir):
+    """What an export must never replace: the checkpoint folder (the folder of a prefix)."""
+    return (checkpoint_dir,) if os.path.isdir(checkpoint_dir) else (os.path.dirname(
+        os.path.abspath(checkpoint_dir)),)
 
 
 def _pick(outputs, name):
@@ -465,65 +358,3 @@ def _quiet_stdout():
     """tf2onnx prints its progress to stdout; this command prints its own summary instead."""
     with open(os.devnull, 'w') as null, contextlib.redirect_stdout(null):
         yield
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of exiting, so `main` returns the exit code."""
-
-    def error(self, message):
-        raise ExportError(message)
-
-
-def _parser():
-    parser = _Parser(prog='python -m inpaint.export', description=__doc__.split('\n')[0])
-    parser.add_argument('output', help='where to write: a folder (saved_model) or a file '
-                                       '(.onnx, .tflite)')
-    parser.add_argument('--checkpoint_dir', required=True,
-                        help='release folder, checkpoint prefix or train.py log_dir')
-    parser.add_argument('--format', required=True, choices=FORMATS)
-    parser.add_argument('--height', type=int, help='fixed input height (default: any)')
-    parser.add_argument('--width', type=int, help='fixed input width (default: any)')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace an existing earlier export of the same format at the output '
-                             'path (nothing else is ever replaced)')
-    parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
-    return parser
-
-
-def _checkpoint_paths(checkpoint_dir):
-    """What the export must never replace: the checkpoint folder (the folder of a prefix)."""
-    return (checkpoint_dir,) if os.path.isdir(checkpoint_dir) else (os.path.dirname(
-        os.path.abspath(checkpoint_dir)),)
-
-
-def main(argv=None):
-    """Exports a checkpoint; returns the exit code (see the module docstring)."""
-    try:
-        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-        check_request(args.format, args.height, args.width)
-        missing = extras.tensorflow_missing(f'exporting ({args.format})', extra='export')
-        if missing:
-            raise ExportError(missing)
-        check_target(args.format, args.output, args.overwrite, _checkpoint_paths(args.checkpoint_dir))
-    except SystemExit as exit_:  # --help
-        return int(exit_.code or 0)
-    except ExportError as error:
-        print(f'export: error: {error}', file=sys.stderr)
-        return 2
-    from inpaint.checkpoint import CheckpointError
-    from inpaint.inference import Inpainter
-    try:
-        generator = Inpainter.from_checkpoint(args.checkpoint_dir).generator
-        diff, changed = export(generator, args.format, args.output, args.height, args.width,
-                               args.overwrite, _checkpoint_paths(args.checkpoint_dir))
-    except (ExportError, CheckpointError) as error:
-        print(f'export: error: {error}', file=sys.stderr)
-        return 2
-    size = 'any size' if args.height is None else f'{args.width}x{args.height}'
-    print(f'export: wrote {args.output} ({args.format}, {size}); checked against Keras on a test '
-          f'image: max |x_stage2 difference| {diff:.2g}, {changed} inpainted values differ')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(commands.run(main))

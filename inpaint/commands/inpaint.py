@@ -1,12 +1,11 @@
-"""Inpaint an image, or many, with DeepFill v2, with the original test.py's flags.
-
-The command behind `test.py` and the `deepfill-inpaint` console script (same flags):
+"""Inpaints an image, or many, with DeepFill v2, with the original test.py's flags.
 
     python test.py --image input.png --mask mask.png --output output.png --checkpoint_dir DIR
     python test.py --flist jobs.txt --checkpoint_dir DIR
     python test.py --input_dir in/ --mask_dir masks/ --output_dir out/ --checkpoint_dir DIR
     python test.py --input_dir in/ --mask mask.png --output_dir out/ --checkpoint_dir DIR
 
+The same command is `deepfill-inpaint` (installed) and `python -m inpaint.commands.inpaint`.
 DIR is the authors' release folder (`checkpoint` or `checkpoint.txt`), a checkpoint prefix, or a
 log_dir written by train.py. By default any image size works and pixels outside the hole are kept;
 `--original` reproduces the authors' test.py exactly (crop to a multiple of 8, truncating cast).
@@ -26,20 +25,22 @@ Exit codes: 0 done; 1 (batch) some items failed, the others were written; 2 bad 
 (one line on stderr naming the file; single mode writes nothing), unloadable checkpoint, missing
 list or folder; 130 (batch) interrupted by Ctrl-C (SIGINT) or SIGTERM: the current image is
 finished and written, then the summary counts the jobs not started (a rerun resumes).
-
 TensorFlow's start-up lines are hidden unless `--verbose`.
 """
-import argparse
 import os
 import sys
 
 from absl import logging
 
-from inpaint import commands
+from inpaint.commands import run
+from inpaint.commands.parsing import Parser, UsageError
+
+PROG = 'test.py'
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def build_parser(prog=PROG):
+    """The flags of the original's test.py, and the batch modes'."""
+    parser = Parser(prog, __doc__)
     parser.add_argument('--image', help='single mode: image to complete (any size, gray/RGB/RGBA)')
     parser.add_argument('--mask', help='mask file of the image\'s size: white (255), 1 or any '
                                        'colour on black = hole, or paint on a transparent PNG '
@@ -67,7 +68,6 @@ def build_parser():
                         help='bfloat16: convolutions in bfloat16 (attention stays float32), about '
                              '1.3x faster on CPUs with AVX512-BF16 or AMX, hole within ~40 dB PSNR '
                              'of float32; not with --original')
-    parser.add_argument('--verbose', action='store_true', help=commands.VERBOSE_HELP)
     return parser
 
 
@@ -82,7 +82,11 @@ def cpu_has_bfloat16():
 
 
 def check_flags(parser, args):
-    """Exactly one mode, and only its flags; a usage error (exit 2) otherwise."""
+    """Exactly one mode, and only its flags.
+
+    Raises:
+        UsageError: another combination.
+    """
     modes = [flag for flag, value in (('--image', args.image), ('--flist', args.flist),
                                       ('--input_dir', args.input_dir)) if value is not None]
     if len(modes) != 1:
@@ -115,15 +119,19 @@ def check_flags(parser, args):
                         'likely slower than float32 here (unless a GPU runs the model)')
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_flags(parser, args)
+def main(argv=None, prog=PROG):
+    """Inpaints; returns the exit code (see the module docstring)."""
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(argv)
+        check_flags(parser, args)
+    except UsageError as error:
+        return parser.fail(error)
     if args.image is None:
         try:
-            return run_batch_mode(args)
+            return run_batch_mode(parser, args)
         except KeyboardInterrupt:  # while loading (run_batch handles its own): nothing started
-            print('interrupted before any image was inpainted; nothing written', file=sys.stderr)
+            parser.note('interrupted before any image was inpainted; nothing written')
             return 130
     args.output = 'output.png' if args.output is None else args.output
     from inpaint.checkpoint import CheckpointError
@@ -144,17 +152,15 @@ def main(argv=None):
         result = inpainter.inpaint(image, mask, original=args.original)
         write_image(args.output, result)
     except (InputError, CheckpointError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return parser.fail(error)
     except OSError as error:  # an unreadable input, a full disk while writing
-        print(f'error: {error.filename or args.output}: {error.strerror or error}', file=sys.stderr)
-        return 2
+        return parser.fail(f'{error.filename or args.output}: {error.strerror or error}')
     logging.info('wrote %s (%dx%d)', args.output, result.shape[1], result.shape[0])
     print(f'Inpainted {args.image} -> {args.output} ({result.shape[1]}x{result.shape[0]})')
     return 0
 
 
-def run_batch_mode(args):
+def run_batch_mode(parser, args):
     """--flist or --input_dir: returns 0 (all done), 1 (some items failed), 2 (cannot start) or
     130 (interrupted by SIGINT or SIGTERM; what was written stays, a rerun resumes)."""
     from inpaint import batch
@@ -177,8 +183,7 @@ def run_batch_mode(args):
             check_output_folder(args.output_dir)
         inpainter = Inpainter.from_checkpoint(args.checkpoint_dir, precision=args.precision)
     except (InputError, CheckpointError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return parser.fail(error)
     summary = batch.run_batch(inpainter, jobs, overwrite=args.overwrite, original=args.original,
                               batch_size=args.batch_size or 1)
     print('\n'.join(summary.lines()))
@@ -188,4 +193,4 @@ def run_batch_mode(args):
 
 
 if __name__ == '__main__':
-    sys.exit(commands.run(main))
+    sys.exit(run(main))
