@@ -18,7 +18,7 @@ from inpaint.commands import quiet
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONSOLE_SCRIPTS = {'deepfill-inpaint': 'inpaint', 'deepfill-train': 'train',
                    'deepfill-evaluate': 'evaluate', 'deepfill-serve': 'serve',
-                   'deepfill-export': 'export'}
+                   'deepfill-export': 'export', 'deepfill-convert': 'convert'}
 # Put on PYTHONPATH for a child process: writes whether TensorFlow was imported when it exits.
 SITECUSTOMIZE = '''import atexit, os, sys
 def _report(path=os.environ['DEEPFILL_IMPORT_REPORT']):

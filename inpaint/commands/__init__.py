@@ -41,13 +41,13 @@ def run(main, argv=None):
     from inpaint import extras
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    prog = program_name()
+    named = {'prog': program_name()} if program_name() else {}  # else the command's own name
     quiet_tensorflow(argv)
     problem = None if {'-h', '--help'} & set(argv) else extras.backend_missing()
     if problem:
-        print(f'{prog}: error: {problem}', file=sys.stderr)
+        print(f'{named.get("prog", "deepfill")}: error: {problem}', file=sys.stderr)
         return 2
-    return main(argv, prog=prog)
+    return main(argv, **named)
 
 
 def _console_script(verb):

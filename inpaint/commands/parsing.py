@@ -20,11 +20,13 @@ class UsageError(ValueError):
 
 def program_name():
     """The running command as the user typed it: `python -m <module>` for `python -m`, else the
-    script's file name (`test.py`, `deepfill-train`)."""
+    script's file name (`test.py`, `deepfill-train`); None when there is none (`python -c`, an
+    interactive session), and the command then names itself."""
     spec = getattr(sys.modules.get('__main__'), '__spec__', None)
     if spec is not None and spec.name:
         return f'python -m {spec.name.removesuffix(".__main__")}'
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'deepfill'
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ''
+    return script if script and script != '-c' else None
 
 
 class Parser(argparse.ArgumentParser):

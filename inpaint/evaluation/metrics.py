@@ -8,7 +8,6 @@ the DeepFill papers' "mean l1/l2 error", which no library defines.
 import math
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 METRICS = ('psnr', 'ssim', 'l1', 'l2')
 
@@ -42,6 +41,7 @@ def psnr(a, b):
     a, b = _pair(a, b)
     if np.array_equal(a, b):
         return math.inf
+    from skimage.metrics import peak_signal_noise_ratio  # here: scikit-image loads SciPy (slow)
     return float(peak_signal_noise_ratio(a, b, data_range=DATA_RANGE))
 
 
@@ -60,6 +60,7 @@ def ssim(a, b):
     a, b = _pair(a, b)
     if min(a.shape[:2]) < MIN_SIDE:
         raise ValueError(f'SSIM needs images of at least {MIN_SIDE}x{MIN_SIDE}, got {a.shape[:2]}')
+    from skimage.metrics import structural_similarity
     return float(structural_similarity(a, b, channel_axis=2, data_range=DATA_RANGE,
                                        gaussian_weights=True, sigma=SSIM_SIGMA,
                                        use_sample_covariance=False))
