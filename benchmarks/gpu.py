@@ -73,21 +73,21 @@ def worker_inference(backend, size, repeats, block_mb):
 def worker_training(backend, mixed, iters):
     import numpy as np
     from inpaint.config import load_config
-    from inpaint.training import Trainer
+    from inpaint.gan import GAN
     flist = os.path.join(ROOT, 'benchmarks', '_bench.flist')
     with open(flist, 'w') as handle:
         handle.write(os.path.join(ROOT, 'examples', 'input.png') + '\n')
     overrides = ['batch_size=16', 'img_shapes=[256,256,3]', 'random_seed=True', 'val=False',
                  f'mixed_precision={mixed}', 'log_dir=/tmp/bench_run', f'data_flist.bench=[{flist}]',
                  'dataset=bench']
-    trainer = Trainer(load_config(overrides=overrides))
+    gan = GAN(load_config(overrides=overrides))
     rng = np.random.default_rng(0)
     batch = rng.uniform(0, 255, (16, 256, 256, 3)).astype(np.float32)
     rates = []
     for index in range(3 + iters):
         start = time.perf_counter()
-        trainer.d_step(batch, trainer.sample_mask(rng))
-        trainer.g_step(batch, trainer.sample_mask(rng))  # returns floats: synchronized
+        gan.d_step(batch, gan.sample_mask(rng))
+        gan.g_step(batch, gan.sample_mask(rng))  # returns floats: synchronized
         if index >= 3:
             rates.append(1.0 / (time.perf_counter() - start))
     return {'kind': 'training', 'backend': backend, 'mixed_precision': mixed,

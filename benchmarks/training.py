@@ -4,11 +4,11 @@ Each setting runs in its own subprocess (`--one SIZE:BATCH`), so its peak RSS is
 parent imports nothing heavy (see benchmarks/inference.py on why a parent holding TensorFlow would
 inflate its children's `ru_maxrss`).
 
-Per setting, a `Trainer` is built from the project's inpaint.yml with img_shapes SIZE x SIZE,
+Per setting, a `GAN` (`inpaint.gan`) is built from the project's inpaint.yml with img_shapes SIZE x SIZE,
 batch_size BATCH, the box mask scaled as at 256 (height = width = SIZE / 2, max_delta = SIZE / 8)
 and the given widths; its data are random (uniform 0..255, a new pair of batches per iteration, so
 no file decoding is timed) and its masks the real training masks (drawn in NumPy each step, as
-`Trainer.train` does, and included in the time):
+the training loop does, and included in the time):
   * warm-up: the first `--warmup` iterations, which include tracing the two tf.functions;
   * s/iter: median over the timed iterations (at least `--iters`, and at least `--min_seconds`
     of them) of D step + G step, and each step's own median;
@@ -74,7 +74,7 @@ def run_one(size, batch, args):
     import numpy as np
 
     from inpaint.config import DEFAULT_CONFIG, load_config
-    from inpaint.training import Trainer
+    from inpaint.gan import GAN
 
     with tempfile.TemporaryDirectory() as log_dir:
         config = load_config(DEFAULT_CONFIG, [
@@ -82,15 +82,15 @@ def run_one(size, batch, args):
             f'width={size // 2}', f'max_delta_height={size // 8}', f'max_delta_width={size // 8}',
             f'cnum_generator={args.cnum_generator}', f'cnum_discriminator={args.cnum_discriminator}',
             f'log_dir={log_dir}', 'random_seed=True'])
-        trainer = Trainer(config)
+        gan = GAN(config)
         rng = np.random.default_rng(0)
 
         def iteration():
             batches = rng.uniform(0, 255, (2, batch, size, size, 3)).astype(np.float32)
             start = time.perf_counter()
-            trainer.d_step(batches[0], trainer.sample_mask(rng))
+            gan.d_step(batches[0], gan.sample_mask(rng))
             middle = time.perf_counter()
-            trainer.g_step(batches[1], trainer.sample_mask(rng))
+            gan.g_step(batches[1], gan.sample_mask(rng))
             end = time.perf_counter()
             return end - start, middle - start, end - middle
 

@@ -18,6 +18,9 @@ Differences from the original, on purpose:
 - File order and crop offsets come from seeds derived from (base seed, pass) and (base seed,
   element index), and batches are assembled in element order, so a seeded pipeline gives the
   same batches on every run whatever the thread timing.
+- Several processes training together (`shard=(index, count)`) each read a disjoint slice of
+  every pass's shuffled order: the elements at positions index, index + count, ... of that pass
+  (the same order and crops as one process would draw, given the same seed).
 - 16-bit files are scaled to 8 bits as `imageio.read_image` does (`/ 257`, rounded), so
   training and inference see the same pixels; `cv2.imread` would truncate `>> 8`.
 
@@ -121,8 +124,9 @@ class DecodeStats:
         bad_files: set of distinct paths that could not be read.
     """
 
-    def __init__(self, num_files):
+    def __init__(self, num_files, per_pass=None):
         self._num_files = num_files
+        self._per_pass = num_files if per_pass is None else per_pass  # elements a pass gives here
         self._lock = threading.Lock()
         self._decoded = 0
         self._skipped = 0
@@ -151,9 +155,9 @@ class DecodeStats:
         """Records the outcome of element `index` (error None = decoded).
 
         Warns once per bad file. Raises InputError when a full pass over the file list (the
-        elements `k * num_files ... (k + 1) * num_files - 1`, in any completion order) has
-        finished without one image, so that a pipeline over unreadable files stops instead
-        of filtering forever.
+        elements `k * num_files ... (k + 1) * num_files - 1` this pipeline reads, in any
+        completion order) has finished without one image, so that a pipeline over unreadable
+        files stops instead of filtering forever.
         """
         with self._lock:
             if error is None:
@@ -165,18 +169,18 @@ class DecodeStats:
             counts = self._passes.setdefault(index // self._num_files, [0, 0])
             counts[0] += 1
             counts[1] += error is None
-            finished = counts[0] >= self._num_files
+            finished = counts[0] >= self._per_pass
             if finished:
                 del self._passes[index // self._num_files]
         if error is not None and first_time:
             logging.warning('Skipping an unreadable training image: %s', error)
         if finished and counts[1] == 0:
-            raise InputError(f'no image could be read in a full pass over {self._num_files} '
+            raise InputError(f'no image could be read in a full pass over {self._per_pass} '
                              f'files (last: {error}); check the file list')
 
 
 def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=None, repeat=True,
-                 num_parallel_calls=None, shuffle_buffer=1000, edges=False):
+                 num_parallel_calls=None, shuffle_buffer=1000, shard=(0, 1), edges=False):
     """Builds the training pipeline: a stream of batches decoded by a thread pool.
 
     File names are shuffled each pass through a buffer of `shuffle_buffer` names, as tf.data's
@@ -201,6 +205,8 @@ def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=N
         num_parallel_calls: decoding threads; None or -1 (tf.data's AUTOTUNE, as in inpaint.yml)
             = `min(8, os.cpu_count())`.
         shuffle_buffer: shuffle buffer size, in file names (cheap: names, not pixels).
+        shard: (index, count): read only the elements at positions index, index + count, ... of
+            each pass (one process of `count` training together; give them all the same seed).
         edges: the guided mode: each image's `<name>_edge.jpg` too (see the module docstring).
     Returns:
         A `BatchStream`: an iterator of float32 (batch_size, H, W, 3) BGR NumPy batches, values
@@ -212,8 +218,8 @@ def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=N
         InputError: no paths, or none of them can be read (checked before building, reading
             files in order until one decodes). If files become unreadable later, iterating
             raises InputError after a full pass without an image.
-        ValueError: bad `img_shape`, `batch_size`, `seed`, `num_parallel_calls` or
-            `shuffle_buffer`.
+        ValueError: bad `img_shape`, `batch_size`, `seed`, `num_parallel_calls`,
+            `shuffle_buffer` or `shard`.
     """
     paths = [os.fspath(path) for path in paths]
     height, width = _check_shape(img_shape)
@@ -228,6 +234,9 @@ def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=N
                          f'default, got {num_parallel_calls!r}')
     if int(shuffle_buffer) != shuffle_buffer or shuffle_buffer < 1:
         raise ValueError(f'shuffle_buffer must be a positive integer, got {shuffle_buffer!r}')
+    index, count = (int(n) for n in shard)
+    if not 0 <= index < count:
+        raise ValueError(f'shard must be (index, count) with 0 <= index < count, got {shard!r}')
     if not paths:
         raise InputError('no image paths given; give a non-empty file list or folder')
     _check_some_readable(paths, edges)
@@ -235,8 +244,9 @@ def make_dataset(paths, img_shape, random_crop, batch_size, shuffle=True, seed=N
     # Unseeded pipelines still derive every generator from one base seed, so that crops stay
     # per element and the order per pass.
     base_seed = int(seed) if seed is not None else np.random.SeedSequence().entropy
-    order = _file_order(len(paths), shuffle, int(shuffle_buffer), base_seed, repeat)
-    load = _Loader(paths, (height, width), random_crop, base_seed, DecodeStats(len(paths)), edges)
+    order = _file_order(len(paths), shuffle, int(shuffle_buffer), base_seed, repeat, index, count)
+    load = _Loader(paths, (height, width), random_crop, base_seed,
+                   DecodeStats(len(paths), len(range(index, len(paths), count))), edges)
     return BatchStream(load, order, int(batch_size), int(num_parallel_calls))
 
 
@@ -260,8 +270,9 @@ class BatchStream:
         self._parts = 2 if load.edges else 1  # images (and edge images)
         self.num_threads = num_threads
         self._load = load
-        self._order = order  # iterator of positions in the file list, pass after pass
-        self._indices = itertools.count()  # global element index: pass = index // num_files
+        # Iterator of (element index, position in the file list), pass after pass; the element
+        # index is the position in the whole stream of passes: pass = index // num_files.
+        self._order = order
         self._pending = collections.deque()  # futures in element order
         self._window = PREFETCH_BATCHES * batch_size + num_threads  # elements in flight
         self._closed = False
@@ -315,10 +326,10 @@ class BatchStream:
     def _submit(self):
         """Keeps `_window` elements queued or decoding, in element order."""
         while len(self._pending) < self._window:
-            position = next(self._order, None)
-            if position is None:
+            element = next(self._order, None)
+            if element is None:
                 return
-            self._pending.append(self._executor.submit(self._load, next(self._indices), position))
+            self._pending.append(self._executor.submit(self._load, *element))
 
 
 class _Loader:
@@ -365,16 +376,20 @@ def _decode(path, edges=False):
     return image, edge
 
 
-def _file_order(num_files, shuffle, shuffle_buffer, base_seed, repeat):
-    """Yields positions in the file list, pass after pass (one pass when not `repeat`)."""
+def _file_order(num_files, shuffle, shuffle_buffer, base_seed, repeat, shard_index=0, shard_count=1):
+    """Yields (element index, position in the file list), pass after pass (one pass when not
+    `repeat`): the elements index shard_index, shard_index + shard_count, ... of each pass."""
     for pass_number in (itertools.count() if repeat else [0]):
-        if not shuffle:
-            yield from range(num_files)
-            continue
-        # spawn_key keeps these generators apart from the crop ones, seeded with [seed, index].
-        sequence = np.random.SeedSequence([base_seed, pass_number], spawn_key=(1,))
-        rng = np.random.default_rng(sequence)
-        yield from _buffer_shuffle(num_files, shuffle_buffer, rng)
+        if shuffle:
+            # spawn_key keeps these generators apart from the crop ones, seeded with [seed, index].
+            sequence = np.random.SeedSequence([base_seed, pass_number], spawn_key=(1,))
+            positions = _buffer_shuffle(num_files, shuffle_buffer, np.random.default_rng(sequence))
+        else:
+            positions = range(num_files)
+        first = pass_number * num_files
+        for offset, position in enumerate(positions):
+            if offset % shard_count == shard_index:
+                yield first + offset, position
 
 
 def _buffer_shuffle(num_items, buffer_size, rng):

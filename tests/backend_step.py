@@ -16,17 +16,17 @@ import sys
 import numpy as np
 
 
-def one_iteration(trainer, batch, mask):
-    """Runs `trainer.d_step` then `trainer.g_step` on (batch, mask).
+def one_iteration(gan, batch, mask):
+    """Runs `gan.d_step` then `gan.g_step` on (batch, mask).
 
     Returns:
         {'d/<loss>': float, 'g/<loss>': float, 'w/<authors' name>': array after the iteration}.
     """
     from keras import ops
     from inpaint.checkpoint import discriminator_table, generator_table
-    result = {f'd/{name}': value for name, value in trainer.d_step(batch, mask).items()}
-    result.update({f'g/{name}': value for name, value in trainer.g_step(batch, mask).items()})
-    tables = {**generator_table(trainer.generator), **discriminator_table(trainer.discriminator)}
+    result = {f'd/{name}': value for name, value in gan.d_step(batch, mask).items()}
+    result.update({f'g/{name}': value for name, value in gan.g_step(batch, mask).items()})
+    tables = {**generator_table(gan.generator), **discriminator_table(gan.discriminator)}
     result.update({f'w/{name}': np.array(ops.convert_to_numpy(variable.value))
                    for name, variable in tables.items()})
     return result
@@ -39,10 +39,10 @@ def main(argv):
     commands.quiet_tensorflow([])
     import keras
     from inpaint.config import DEFAULT_CONFIG, load_config
-    from inpaint.training import Trainer
-    trainer = Trainer(load_config(DEFAULT_CONFIG, overrides))
+    from inpaint.run_state import RunState
+    run = RunState(load_config(DEFAULT_CONFIG, overrides))
     data = np.load(inputs)
-    result = one_iteration(trainer, data['batch'], data['mask'])
+    result = one_iteration(run.gan, data['batch'], data['mask'])
     np.savez(output, backend=keras.backend.backend(), **result)
     return 0
 

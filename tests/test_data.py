@@ -420,6 +420,25 @@ def test_shuffle_each_pass_is_a_seeded_permutation(tmp_path):
     assert all(p <= i + 1 for i, p in enumerate(small[:10]))
 
 
+def test_shards_read_disjoint_slices_of_each_pass(tmp_path):
+    """Processes training together (`shard=(index, count)`) read the positions index, index +
+    count, ... of each pass's shuffled order: together exactly one process's elements, and the
+    same crops (the crop seed is the element's index in the whole stream)."""
+    paths = _numbered(tmp_path, 10)
+    whole = _positions(_collect(data.make_dataset(paths, (8, 8), False, batch_size=5, seed=3),
+                                take=4))  # two passes
+    shards = [_positions(_collect(data.make_dataset(paths, (8, 8), False, batch_size=5, seed=3,
+                                                    shard=(index, 2)), take=2)) for index in (0, 1)]
+    assert shards == [whole[0::2], whole[1::2]]
+    noisy = [_write(tmp_path / f'noise{i}.png', _noise((10, 12, 3), seed=i)) for i in range(4)]
+    crops = [np.stack(_collect(data.make_dataset(noisy, (6, 6), True, batch_size=1, seed=3,
+                                                 shard=shard), take=take))
+             for shard, take in (((0, 1), 4), ((1, 2), 2))]
+    np.testing.assert_array_equal(crops[1], crops[0][1::2])
+    with pytest.raises(ValueError, match='shard'):
+        data.make_dataset(paths, (8, 8), False, 1, shard=(2, 2))
+
+
 def test_same_batches_whatever_the_number_of_threads(tmp_path):
     paths = [_write(tmp_path / f'{i}.png', _noise((40, 44, 3), seed=i)) for i in range(6)]
     runs = [np.stack(_collect(data.make_dataset(paths, (32, 32), True, batch_size=4, seed=5,

@@ -1,12 +1,13 @@
-"""Tests for inpaint/training.py and train.py on tiny data (32x32 images, widths 8, batch 2).
+"""Tests for inpaint/gan.py, inpaint/run_state.py, inpaint/training.py and train.py on tiny data
+(32x32 images, widths 8, batch 2).
 
 Backend-neutral (run with KERAS_BACKEND=tensorflow and =jax) except the tests marked `tf_only`:
 fine-tuning from a TF1 release (TensorFlow reads those) and tf.distribute over two devices.
 
-Compiling the two steps is what costs (about 10 s a Trainer on TensorFlow, 25-40 s on JAX, on
-2 CPU cores), so few Trainers run steps: `stepped` (the step tests, and the in-process half of
+Compiling the two steps is what costs (about 10 s a GAN on TensorFlow, 25-40 s on JAX, on
+2 CPU cores), so few GANs run steps: `stepped` (the step tests, and the in-process half of
 the cross-backend test) and `interrupted_run` (train.py interrupted by SIGINT, resumed by a new
-Trainer, and the same Trainer continued in-process as the reference).
+RunState, and the same RunState continued in-process as the reference).
 
 Tolerances:
 - Step losses vs a direct eager forward: the step runs compiled (grappler / XLA), so float32
@@ -16,14 +17,12 @@ Tolerances:
 - Across backends and across replicas: see those tests.
 """
 import contextlib
-import glob
 import importlib.util
 import io
 import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 
@@ -43,7 +42,8 @@ from inpaint.discriminator import build_discriminator
 from inpaint.generator import build_generator
 from inpaint.imageio import InputError
 from inpaint.inference import Inpainter
-from inpaint.training import NonFiniteLossError, Trainer, TrainingInterrupted, static_view_mask
+from inpaint.run_state import RunState
+from inpaint.training import NonFiniteLossError, TrainingInterrupted, static_view_mask
 from conftest import SHARED
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -122,12 +122,12 @@ def values(variables):
     return [to_numpy(v) for v in variables]
 
 
-def u_values(trainer):
-    return [to_numpy(conv.u) for conv in trainer.discriminator.convs]
+def u_values(gan):
+    return [to_numpy(conv.u) for conv in gan.discriminator.convs]
 
 
-def restore_u(trainer, saved):
-    for conv, value in zip(trainer.discriminator.convs, saved):
+def restore_u(gan, saved):
+    for conv, value in zip(gan.discriminator.convs, saved):
         conv.u.assign(value)
 
 
@@ -136,16 +136,16 @@ def moved(before, after):
     return [not np.array_equal(a, b) for a, b in zip(before, after)]
 
 
-def all_tables(trainer):
-    return {**generator_table(trainer.generator), **discriminator_table(trainer.discriminator)}
+def all_tables(gan):
+    return {**generator_table(gan.generator), **discriminator_table(gan.discriminator)}
 
 
-def snapshot(trainer):
+def snapshot(run):
     """Everything a checkpoint must restore: step, weights by authors' name (`u` too), optimizer."""
-    return {'step': trainer.step,
-            'iterations': int(to_numpy(trainer.optimizer.iterations)),
-            'weights': {name: to_numpy(v) for name, v in all_tables(trainer).items()},
-            'optimizer': [to_numpy(v) for v in trainer.optimizer.variables]}
+    return {'step': run.step,
+            'iterations': int(to_numpy(run.gan.optimizer.iterations)),
+            'weights': {name: to_numpy(v) for name, v in all_tables(run.gan).items()},
+            'optimizer': [to_numpy(v) for v in run.gan.optimizer.variables]}
 
 
 def assert_same_state(actual, expected):
@@ -158,96 +158,23 @@ def assert_same_state(actual, expected):
         np.testing.assert_array_equal(a, b, err_msg=f'optimizer variable {index}')
 
 
-# --- TensorBoard event files, read back without TensorFlow --------------------------------------
-
-def crc32c(data):
-    """CRC-32C (Castagnoli), bit by bit: independent of the library's table-driven one."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFFFFFF
-
-
-def masked_crc(data):
-    crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def tfrecords(path):
-    """The payloads of a TFRecord file; every length and payload CRC is checked."""
-    with open(path, 'rb') as handle:
-        data = handle.read()
-    records, position = [], 0
-    while position < len(data):
-        header = data[position:position + 8]
-        (length,) = struct.unpack('<Q', header)
-        (header_crc,) = struct.unpack('<I', data[position + 8:position + 12])
-        assert header_crc == masked_crc(header), f'{path}: length CRC at byte {position}'
-        payload = data[position + 12:position + 12 + length]
-        (payload_crc,) = struct.unpack('<I', data[position + 12 + length:position + 16 + length])
-        assert len(payload) == length and payload_crc == masked_crc(payload), f'{path}: record CRC'
-        records.append(payload)
-        position += 16 + length
-    return records
-
-
-def proto_fields(message):
-    """Protocol-buffer wire format -> [(field number, value)]: varints as int, fixed64 / fixed32
-    as 8 / 4 bytes, length-delimited as bytes."""
-    fields, position = [], 0
-
-    def varint():
-        nonlocal position
-        value, shift = 0, 0
-        while True:
-            byte = message[position]
-            position += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return value
-    while position < len(message):
-        key = varint()
-        number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value = varint()
-        elif wire_type in (1, 5):
-            size = 8 if wire_type == 1 else 4
-            value, position = message[position:position + size], position + size
-        elif wire_type == 2:
-            size = varint()
-            value, position = message[position:position + size], position + size
-        else:
-            raise AssertionError(f'unexpected wire type {wire_type}')
-        fields.append((number, value))
-    return fields
-
+# --- TensorBoard event files, read back with TensorBoard's own reader ---------------------------
 
 def summaries(log_dir):
-    """[(step, tag, value)] of every summary in the event files of log_dir: float for scalars
-    (`simple_value`), the decoded (H, W, 3) uint8 image for images."""
-    found = []
-    for path in sorted(glob.glob(os.path.join(log_dir, 'events.out.tfevents.*'))):
-        records = tfrecords(path)
-        assert dict(proto_fields(records[0]))[3] == b'brain.Event:2'  # file_version first
-        for record in records[1:]:
-            event = proto_fields(record)
-            step = dict(event).get(2, 0)
-            for number, summary in event:
-                if number != 5:
-                    continue
-                for _, value in proto_fields(summary):
-                    value = dict(proto_fields(value))
-                    tag = value[1].decode()
-                    if 2 in value:
-                        found.append((step, tag, struct.unpack('<f', value[2])[0]))
-                    else:
-                        image = dict(proto_fields(value[4]))
-                        decoded = cv2.imdecode(np.frombuffer(image[4], np.uint8), cv2.IMREAD_COLOR)
-                        assert decoded.shape == (image[1], image[2], 3), tag
-                        found.append((step, tag, decoded))
+    """[(step, tag, value)] of every summary in the event files of log_dir, read with
+    `tensorboard`'s `EventAccumulator` (every event kept): float for scalars, the decoded
+    (H, W, 3) uint8 image for images."""
+    from tensorboard.backend.event_processing import event_accumulator
+    reader = event_accumulator.EventAccumulator(
+        os.fspath(log_dir), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.IMAGES: 0})
+    reader.Reload()
+    tags = reader.Tags()
+    found = [(event.step, tag, event.value) for tag in tags['scalars'] for event in reader.Scalars(tag)]
+    for tag in tags['images']:
+        for event in reader.Images(tag):
+            decoded = cv2.imdecode(np.frombuffer(event.encoded_image_string, np.uint8), cv2.IMREAD_COLOR)
+            assert decoded.shape == (event.height, event.width, 3), tag
+            found.append((event.step, tag, decoded))
     return found
 
 
@@ -256,48 +183,45 @@ def scalars(log_dir, tag):
     return {step: value for step, name, value in summaries(log_dir) if name == tag}
 
 
-def test_crc32c_check_value():
-    assert crc32c(b'123456789') == 0xE3069283  # the standard CRC-32C check value
-
-
 # --- steps -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def stepped(tmp_path_factory):
-    """A Trainer fine-tuning from TRAIN_WEIGHTS, and what its first three iterations did.
+    """A run fine-tuning from TRAIN_WEIGHTS, and what its first three iterations did.
 
     The first iteration is also the in-process half of the cross-backend test.
     """
     folder = tmp_path_factory.mktemp('steps')
     overrides = tiny_overrides(folder, model_restore=TRAIN_WEIGHTS)
-    trainer = Trainer(load_config(DEFAULT_CONFIG, overrides))
-    initial = snapshot(trainer)
+    run = RunState(load_config(DEFAULT_CONFIG, overrides))
+    gan = run.gan
+    initial = snapshot(run)
     images, mask = fixed_inputs()
-    generator, discriminator = trainer.generator, trainer.discriminator
+    generator, discriminator = gan.generator, gan.discriminator
     iterations = []
     for index in range(3):
         record = {'g_before': values(generator.trainable_variables),
-                  'd_before': values(discriminator.trainable_variables), 'u_before': u_values(trainer)}
+                  'd_before': values(discriminator.trainable_variables), 'u_before': u_values(gan)}
         if index == 0:
-            record['first'] = one_iteration(trainer, images, mask)
+            record['first'] = one_iteration(gan, images, mask)
             record['d'] = {k[2:]: v for k, v in record['first'].items() if k.startswith('d/')}
             record['g'] = {k[2:]: v for k, v in record['first'].items() if k.startswith('g/')}
         else:
-            record['d'] = trainer.d_step(images, mask)
+            record['d'] = gan.d_step(images, mask)
             record['after_d'] = (values(generator.trainable_variables),
-                                 values(discriminator.trainable_variables), u_values(trainer))
-            record['g'] = trainer.g_step(images, mask)
+                                 values(discriminator.trainable_variables), u_values(gan))
+            record['g'] = gan.g_step(images, mask)
         record['after_g'] = (values(generator.trainable_variables),
-                             values(discriminator.trainable_variables), u_values(trainer))
+                             values(discriminator.trainable_variables), u_values(gan))
         iterations.append(record)
-    return {'trainer': trainer, 'overrides': overrides, 'initial': initial, 'inputs': (images, mask),
-            'iterations': iterations, 'tracing': trainer.tracing_counts(),
-            'optimizer_iterations': int(to_numpy(trainer.optimizer.iterations))}
+    return {'run': run, 'gan': gan, 'overrides': overrides, 'initial': initial,
+            'inputs': (images, mask), 'iterations': iterations, 'tracing': gan.tracing_counts(),
+            'optimizer_iterations': int(to_numpy(gan.optimizer.iterations))}
 
 
 def test_fine_tune_from_a_weights_folder(stepped):
-    trainer, initial = stepped['trainer'], stepped['initial']
-    assert trainer.restored_from == TRAIN_WEIGHTS and initial['step'] == 0
+    run, initial = stepped['run'], stepped['initial']
+    assert run.restored_from == TRAIN_WEIGHTS and initial['step'] == 0
     assert initial['iterations'] == 0
     generator, discriminator, _ = load_models(TRAIN_WEIGHTS)
     expected = {name: to_numpy(v) for name, v in
@@ -309,9 +233,9 @@ def test_fine_tune_from_a_weights_folder(stepped):
 
 
 def test_steps_update_only_their_network_and_trace_once(stepped):
-    trainer = stepped['trainer']
-    assert len(trainer.generator.trainable_variables) == 84  # 42 convs with kernel and bias
-    assert len(trainer.discriminator.trainable_variables) == 12  # 6 convs
+    gan = stepped['gan']
+    assert len(gan.generator.trainable_variables) == 84  # 42 convs with kernel and bias
+    assert len(gan.discriminator.trainable_variables) == 12  # 6 convs
     for index, record in enumerate(stepped['iterations']):
         d, g = record['d'], record['g']
         assert set(d) == {'d_loss', 'hinge_pos', 'hinge_neg', 'd_grad_norm'}
@@ -335,10 +259,10 @@ def test_steps_update_only_their_network_and_trace_once(stepped):
 
 
 def test_step_losses_equal_the_formulas(stepped):
-    trainer = stepped['trainer']
+    gan = stepped['gan']
     images, mask = fixed_inputs(seed=1)
     x = images / np.float32(127.5) - np.float32(1.0)
-    generator, discriminator, config = trainer.generator, trainer.discriminator, trainer.config
+    generator, discriminator, config = gan.generator, gan.discriminator, gan.config
 
     # Compiled, as an eager JAX forward compiles op by op for every new shape (~10 s here).
     forward = backends.compile_inference(generator)
@@ -352,19 +276,19 @@ def test_step_losses_equal_the_formulas(stepped):
         pos, neg = np.split(to_numpy(discriminator(both)), 2)
         return x1, x2, pos, neg
 
-    u = u_values(trainer)
+    u = u_values(gan)
     _, _, pos, neg = direct()
-    restore_u(trainer, u)  # the step's own D call starts from the same `u`
-    d = trainer.d_step(images, mask)
+    restore_u(gan, u)  # the step's own D call starts from the same `u`
+    d = gan.d_step(images, mask)
     hinge_pos, hinge_neg = np.maximum(1 - pos, 0).mean(), np.maximum(1 + neg, 0).mean()
     np.testing.assert_allclose(d['hinge_pos'], hinge_pos, RTOL, ATOL)
     np.testing.assert_allclose(d['hinge_neg'], hinge_neg, RTOL, ATOL)
     np.testing.assert_allclose(d['d_loss'], 0.5 * hinge_pos + 0.5 * hinge_neg, RTOL, ATOL)
 
-    u = u_values(trainer)
+    u = u_values(gan)
     x1, x2, _, neg = direct()  # with the discriminator as the D step left it
-    restore_u(trainer, u)
-    g = trainer.g_step(images, mask)
+    restore_u(gan, u)
+    g = gan.g_step(images, mask)
     ae = config.l1_loss_alpha * (np.abs(x - x1).mean() + np.abs(x - x2).mean())
     np.testing.assert_allclose(g['ae_loss'], ae, RTOL, ATOL)
     np.testing.assert_allclose(g['g_gan_loss'], -neg.mean(), RTOL, ATOL)
@@ -420,12 +344,12 @@ def interrupted_run(tmp_path_factory):
 
     WGAN-GP with one mask per image, so that the resume must also restore the random state of
     the interpolates. train_spe 5, so the checkpoint at step 2 is the one the interruption saved.
-    1. `train.py` (in this process) runs `Interrupting`, which sends this process SIGINT in
-       its second G step: train() finishes the step, saves ckpt-2, raises TrainingInterrupted
+    1. `train.py` (in this process) makes a `Recording` run, whose GAN sends this process SIGINT
+       in its second G step: train() finishes the step, saves ckpt-2, raises TrainingInterrupted
        and train.py prints one line and returns 130.
-    2. The log_dir is copied; the same Trainer object then continues to step 3 in-process:
-       the reference (as if it had never been stopped).
-    3. A new Trainer on the copy resumes from ckpt-2 and trains to step 3.
+    2. The log_dir is copied; the same RunState then continues to step 3 in-process: the
+       reference (as if it had never been stopped).
+    3. A new RunState on the copy resumes from ckpt-2 and trains to step 3.
     """
     folder = tmp_path_factory.mktemp('resume')
     overrides = tiny_overrides(folder, max_iters=3, gan='wgan_gp', gp_lambda=10.0,
@@ -433,21 +357,23 @@ def interrupted_run(tmp_path_factory):
                                heldout_images=2)
     made = []
 
-    class Interrupting(Trainer):
+    class Recording(RunState):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             made.append(self)
+            g_step = self.gan.g_step
 
-        def g_step(self, batch, mask):
-            result = super().g_step(batch, mask)
-            if self.step == 1:  # train() counts the iteration after its G step: this is the 2nd
-                os.kill(os.getpid(), signal.SIGINT)
-            return result
+            def interrupting(batch, mask):
+                result = g_step(batch, mask)
+                if self.step == 1:  # train() counts the iteration after its G step: this is the 2nd
+                    os.kill(os.getpid(), signal.SIGINT)
+                return result
+            self.gan.g_step = interrupting
 
     stdout, stderr = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), \
             contextlib.redirect_stderr(stderr):
-        patch.setattr(training, 'Trainer', Interrupting)
+        patch.setattr(training, 'RunState', Recording)
         code = train_cli.main(set_flags(overrides))
     first = made[0]
     config = first.config
@@ -456,10 +382,10 @@ def interrupted_run(tmp_path_factory):
     resumed_dir = str(folder / 'resumed')
     shutil.copytree(config.log_dir, resumed_dir)
 
-    assert first.train() == 3  # the reference: the same object, continued
-    second = Trainer(config.replace(log_dir=resumed_dir))
+    assert training.train(config, run=first) == 3  # the reference: the same run, continued
+    second = RunState(config.replace(log_dir=resumed_dir))
     restored = snapshot(second)
-    assert second.train() == 3
+    assert training.train(second.config, run=second) == 3
     return {'code': code, 'stdout': stdout.getvalue(), 'stderr': stderr.getvalue(), 'config': config,
             'first': first, 'second': second, 'at_interrupt': at_interrupt, 'restored': restored,
             'resumed_dir': resumed_dir, 'continued': snapshot(first), 'resumed': snapshot(second)}
@@ -485,7 +411,7 @@ def test_resume_restores_the_state_exactly(interrupted_run):
 
 
 def test_resumed_run_continues_identically(interrupted_run):
-    """A new process resuming from the checkpoint ends where the interrupted Trainer, continued
+    """A new process resuming from the checkpoint ends where the interrupted run, continued
     in-process, ends: bit for bit (weights, `u`, optimizer; the data order, masks and WGAN-GP
     interpolates are re-seeded from (seed, step) in both)."""
     resumed = interrupted_run['resumed']
@@ -513,15 +439,47 @@ def test_event_files_hold_losses_heldout_l1_and_images(interrupted_run):
         np.testing.assert_allclose(d_loss[step], wgan[step] + gp[step], rtol=1e-6, atol=1e-6)
     heldout = scalars(resumed_dir, 'losses/heldout_l1')
     assert sorted(heldout) == [1, 2, 3] and all(0 < value < 1 for value in heldout.values())
-    np.testing.assert_allclose(heldout[3], second.heldout_l1(), rtol=1e-6)  # float32 in the file
+    np.testing.assert_allclose(heldout[3], training.heldout_l1(second.gan, training.heldout_set(
+        second.config)), rtol=1e-6)  # float32 in the file
     for step, tag, image in found:
         if tag.startswith(('raw_', 'static_view')):
             assert step == 2 and image.shape == (SIZE, 4 * SIZE, 3), tag  # val_psteps 2
 
 
-def test_per_image_masks(interrupted_run):
-    mask = interrupted_run['second'].sample_mask(np.random.default_rng(0))
-    assert mask.shape == (2, SIZE, SIZE, 1) and not np.array_equal(mask[0], mask[1])
+def test_steps_use_each_images_own_mask(interrupted_run):
+    """Per-image masks: from the same state, a step on images (a, b) with masks (ma, mb) reports
+    the mean of the losses of a step on (a, a) with (ma, ma) and one on (b, b) with (mb, mb).
+    That holds only if each image is completed and judged with its own mask: one mask for both,
+    or the masks in another order, changes the terms of one image. Compared: the losses that are
+    means over the images (the WGAN loss, the generator's adversarial and L1 terms; not the
+    gradient penalty, whose interpolation weights are drawn per position in the batch), within
+    the module's float32 tolerance. `second` trains with mask_per_image (WGAN-GP), so its steps
+    are compiled for these shapes already; its state is put back afterwards."""
+    gan = interrupted_run['second'].gan
+    masks = gan.sample_mask(np.random.default_rng(0))
+    assert masks.shape == (2, SIZE, SIZE, 1) and not np.array_equal(masks[0], masks[1])
+    images, _ = fixed_inputs(seed=2)
+    variables = [*gan.generator.variables, *gan.discriminator.variables, *gan.optimizer.variables,
+                 gan.seed_generator.state]
+    saved = values(variables)
+
+    def restore():
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
+
+    def step_losses(pair):
+        result = {}
+        for step in (gan.d_step, gan.g_step):  # each from the saved state
+            restore()
+            result.update(step(images[list(pair)], masks[list(pair)]))
+        return result
+
+    both, only_a, only_b = step_losses((0, 1)), step_losses((0, 0)), step_losses((1, 1))
+    restore()
+    for name in ('wgan_d_loss', 'g_loss', 'g_gan_loss', 'ae_loss'):
+        assert not np.isclose(only_a[name], only_b[name], RTOL, ATOL), name  # the masks matter
+        np.testing.assert_allclose(both[name], (only_a[name] + only_b[name]) / 2, RTOL, ATOL,
+                                   err_msg=name)
 
 
 def test_run_checkpoint_loads_for_inference(interrupted_run):
@@ -530,7 +488,7 @@ def test_run_checkpoint_loads_for_inference(interrupted_run):
     assert (report.generator_cnum, report.discriminator_cnum) == (8, 8) and report.format == 'run'
     assert report.prefix == training_state.path_for(resumed_dir, 3)
     loaded = {**generator_table(generator), **discriminator_table(discriminator)}
-    for name, variable in all_tables(second).items():
+    for name, variable in all_tables(second.gan).items():
         np.testing.assert_array_equal(to_numpy(loaded[name]), to_numpy(variable), err_msg=name)
     image = cv2.imread(os.path.join(os.path.dirname(resumed_dir), 'images', '0.png'))[..., ::-1]
     mask = np.zeros(image.shape[:2], bool)
@@ -567,39 +525,39 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(interrupted_run, t
     newest = training_state.path_for(log_dir, 3)
     damage(newest, how)
     with caplog.at_level('WARNING'):
-        trainer = Trainer(interrupted_run['config'].replace(log_dir=log_dir))
-    assert trainer.step == 2 and trainer.restored_from == training_state.path_for(log_dir, 2)
+        run = RunState(interrupted_run['config'].replace(log_dir=log_dir))
+    assert run.step == 2 and run.restored_from == training_state.path_for(log_dir, 2)
     assert any(newest in record.getMessage() for record in caplog.records
                if record.levelname == 'WARNING'), [r.getMessage() for r in caplog.records]
     assert load_models(log_dir)[2].prefix == training_state.path_for(log_dir, 2)
 
     damage(training_state.path_for(log_dir, 2), how)
     with pytest.raises(CheckpointError, match='every checkpoint is damaged') as info:
-        Trainer(interrupted_run['config'].replace(log_dir=log_dir))
+        RunState(interrupted_run['config'].replace(log_dir=log_dir))
     assert 'ckpt-2.h5' in str(info.value) and 'ckpt-3.h5' in str(info.value)
     with pytest.raises(CheckpointError, match='every checkpoint is damaged'):
         load_models(log_dir)
 
 
 def test_max_to_keep(tmp_path):
-    trainer = Trainer(tiny_config(tmp_path, max_to_keep=2))
+    run = RunState(tiny_config(tmp_path, max_to_keep=2))
     for step in (1, 2, 3, 4):
-        trainer.step = step
-        trainer.save()
-    assert training_state.list_checkpoints(trainer.config.log_dir) == [
-        (3, training_state.path_for(trainer.config.log_dir, 3)),
-        (4, training_state.path_for(trainer.config.log_dir, 4))]
-    assert not [name for name in os.listdir(trainer.config.log_dir) if name.endswith('.partial')]
+        run.step = step
+        run.save()
+    assert training_state.list_checkpoints(run.config.log_dir) == [
+        (3, training_state.path_for(run.config.log_dir, 3)),
+        (4, training_state.path_for(run.config.log_dir, 4))]
+    assert not [name for name in os.listdir(run.config.log_dir) if name.endswith('.partial')]
 
 
 def test_nan_loss_stops_and_keeps_the_last_checkpoint(interrupted_run):
     """Last on `second` on purpose: it leaves NaN weights in it."""
     resumed_dir, second = interrupted_run['resumed_dir'], interrupted_run['second']
-    kernel = second.generator.conv_layers()['conv1'].kernel
+    kernel = second.gan.generator.conv_layers()['conv1'].kernel
     kernel.assign(np.full(kernel.shape, np.nan, np.float32))
     with pytest.raises(NonFiniteLossError,
                        match=r'^step 4: d_loss is nan in the discriminator step') as info:
-        second.train(max_iters=5)
+        training.train(second.config, max_iters=5, run=second)
     assert 'ckpt-3.h5 is kept' in str(info.value)
     assert [step for step, _ in training_state.list_checkpoints(resumed_dir)] == [2, 3]
     generator, _, _ = load_models(resumed_dir)
@@ -611,10 +569,10 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(interrupted_run):
 @pytest.mark.tf_only
 def test_fine_tune_from_the_golden_tf1_checkpoint(tmp_path):
     from inpaint.tf1_checkpoint import read_tensors
-    trainer = Trainer(tiny_config(tmp_path, model_restore=GOLDEN_CHECKPOINT, gan_with_mask=True))
-    assert trainer.restored_from == GOLDEN_CHECKPOINT and trainer.step == 0
+    run = RunState(tiny_config(tmp_path, model_restore=GOLDEN_CHECKPOINT, gan_with_mask=True))
+    assert run.restored_from == GOLDEN_CHECKPOINT and run.step == 0
     shapes, load = read_tensors(os.path.join(GOLDEN_CHECKPOINT, 'snap-0'))
-    table = all_tables(trainer)
+    table = all_tables(run.gan)
     assert any(name.endswith('kernel_sn/u') for name in table)
     for name, variable in table.items():
         np.testing.assert_array_equal(to_numpy(variable), load(name), err_msg=name)
@@ -622,14 +580,14 @@ def test_fine_tune_from_the_golden_tf1_checkpoint(tmp_path):
 
 def test_fine_tune_width_mismatch_is_a_one_line_error(tmp_path):
     with pytest.raises(CheckpointError) as info:
-        Trainer(tiny_config(tmp_path, model_restore=TRAIN_WEIGHTS, cnum_generator=16))
+        RunState(tiny_config(tmp_path, model_restore=TRAIN_WEIGHTS, cnum_generator=16))
     message = str(info.value)
     assert '\n' not in message and TRAIN_WEIGHTS in message
     assert 'width is 8' in message and 'cnum_generator 16' in message
     with pytest.raises(CheckpointError, match='discriminator has width 8 and 4 input channels'):
-        Trainer(tiny_config(tmp_path, model_restore=TRAIN_WEIGHTS, cnum_discriminator=16))
+        RunState(tiny_config(tmp_path, model_restore=TRAIN_WEIGHTS, cnum_discriminator=16))
     with pytest.raises(CheckpointError, match='discriminator has width 8 and 4 input channels'):
-        Trainer(tiny_config(tmp_path, model_restore=TRAIN_WEIGHTS, gan_with_mask=False))
+        RunState(tiny_config(tmp_path, model_restore=TRAIN_WEIGHTS, gan_with_mask=False))
 
 
 def test_resume_with_other_widths_is_refused(tmp_path):
@@ -639,7 +597,7 @@ def test_resume_with_other_widths_is_refused(tmp_path):
     tensors = model_tensors(build_generator(16), build_discriminator(8, 4))
     training_state.write(training_state.path_for(log_dir, 5), 5, tensors)
     with pytest.raises(CheckpointError, match='ckpt-5.h5: cannot resume from it') as info:
-        Trainer(tiny_config(tmp_path))
+        RunState(tiny_config(tmp_path))
     assert '\n' not in str(info.value)
 
 
@@ -656,17 +614,18 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 sys.path.insert(0, sys.argv[1])
 from inpaint.checkpoint import discriminator_table, generator_table
 from inpaint.config import DEFAULT_CONFIG, load_config
-from inpaint.training import Trainer
+from inpaint import backends
+from inpaint.gan import GAN
 
 config = load_config(DEFAULT_CONFIG, [
     'img_shapes=[32,32,3]', 'height=16', 'width=16', 'max_delta_height=4', 'max_delta_width=4',
     'batch_size=4', 'cnum_generator=8', 'cnum_discriminator=8', 'log_dir=unused', 'random_seed=True'])
-one = Trainer(config)
-two = Trainer(config, tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']))
+one = GAN(config)
+two = GAN(config, backends.distribution(config, tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])))
 tables = [{**generator_table(t.generator), **discriminator_table(t.discriminator)} for t in (one, two)]
 rng = np.random.default_rng(0)
 batch = rng.uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
-result = {'replicas': two.num_replicas, 'copies': min(len(v.value.values) for v in tables[1].values())}
+result = {'replicas': two.distribution.num_replicas, 'copies': min(len(v.value.values) for v in tables[1].values())}
 for mode in ('per_image', 'shared'):
     mask = (np.concatenate([one.sample_mask(rng) for _ in range(4)]) if mode == 'per_image'
             else one.sample_mask(rng))  # (4, H, W, 1) or (1, H, W, 1)
@@ -690,8 +649,9 @@ print(json.dumps(result))
 def test_two_replicas_match_one_device():
     """MirroredStrategy over two logical CPUs vs the default strategy, same weights, batch and mask.
 
-    With per-image masks both the batch and the masks are split over the replicas; with one mask
-    per batch (the original's way) only the batch is. Both run in one subprocess (the steps are
+    The 2-replica GAN takes the 4 images as 2 per replica (batch_size is per device), the default
+    one all 4: the same global batch. With per-image masks both the batch and the masks are split
+    over the replicas; with one mask for the batch only the batch is. Both run in one subprocess (the steps are
     traced once per mask shape).
 
     Losses and gradient norms (of the whole-batch gradient) must agree to `1e-5` relative: the
@@ -728,11 +688,11 @@ def gpu_count():
         return 0
 
 
-def test_several_devices_need_them_and_tensorflow(tmp_path):
+def test_several_devices_need_them(tmp_path):
     if gpu_count() >= 2:
         pytest.skip('this machine has two GPUs')
     with pytest.raises(ConfigError, match='num_gpus_per_job'):
-        Trainer(tiny_config(tmp_path, num_gpus_per_job=2))
+        RunState(tiny_config(tmp_path, num_gpus_per_job=2))
 
 
 def test_static_view_mask_is_the_originals_fixed_box(tmp_path):
@@ -754,6 +714,14 @@ def test_cli_bad_set_exits_2_naming_the_key(capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+def test_cli_process_flags_alone_exit_2(tmp_path, capsys):
+    """--coordinator without --num_processes and --process_id (or on TensorFlow, which reads
+    TF_CONFIG): one line, exit 2, before anything is built."""
+    assert train_cli.main(['--coordinator', '127.0.0.1:1'] + set_flags(tiny_overrides(tmp_path))) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith('train.py: ') and '--coordinator' in err
+
+
 @pytest.mark.parametrize('error, code', [
     (NonFiniteLossError('step 7: g_loss is nan in the generator step; stopped'), 1),
     (CheckpointError('run/ckpt-3.h5: cannot resume from it'), 2),
@@ -761,9 +729,9 @@ def test_cli_bad_set_exits_2_naming_the_key(capsys):
     (KeyboardInterrupt(), 130),
 ])
 def test_cli_exit_codes(monkeypatch, tmp_path, capsys, error, code):
-    def stop(self, max_iters=None):
+    def stop(config, **kwargs):
         raise error
-    monkeypatch.setattr(Trainer, 'train', stop)
+    monkeypatch.setattr(training, 'train', stop)
     assert train_cli.main(set_flags(tiny_overrides(tmp_path, val=False))) == code
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith('train.py: ') and 'Traceback' not in err
@@ -775,7 +743,7 @@ def test_cli_exit_codes(monkeypatch, tmp_path, capsys, error, code):
 
 
 def test_cli_finishes_with_exit_0(monkeypatch, tmp_path):
-    monkeypatch.setattr(Trainer, 'train', lambda self, max_iters=None: self.config.max_iters)
+    monkeypatch.setattr(training, 'train', lambda config, **kwargs: config.max_iters)
     assert train_cli.main(set_flags(tiny_overrides(tmp_path, val=False))) == 0
     assert train_cli.main(['--verbose'] + set_flags(tiny_overrides(tmp_path, val=False))) == 0
 
@@ -823,7 +791,7 @@ def test_short_real_run_learns(tmp_path, capsys):
     """Two hundred steps on real photos: the held-out L1 and the training ae_loss go down.
 
     64x64 random crops of imagenet_sample, widths 8, batch 8, 200 steps (about a minute on 2
-    cores). Measured with the library's own held-out L1 (`Trainer.heldout_l1`: the completion's
+    cores). Measured with the library's own held-out L1 (`training.heldout_l1`: the completion's
     mean absolute error in the holes of 16 val.flist centre crops with fixed training masks,
     logged every 50 steps as losses/heldout_l1).
 
@@ -845,9 +813,9 @@ def test_short_real_run_learns(tmp_path, capsys):
         'gan_loss_alpha=0.1', 'lr=3e-4', f'log_dir={tmp_path / "log"}', 'random_seed=True',
         'log_steps=1', 'val_psteps=1000', 'train_spe=1000', 'max_iters=200', 'num_parallel_calls=2',
         'heldout_steps=50', 'heldout_images=16'])
-    trainer = Trainer(config)
-    start = trainer.heldout_l1()
-    assert trainer.train() == 200
+    run = RunState(config)
+    start = training.heldout_l1(run.gan, training.heldout_set(config))
+    assert training.train(config, run=run) == 200
     heldout = scalars(config.log_dir, 'losses/heldout_l1')
     assert sorted(heldout) == [50, 100, 150, 200]
     assert np.mean([heldout[150], heldout[200]]) < 0.8 * start, (start, heldout)
@@ -863,7 +831,7 @@ def test_missing_training_list_fails_before_writing_anything(tmp_path):
     """A bad data list is found before config.yml (or anything else) is written into log_dir."""
     config = tiny_config(tmp_path, val=False)
     os.remove(os.path.join(tmp_path, 'train.flist'))
-    trainer = Trainer(config)
+    run = RunState(config)
     with pytest.raises(InputError, match='train.flist'):
-        trainer.train(max_iters=1)
+        training.train(config, max_iters=1, run=run)
     assert not os.path.exists(config.log_dir) or os.listdir(config.log_dir) == []

@@ -4,9 +4,9 @@ The fixture is a copy of `../shared/golden/train_small` (see its README, "train_
 training snapshot (cnum 8, seeded random weights) and two iterations of the authors'
 `build_graph_with_losses` with one shared `tf.train.AdamOptimizer(1e-4, 0.5, 0.999)`, gan sngan,
 gan_with_mask, 128x128, batch 2, fixed masks. An iteration is a D step on `x_d[i]` with `masks_d`,
-then a G step on `x_g[i]` with `masks_g`. The test restores the snapshot into the Trainer as
+then a G step on `x_g[i]` with `masks_g`. The test restores the snapshot into a `RunState` as
 `model_restore` (a fine-tune start), runs the same two iterations through the public
-`d_step` / `g_step` and compares.
+`GAN.d_step` / `g_step` and compares.
 
 Backend-neutral on purpose (no TensorFlow calls here): run it with KERAS_BACKEND=jax as well.
 
@@ -30,7 +30,7 @@ import pytest
 
 from inpaint.checkpoint import discriminator_table, generator_table
 from inpaint.config import DEFAULT_CONFIG, load_config
-from inpaint.training import Trainer
+from inpaint.run_state import RunState
 from conftest import SHARED
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -79,21 +79,22 @@ def run(golden, tmp_path_factory):
         f'gan_loss_alpha={gan["gan_loss_alpha"]}', f'l1_loss_alpha={gan["l1_loss_alpha"]}',
         f'ae_loss={gan["ae_loss"]}', f'lr={adam["lr"]}', f'beta1={adam["beta1"]}',
         f'beta2={adam["beta2"]}', 'val=False', 'random_seed=False', 'num_gpus_per_job=1'])
-    trainer = Trainer(config)
-    assert trainer.restored_from == golden['checkpoint']
-    table = {**generator_table(trainer.generator), **discriminator_table(trainer.discriminator)}
+    run = RunState(config)
+    assert run.restored_from == golden['checkpoint']
+    gan = run.gan
+    table = {**generator_table(gan.generator), **discriminator_table(gan.discriminator)}
     before = {name: to_numpy(variable) for name, variable in table.items()}
-    iterations_before = int(keras.ops.convert_to_numpy(trainer.optimizer.iterations))
+    iterations_before = int(keras.ops.convert_to_numpy(gan.optimizer.iterations))
     mask_d, mask_g = (arrays[key].astype(np.float32)[None, :, :, None] for key in ('masks_d', 'masks_g'))
     losses = []
     for x_d, x_g in zip(arrays['x_d'], arrays['x_g']):
-        d = trainer.d_step(x_d.astype(np.float32), mask_d)
-        g = trainer.g_step(x_g.astype(np.float32), mask_g)
+        d = gan.d_step(x_d.astype(np.float32), mask_d)
+        g = gan.g_step(x_g.astype(np.float32), mask_g)
         losses.append({'d_loss': d['d_loss'], 'g_loss': g['g_loss'], 'ae_loss': g['ae_loss']})
     after = {name: to_numpy(variable) for name, variable in table.items()}
-    return {'trainer': trainer, 'before': before, 'after': after, 'losses': losses,
+    return {'gan': gan, 'before': before, 'after': after, 'losses': losses,
             'iterations': (iterations_before,
-                           int(keras.ops.convert_to_numpy(trainer.optimizer.iterations)))}
+                           int(keras.ops.convert_to_numpy(gan.optimizer.iterations)))}
 
 
 def test_every_tensor_is_compared(golden, run):

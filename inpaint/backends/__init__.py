@@ -5,8 +5,14 @@ training loop) is written once in `keras.ops`; a backend module provides only
 - `input_gradient(fn, x)`: d sum(fn(x)) / dx, differentiable again (the WGAN-GP penalty);
 - `compile_function(fn, variables)`: `fn` (tensors -> tensors, reading `variables`) compiled
   once per input shape (`compile_inference` runs a model through it, NumPy in and out);
-- `TrainingEngine(trainer)`: model-building scope, the number of replicas, and the compiled
-  discriminator and generator update steps.
+- `join_processes(coordinator, num_processes, process_id)`: joins a multi-process run (JAX's
+  distributed runtime; `TF_CONFIG` on TensorFlow), before anything else touches the backend;
+- `Distribution(config, strategy)`: the devices training runs on: the scope the networks are
+  built in, `num_replicas` (all devices), `local_replicas` (this process's), `process_index`,
+  `process_count`, and `gather(values)` (every process's small uint32 array, for agreeing on
+  seeds, configs and stop requests);
+- `TrainingSteps(distribution, variables, optimizer, losses)`: the compiled discriminator and
+  generator updates of a loss function written in `keras.ops` (`inpaint.gan.GAN.step_losses`).
 """
 import importlib
 
@@ -57,14 +63,71 @@ def compile_inference(model):
     return run
 
 
-def require_one_device(trainer, strategy):
-    """Raises ConfigError unless training is on one device (backends without tf.distribute)."""
-    if strategy is not None or trainer.config.num_gpus_per_job > 1:
+class PeerLostError(RuntimeError):
+    """Another process of a multi-process run died or cannot be reached (one-line message)."""
+
+
+def peer_lost(distribution, error, unit='process'):
+    """The `PeerLostError` of a collective that failed with `error` in a multi-process run."""
+    text = str(getattr(error, 'message', None) or error).strip() or type(error).__name__
+    count, index = distribution.process_count, distribution.process_index
+    units = unit + ('es' if unit.endswith('s') else 's')
+    peer = f'{unit} {1 - index}' if count == 2 else f'one of the other {count - 1} {units}'
+    return PeerLostError(f'{unit} {index} lost contact with {peer} ({text.splitlines()[0][:160]}); '
+                         f'if it was stopped or died, start all {count} {units} again with the '
+                         f'same commands to resume from the last checkpoint')
+
+
+def join_processes(coordinator=None, num_processes=None, process_id=None):
+    """Joins this process to a multi-process training run, before any other backend call.
+
+    JAX: `jax.distributed.initialize` from the three arguments (process 0's 'HOST:PORT', the
+    number of processes, this one's index), or JAX's auto-detection under SLURM's `srun` / Open
+    MPI; TensorFlow: `TF_CONFIG` (the arguments are refused); PyTorch: one process only.
+
+    Returns:
+        the number of processes.
+    Raises:
+        ConfigError: bad arguments or the run could not start (one line).
+    """
+    return current().join_processes(coordinator, num_processes, process_id)
+
+
+def require_one_device(config, strategy):
+    """Raises ConfigError unless training is on one device in one process (PyTorch)."""
+    if strategy is not None or config.num_gpus_per_job > 1:
         raise ConfigError('num_gpus_per_job: training on several devices is supported on the '
-                          'TensorFlow backend only; set num_gpus_per_job: 1 or '
-                          'KERAS_BACKEND=tensorflow', 'num_gpus_per_job')
+                          'TensorFlow and JAX backends only; set num_gpus_per_job: 1 or '
+                          'KERAS_BACKEND=jax', 'num_gpus_per_job')
 
 
-def training_engine(trainer, strategy=None):
-    """The backend's `TrainingEngine` for a `Trainer` (strategy: TensorFlow only)."""
-    return current().TrainingEngine(trainer, strategy)
+def distribution(config, strategy=None):
+    """The backend's `Distribution` for a config: the devices the training steps run on
+    (`num_gpus_per_job` of each process).
+
+    Args:
+        config: a `Config` (num_gpus_per_job: devices per process).
+        strategy: TensorFlow only: a `tf.distribute.Strategy` to use instead.
+    Raises:
+        ConfigError: the devices asked for are not there.
+    """
+    return current().Distribution(config, strategy)
+
+
+def compile_steps(distribution, variables, optimizer, losses):
+    """The backend's compiled D and G updates.
+
+    Args:
+        distribution: from `distribution()`.
+        variables: {'d': the discriminator's trainable variables, 'g': the generator's, 'state':
+            the non-trainable ones the losses update (spectral-norm `u`, random seed state)}.
+        optimizer: a built Keras optimizer over the 'd' and 'g' variables.
+        losses: `losses(which, batch, mask)` -> dict of scalar tensors with `{which}_loss`, in
+            `keras.ops` (which is 'd' or 'g'; batch (B, H, W, 3) 0..255, mask (M, H, W, 1)).
+    Returns:
+        an object with `d_step(batch, mask)`, `g_step(batch, mask)` (NumPy in: this process's
+        images, batch_size per local device, and its masks; {name: float} out, the whole global
+        batch's values, `{which}_grad_norm` added) and `tracing_counts()`. A collective that lost
+        another process raises `PeerLostError`.
+    """
+    return current().TrainingSteps(distribution, variables, optimizer, losses)

@@ -1,6 +1,6 @@
 """PyTorch-only: gradients, inference and training steps (eager `torch.autograd`).
 
-Keras variables are torch tensors on this backend, so a step is the `Trainer`'s loss code run
+Keras variables are torch tensors on this backend, so a step is the GAN's loss code run
 eagerly, `torch.autograd.grad` for the gradients, and the shared Keras optimizer's `apply`.
 """
 import contextlib
@@ -10,6 +10,7 @@ import torch
 from keras import ops
 
 from inpaint.backends import require_one_device
+from inpaint.config import ConfigError
 
 
 def input_gradient(fn, x):
@@ -30,33 +31,47 @@ def compile_function(fn, variables):
     return run
 
 
-class TrainingEngine:
-    """D and G update steps of a `Trainer` on PyTorch (one device, eager)."""
+def join_processes(coordinator=None, num_processes=None, process_id=None):
+    """One process only on PyTorch."""
+    if coordinator is not None or num_processes not in (None, 1):
+        raise ConfigError('--coordinator / --num_processes: training in several processes is '
+                          'supported on the JAX and TensorFlow backends; use KERAS_BACKEND=jax')
+    return 1
 
-    def __init__(self, trainer, strategy=None):
-        require_one_device(trainer, strategy)
-        self.trainer = trainer
-        self.num_replicas = 1
+
+class Distribution:
+    """One device in one process (several devices train on JAX and TensorFlow)."""
+    num_replicas = local_replicas = process_count = 1
+    process_index = 0
+
+    def __init__(self, config, strategy=None):
+        require_one_device(config, strategy)
 
     def scope(self):
         return contextlib.nullcontext()
 
+    def gather(self, values):
+        return np.asarray(values, np.uint32).reshape(1, -1)
+
+
+class TrainingSteps:
+    """D and G update steps on PyTorch, eager (see `inpaint.backends.compile_steps`)."""
+
+    def __init__(self, distribution, variables, optimizer, losses):
+        del distribution  # one device
+        self._variables = variables
+        self._optimizer = optimizer
+        self._losses = losses
+
     def _run(self, which, batch, mask):
-        trainer = self.trainer
         # On the Keras device (the GPU when there is one), as the variables are.
-        x = trainer.to_network(ops.convert_to_tensor(np.asarray(batch, np.float32)))
+        batch = ops.convert_to_tensor(np.asarray(batch, np.float32))
         mask = ops.convert_to_tensor(np.asarray(mask, np.float32))
-        network = trainer.discriminator if which == 'd' else trainer.generator
-        variables = network.trainable_variables
-        if which == 'd':
-            with torch.no_grad():
-                complete = trainer.inpaint(x, mask)['complete']
-            terms = trainer.discriminator_losses(x, complete, mask)
-        else:
-            terms = trainer.generator_losses(x, mask)
+        variables = self._variables[which]
+        terms = self._losses(which, batch, mask)
         grads = torch.autograd.grad(terms[f'{which}_loss'], [v.value for v in variables])
         with torch.no_grad():
-            trainer.optimizer.apply(list(grads), variables)
+            self._optimizer.apply(list(grads), variables)
         report = {name: float(value.detach()) for name, value in terms.items()}
         report[f'{which}_grad_norm'] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads)))
         return report
