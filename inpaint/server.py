@@ -7,13 +7,17 @@ The command is `python -m inpaint.commands.serve` (`deepfill-serve`). Routes:
                            (same size; holes by the rule of every command, see the README's
                            masks section: 255 or 1 or any colour on black, or paint on a
                            transparent layer);
+                           transparent layer), and for an edge-guided model optionally `edge`
+                           (same size; lines by `imageio.edge_lines`: white lines on black, or
+                           paint on a transparent layer; only those inside the hole guide it);
                            answers a PNG of the image's size, pixels outside the hole untouched
                            (RGBA in: its alpha kept; 16 bits in: 16 bits out); a mask with no hole
                            or a hole everywhere adds the header X-Inpaint-Warning (one sentence)
-    GET  /healthz          {"status", "model", "checkpoint", "widths", "backend"}
+    GET  /healthz          {"status", "model", "checkpoint", "widths", "backend", "guided"}
 
 Bad requests are answered with a 4xx status and a JSON body `{"error": "<one sentence>"}`: 400 a
-missing, empty or undecodable file, a mask of another size, an unexpected field; 413 a body over
+missing, empty or undecodable file, a mask or edge of another size, an edge for a model that is
+not guided, an unexpected field; 413 a body over
 `--max_body_mb` or an image over `--max_pixels`; 415 a body that is not multipart/form-data.
 One model is loaded; requests run on it one at a time (a lock), the others wait; decoding and
 encoding run outside the lock, in worker threads, so the server keeps answering meanwhile. The
@@ -28,14 +32,15 @@ import warnings
 import cv2
 import numpy as np
 
-from inpaint.imageio import (InputError, check_mask_size, decode_image_as_is, mask_holes,
-                             mask_warning, swap_rb)
+from inpaint.imageio import (EDGE_THRESHOLD, InputError, check_mask_size, decode_image_as_is,
+                             edge_lines, mask_holes, mask_warning, swap_rb)
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'web')
 API_PATH = '/api/v1/inpaint'
 DEFAULT_MAX_PIXELS = 4096 * 4096
 DEFAULT_MAX_BODY_MB = 64
-FIELDS = ('image', 'mask')
+FIELDS = ('image', 'mask')  # the files every request sends
+OPTIONAL_FIELDS = ('edge',)  # an edge-guided model's edge image
 # Set on an answer whose mask has no hole (the image comes back unchanged) or is a hole
 # everywhere (nothing left to condition on): one sentence, as the command line's warning.
 WARNING_HEADER = 'X-Inpaint-Warning'
@@ -69,6 +74,12 @@ def decode_mask(data, max_pixels, name='mask'):
     """Encoded bytes -> bool (H, W), True = hole, by the rule of every command
     (`imageio.mask_holes`: 255 or 1 or any colour on black, or paint on a transparent layer)."""
     return mask_holes(_decode(data, max_pixels, name, cv2.IMREAD_UNCHANGED), name)
+
+
+def decode_edge(data, max_pixels, threshold=EDGE_THRESHOLD, name='edge'):
+    """Encoded bytes -> bool (H, W), True on a line, by the rule of every command
+    (`imageio.edge_lines`: white lines on black, or paint on a transparent layer)."""
+    return edge_lines(_decode(data, max_pixels, name, cv2.IMREAD_UNCHANGED), threshold, name)
 
 
 def _check_header(data, max_pixels, name):
@@ -144,15 +155,20 @@ class Model:
         self.checkpoint = checkpoint
         self.lock = threading.Lock()
 
-    def inpaint(self, image, mask):
+    @property
+    def guided(self):
+        """Whether the model is edge-guided (takes an `edge`)."""
+        return self.inpainter.generator.guided
+
+    def inpaint(self, image, mask, edge=None):
         with self.lock:
-            return self.inpainter.inpaint(image, mask)
+            return self.inpainter.inpaint(image, mask, edge)
 
     def health(self):
         import keras
         return {'status': 'ok', 'model': 'DeepFill v2', 'checkpoint': self.checkpoint,
                 'widths': {'generator': int(self.inpainter.generator.cnum)},
-                'backend': keras.backend.backend()}
+                'backend': keras.backend.backend(), 'guided': self.guided}
 
 
 def create_app(model, max_pixels=DEFAULT_MAX_PIXELS, max_body_bytes=DEFAULT_MAX_BODY_MB * 2**20):
@@ -189,13 +205,18 @@ def create_app(model, max_pixels=DEFAULT_MAX_PIXELS, max_body_bytes=DEFAULT_MAX_
             raise ApiError(400, f'the multipart body cannot be read ({detail}); send the files '
                                 f'"image" and "mask".') from error
         try:
-            unexpected = sorted(set(form.keys()) - set(FIELDS))
+            unexpected = sorted(set(form.keys()) - set(FIELDS) - set(OPTIONAL_FIELDS))
             if unexpected:
                 raise ApiError(400, f'unexpected field "{unexpected[0]}"; send only the files '
-                                    f'"image" and "mask".')
+                                    f'"image" and "mask" (and "edge" for an edge-guided model).')
+            if 'edge' in form and not model.guided:
+                from inpaint.generator import NOT_GUIDED  # not at import: it loads Keras
+                raise ApiError(400, f'edge: {NOT_GUIDED} (send only "image" and "mask").')
             files = {}
-            for name in FIELDS:
+            for name in FIELDS + OPTIONAL_FIELDS:
                 part = form.get(name)
+                if part is None and name in OPTIONAL_FIELDS:
+                    continue
                 if part is None:
                     raise ApiError(400, f'the file "{name}" is missing; send multipart/form-data '
                                         f'with the files "image" and "mask".')
@@ -206,7 +227,7 @@ def create_app(model, max_pixels=DEFAULT_MAX_PIXELS, max_body_bytes=DEFAULT_MAX_
         finally:
             await form.close()  # the uploads' temporary files
         png, warning = await run_in_threadpool(_inpaint_bytes, model, files['image'],
-                                               files['mask'], max_pixels)
+                                               files['mask'], files.get('edge'), max_pixels)
         headers = {WARNING_HEADER: warning} if warning else None
         return Response(png, media_type='image/png', headers=headers)
 
@@ -235,8 +256,10 @@ def create_app(model, max_pixels=DEFAULT_MAX_PIXELS, max_body_bytes=DEFAULT_MAX_
     return app
 
 
-def _inpaint_bytes(model, image_bytes, mask_bytes, max_pixels):
+def _inpaint_bytes(model, image_bytes, mask_bytes, edge_bytes, max_pixels):
     """Decodes, inpaints (under the model's lock) and encodes; runs in a worker thread.
+
+    `edge_bytes` is the edge image's file (a guided model's), or None.
 
     Returns:
         (PNG bytes, the `imageio.mask_warning` sentence for a mask with no hole or a hole
@@ -244,12 +267,16 @@ def _inpaint_bytes(model, image_bytes, mask_bytes, max_pixels):
     """
     image = decode_image(image_bytes, max_pixels)
     mask = decode_mask(mask_bytes, max_pixels)
+    edge = None if edge_bytes is None else decode_edge(edge_bytes, max_pixels,
+                                                        model.inpainter.edge_threshold)
     try:
         check_mask_size(mask.shape, image.shape, 'mask')
+        if edge is not None:
+            check_mask_size(edge.shape, image.shape, 'edge', kind='edge image')
     except InputError as error:
         raise ApiError(400, _sentence(str(error))) from error
     warning = mask_warning(mask)
-    return encode_png(model.inpaint(image, mask)), warning and _sentence(f'mask: {warning}')
+    return encode_png(model.inpaint(image, mask, edge)), warning and _sentence(f'mask: {warning}')
 
 
 def _sentence(text):

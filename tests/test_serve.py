@@ -70,7 +70,7 @@ def test_healthz(client):
     import keras
     body = client.get('/healthz').json()
     assert body == {'status': 'ok', 'model': 'DeepFill v2', 'checkpoint': GOLDEN_CHECKPOINT,
-                    'widths': {'generator': 8}, 'backend': keras.backend.backend()}
+                    'widths': {'generator': 8}, 'backend': keras.backend.backend(), 'guided': False}
 
 
 def test_readmes_healthz_sample_is_what_the_default_checkpoint_answers():
@@ -84,7 +84,8 @@ def test_readmes_healthz_sample_is_what_the_default_checkpoint_answers():
     with open(os.path.join(REPO, 'checkpoints', 'default', 'deepfill.json'), encoding='utf-8') as handle:
         width = json.load(handle)['cnum_generator']
     assert sample['checkpoint'] == 'checkpoints/default' and sample['widths'] == {'generator': width}
-    assert list(sample) == ['status', 'model', 'checkpoint', 'widths', 'backend']
+    assert list(sample) == ['status', 'model', 'checkpoint', 'widths', 'backend', 'guided']
+    assert sample['guided'] is False  # checkpoints/default is not edge-guided
 
 
 def test_page_and_its_files_are_served(client):
@@ -170,11 +171,14 @@ def bad_request(kind, photo):
                         "image: 50000x40000 is 2000000000 pixels, over this server's limit of 16777216"),
         'extra_field': (dict(image=image, mask=mask, other=('x.png', b'1', 'image/png')), 400,
                         'unexpected field "other"'),
+        'edge_for_unguided': (dict(image=image, mask=mask, edge=('e.png', mask, 'image/png')), 400,
+                              'edge: an edge was given, but this generator is not guided'),
     }[kind]
 
 
 BAD_KINDS = ['missing_image', 'missing_mask', 'empty_image', 'corrupt_image', 'truncated_image',
-             'corrupt_mask', 'mask_size', 'huge_header', 'bomb_header', 'extra_field']
+             'corrupt_mask', 'mask_size', 'huge_header', 'bomb_header', 'extra_field',
+             'edge_for_unguided']
 
 
 @pytest.mark.parametrize('kind', BAD_KINDS)
@@ -233,12 +237,12 @@ def test_20_concurrent_requests_on_loopback_run_one_at_a_time(served_model, phot
     running, most, guard = [0], [0], threading.Lock()
     inpaint = served_model.inpainter.inpaint
 
-    def counted(image, mask):
+    def counted(image, mask, edge=None):
         with guard:
             running[0] += 1
             most[0] = max(most[0], running[0])
         try:
-            return inpaint(image, mask)
+            return inpaint(image, mask, edge)
         finally:
             with guard:
                 running[0] -= 1
@@ -319,3 +323,43 @@ def test_a_mask_with_no_hole_or_all_hole_is_answered_with_a_warning_header(clien
         assert np.array_equal(decode(response.content), photo)
     good = post(client, png(photo), png(box_mask(photo.shape).astype(np.uint8) * 255))
     assert serve.WARNING_HEADER not in good.headers
+
+
+# --- an edge-guided model: the optional `edge` file ----------------------------------------
+
+@pytest.fixture(scope='module')
+def guided_model():
+    from conftest import GUIDED_CHECKPOINT
+    return serve.load_model(GUIDED_CHECKPOINT)
+
+
+def test_a_guided_model_takes_an_edge_by_the_one_rule(guided_model):
+    """/healthz says guided; `edge` is decoded as the command line reads an edge image (white
+    lines on black, or paint on a transparent layer); without one the fill has no lines; an
+    edge of another size or that cannot be decoded is a 400."""
+    from conftest import GUIDED_GOLDEN
+    from inpaint.imageio import edge_lines
+    client = TestClient(serve.create_app(guided_model), raise_server_exceptions=False)
+    assert client.get('/healthz').json()['guided'] is True
+    folder = f'{GUIDED_GOLDEN}/motorcycle184x264'
+    crop = (slice(20, 127), slice(60, 197))
+    photo = read_image(f'{folder}/input.png')[crop]
+    hole = cv2.imread(f'{folder}/mask.png', cv2.IMREAD_GRAYSCALE)[crop] > 127
+    lines = edge_lines(read_image(f'{folder}/edge.png')[crop])
+    assert (lines & hole).any()
+    image, mask = png(photo), png(hole.astype(np.uint8) * 255)
+    library = guided_model.inpainter.inpaint
+    painted = np.zeros(photo.shape[:2] + (4,), np.uint8)  # black strokes on a transparent layer
+    painted[lines, 3] = 255
+    for edge in (png(lines.astype(np.uint8) * 255), png(painted)):
+        response = post(client, image, mask, edge=('edge.png', edge, 'image/png'))
+        assert response.status_code == 200, response.text
+        assert np.array_equal(decode(response.content), library(photo, hole, lines))
+    plain = post(client, image, mask)
+    assert np.array_equal(decode(plain.content), library(photo, hole))
+    assert not np.array_equal(decode(plain.content), library(photo, hole, lines))  # lines matter
+    assert_error(post(client, image, mask, edge=('e.png', png(np.zeros((10, 12), np.uint8)), 'image/png')),
+                 400, "edge: edge image is 12x10 but the image is 137x107; give an edge image of "
+                      "the image's size.")
+    assert_error(post(client, image, mask, edge=('e.png', b'GIF89a?', 'image/png')), 400,
+                 'edge: the file is not a readable image')

@@ -4,9 +4,12 @@ The photo (128x96) is displayed enlarged several times, so the strokes' image co
 through the page's screen -> image mapping. What the page sends is parsed from the request and
 checked at the photo's own resolution; what it downloads is checked against the photo.
 
-Regenerate the README's screenshot (default model, bundled example):
+Regenerate the README's screenshots (default model, bundled example; the guide brush on the
+golden guided weights, before inpainting: they are random, so their fill shows nothing):
     python tests/test_web.py --checkpoint_dir checkpoints/default --image examples/input.png \
         --output docs/web_app.png
+    python tests/test_web.py --checkpoint_dir tests/data/golden_guided_small/checkpoint_dir \
+        --image examples/input.png --output docs/web_guided.png --guide --palette
 """
 import os
 import sys
@@ -70,24 +73,34 @@ def screen(box, photo, x, y):
             box['y'] + (y + 0.5) * box['height'] / photo.shape[0])
 
 
-@pytest.fixture
-def received(served_model, monkeypatch):
-    """What the server's model is called with, per request: [(image RGB, mask bool (H, W))].
+def recorded(model, monkeypatch):
+    """What the server's model is called with, per request: [(image RGB, mask bool (H, W),
+    edge bool (H, W) or None)]; `.results` the results, in order.
 
     (Playwright cannot show a multipart body holding files, so the server side is read.)"""
-    calls = []
-    inpaint = served_model.inpainter.inpaint
+    class Calls(list):
+        results = []
+    calls = Calls()
+    calls.results = []
+    inpaint = model.inpainter.inpaint
 
-    def recording(image, mask):
-        calls.append((image, mask))
-        return inpaint(image, mask)
+    def recording(image, mask, edge=None):
+        calls.append((image, mask, edge))
+        calls.results.append(inpaint(image, mask, edge))
+        return calls.results[-1]
 
-    monkeypatch.setattr(served_model.inpainter, 'inpaint', recording)
+    monkeypatch.setattr(model.inpainter, 'inpaint', recording)
     return calls
 
 
+@pytest.fixture
+def received(served_model, monkeypatch):
+    return recorded(served_model, monkeypatch)
+
+
 def inpaint_and_capture(page, received):
-    """Clicks Inpaint; once the result is shown, returns what the server was given."""
+    """Clicks Inpaint; once the result is shown, returns what the server was given (image,
+    mask, edge)."""
     count = len(received)
     page.click('#inpaint')
     page.wait_for_selector('body[data-state="done"]')
@@ -117,7 +130,10 @@ def test_paint_inpaint_download_with_a_mouse(browser, url, photo_path, received,
     page.mouse.move(*screen(box, photo, *end), steps=15)
     page.mouse.up()
     assert page.locator('#overlay').get_attribute('data-pointer-type') == 'mouse'
-    image, mask = inpaint_and_capture(page, received)
+    image, mask, edge = inpaint_and_capture(page, received)
+    assert edge is None  # no guide lines are sent to a model that is not guided
+    page.wait_for_selector('body[data-guided="false"]')
+    assert page.locator('#guide').is_disabled()
 
     # The server got the photo, and the mask at the photo's resolution, the stroke's width
     # converted from screen to image pixels.
@@ -185,14 +201,14 @@ def test_pen_touch_eraser_undo_and_clear(browser, url, photo_path, received):
     page.mouse.move(*screen(box, photo, 64, 93), steps=15)
     page.mouse.up()
 
-    _, mask = inpaint_and_capture(page, received)
+    _, mask, _ = inpaint_and_capture(page, received)
     assert mask[20, 10:40].all() and mask[20, 90:118].all()  # the pen's line
     assert mask[70, 10:40].all() and mask[70, 90:118].all()  # the finger's line
     assert not mask[:, 62:67].any()  # erased across both
     assert not mask[40:50].any()  # nothing between the lines
 
     page.click('#undo')  # the eraser's stroke
-    _, mask = inpaint_and_capture(page, received)
+    _, mask, _ = inpaint_and_capture(page, received)
     assert mask[20, 10:118].all() and mask[70, 10:118].all()
 
     page.click('#clear')
@@ -219,8 +235,72 @@ def test_an_api_error_is_shown_on_the_page(browser, url, tmp_path):
     context.close()
 
 
+@pytest.fixture(scope='module')
+def guided_model():
+    from conftest import GUIDED_CHECKPOINT
+    from inpaint.server import load_model
+    return load_model(GUIDED_CHECKPOINT)
+
+
+@pytest.fixture(scope='module')
+def guided_url(guided_model):
+    from conftest import live_server
+    from inpaint.server import create_app
+    with live_server(create_app(guided_model)) as base:
+        yield base + '/'
+
+
+def drag(page, box, photo, start, end, steps=15):
+    page.mouse.move(*screen(box, photo, *start))
+    page.mouse.down()
+    page.mouse.move(*screen(box, photo, *end), steps=steps)
+    page.mouse.up()
+
+
+def shown_alpha(page, canvas, x, y):
+    """The opacity of a page canvas' pixel (x, y), in image pixels."""
+    return page.evaluate(f"document.getElementById('{canvas}').getContext('2d')"
+                         f".getImageData({x}, {y}, 1, 1).data[3]")
+
+
+def test_the_guide_brush_sends_edge_lines_that_change_the_fill(browser, guided_url, guided_model,
+                                                              photo_path, monkeypatch):
+    """On an edge-guided model: a hole, inpainted; then a guide line across it: the request
+    carries the line as `edge` (the hole unchanged), it is shown inside the hole only, and the
+    fill changes along it."""
+    from inpaint.imageio import edge_lines
+    received = recorded(guided_model, monkeypatch)
+    context = browser.new_context(viewport={'width': 900, 'height': 700})
+    page, errors, box, photo = open_page(context, guided_url, photo_path)
+    page.wait_for_selector('body[data-guided="true"]')
+    page.fill('#size', '100')
+    page.dispatch_event('#size', 'input')
+    drag(page, box, photo, (10, 48), (118, 48))  # a band about 25 image pixels high
+    _, hole, edge = inpaint_and_capture(page, received)
+    assert edge is None and hole[40:57, 20:108].all() and not hole[:30].any()
+    before = received.results[-1]
+
+    page.click('#guide')
+    assert page.locator('#size').input_value() == '4'  # the guide keeps its own, thin size
+    drag(page, box, photo, (64, 20), (64, 76))  # from above the hole to below it
+    assert shown_alpha(page, 'guides', 64, 48) > 0 and shown_alpha(page, 'guides', 64, 24) == 0
+    _, hole_again, edge = inpaint_and_capture(page, received)
+    assert np.array_equal(hole_again, hole) and edge is not None
+    lines = edge_lines(edge)
+    assert lines[22:75, 62:67].any(axis=1).all()  # sent whole; the server keeps the hole's part
+    assert not lines[:, :60].any() and not lines[:, 69:].any() and not lines[:18].any()
+    after = received.results[-1]
+    assert np.array_equal(after[~hole], before[~hole])
+    near = hole & (np.abs(np.arange(hole.shape[1]) - 64) <= 6)[None, :]
+    assert np.mean(np.any(after[near] != before[near], axis=-1)) > 0.5  # changed along the line
+    assert errors == []
+    context.close()
+
+
 def _screenshot(argv):
-    """Writes the README's screenshot: the example photo with a post in the water removed."""
+    """Writes a README screenshot: the example photo with a post in the water removed, or
+    (`--guide`) the house's front painted as the hole with guide lines sketching its gable and
+    door, before inpainting."""
     import argparse
     import time
 
@@ -236,6 +316,10 @@ def _screenshot(argv):
     parser.add_argument('--checkpoint_dir', required=True)
     parser.add_argument('--image', required=True)
     parser.add_argument('--output', required=True)
+    parser.add_argument('--guide', action='store_true',
+                        help='an edge-guided model: draw guide lines and stop before inpainting')
+    parser.add_argument('--palette', action='store_true',
+                        help='write 256 colours (fast octree, dithered): a quarter of the bytes')
     args = parser.parse_args(argv)
     photo = cv2.imread(args.image)[:, :, ::-1]
     with live_server(create_app(load_model(args.checkpoint_dir))) as base, sync_playwright() as p:
@@ -247,16 +331,34 @@ def _screenshot(argv):
         box = page.locator('#overlay').bounding_box()
         page.fill('#size', '84')
         page.dispatch_event('#size', 'input')
-        page.mouse.move(*screen(box, photo, 111, 166))
-        page.mouse.down()
-        page.mouse.move(*screen(box, photo, 110, 255), steps=20)
-        page.mouse.up()
-        page.click('#inpaint')
-        page.wait_for_selector('body[data-state="done"]')
+        if not args.guide:
+            drag(page, box, photo, (111, 166), (110, 255), steps=20)
+            page.click('#inpaint')
+            page.wait_for_selector('body[data-state="done"]')
+        else:
+            page.wait_for_selector('body[data-guided="true"]')
+            for y in (72, 92, 112, 130):
+                drag(page, box, photo, (202, y), (276, y), steps=20)
+            page.click('#guide')
+            page.fill('#size', '6')
+            page.dispatch_event('#size', 'input')
+            for stroke in ([(200, 96), (239, 64), (279, 96)], [(224, 136), (224, 108), (252, 108),
+                                                                (252, 136)]):
+                page.mouse.move(*screen(box, photo, *stroke[0]))
+                page.mouse.down()
+                for point in stroke[1:]:
+                    page.mouse.move(*screen(box, photo, *point), steps=15)
+                page.mouse.up()
         page.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] + 30)  # off the photo
         time.sleep(0.2)
         page.screenshot(path=args.output)
         browser.close()
+    if args.palette:
+        from PIL import Image
+        with Image.open(args.output) as shot:
+            shot = shot.convert('RGB').quantize(256, Image.Quantize.FASTOCTREE,
+                                                dither=Image.Dither.FLOYDSTEINBERG)
+        shot.save(args.output, optimize=True)
     print(f'wrote {args.output}')
 
 

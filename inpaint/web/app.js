@@ -4,19 +4,28 @@
 // positions are mapped from the displayed box to image pixels, so window zoom and CSS scaling do
 // not matter. Strokes are kept as vectors (`history`): undo replays them, no bitmap copies.
 // Pointer events cover mouse, pen and touch (`touch-action: none` on the canvas).
+// With an edge-guided model (/healthz says "guided"), the guide brush draws edge lines on a
+// second offscreen canvas (`edges`), sent as the API's `edge` file; only the lines inside the hole
+// guide the fill, so only those are shown (`guides`, in another colour).
 'use strict';
 
 (() => {
   const $ = (id) => document.getElementById(id);
   const photo = $('photo');        // shows the photo or the result, at natural resolution
   const overlay = $('overlay');    // the hole in a tint colour, same size, CSS-translucent
-  const mask = document.createElement('canvas');  // offscreen: what is sent, opaque = hole
+  const guides = $('guides');      // the guide lines inside the hole, in their own colour
+  const mask = document.createElement('canvas');   // offscreen: what is sent, opaque = hole
+  const edges = document.createElement('canvas');  // offscreen: the `edge` sent, opaque = line
   const cursor = $('cursor');
   const sizeInput = $('size');
-  const buttons = ['undo', 'clear', 'inpaint', 'compare', 'download', 'brush', 'eraser']
+  const buttons = ['undo', 'clear', 'inpaint', 'compare', 'download', 'brush', 'guide', 'eraser']
     .reduce((all, id) => ({ ...all, [id]: $(id) }), {});
   const TINT = '#ff3b3b';
   const HOLE = '#ffffff';
+  const LINE = '#2ee6ff';  // how the guide lines are shown
+  // Guide lines are at least this wide in image pixels: the server keeps a pixel whose opacity is
+  // above 60% (the edge threshold), and an antialiased 1-pixel line can have none that opaque.
+  const GUIDE_MIN_WIDTH = 2;
 
   const state = {
     file: null,       // the opened File (sent as is: the server decodes it as the browser shows it)
@@ -24,10 +33,12 @@
     image: null,      // HTMLImageElement of the photo
     result: null,     // { blob, image } of the last inpaint
     showing: 'photo', // or 'result'
-    history: [],      // { kind: 'stroke', erase, width, points: [[x, y], ...] } | { kind: 'clear' }
+    history: [],      // { kind: 'stroke', erase, guide, width, points: [[x, y], ...] } | { kind: 'clear' }
     stroke: null,     // the stroke being drawn
     pointerId: null,
-    eraser: false,
+    tool: 'brush',    // brush (the hole) | guide (edge lines) | eraser (both)
+    sizes: { hole: 40, guide: 4 },  // the slider's value for the brush and eraser, and the guide's
+    guided: false,    // the served model is edge-guided (from /healthz)
     busy: false,
   };
 
@@ -51,12 +62,22 @@
     const loaded = state.image !== null && !state.busy;
     buttons.undo.disabled = !loaded || state.history.length === 0;
     buttons.clear.disabled = !loaded || activeStrokes().length === 0;
-    buttons.inpaint.disabled = !loaded || !activeStrokes().some((s) => !s.erase);
+    buttons.inpaint.disabled = !loaded || !activeStrokes().some((s) => !s.erase && !s.guide);
     buttons.compare.disabled = !loaded || state.result === null;
     buttons.download.disabled = !loaded || state.result === null;
     buttons.compare.setAttribute('aria-pressed', String(state.showing === 'photo' && state.result !== null));
-    buttons.brush.setAttribute('aria-pressed', String(!state.eraser));
-    buttons.eraser.setAttribute('aria-pressed', String(state.eraser));
+    buttons.guide.disabled = !state.guided;
+    for (const tool of ['brush', 'guide', 'eraser']) {
+      buttons[tool].setAttribute('aria-pressed', String(state.tool === tool));
+    }
+  }
+
+  function selectTool(tool) {
+    if (tool === 'guide' && !state.guided) return;
+    state.tool = tool;
+    sizeInput.value = state.sizes[tool === 'guide' ? 'guide' : 'hole'];
+    $('size-value').textContent = sizeInput.value;
+    refreshButtons();
   }
 
   // ---- drawing ------------------------------------------------------------------------------
@@ -82,26 +103,56 @@
     ctx.restore();
   }
 
-  function paintBoth(stroke, i) {
-    paint(mask.getContext('2d'), stroke, i, HOLE);
-    paint(overlay.getContext('2d'), stroke, i, TINT);
+  function hasGuides() {
+    return activeStrokes().some((s) => s.guide) || (state.stroke !== null && state.stroke.guide);
+  }
+
+  function paintStroke(stroke, i) {
+    // A segment on the layers it changes: the hole (and its tint), the guide lines, or both
+    // (the eraser); then the guide lines inside the hole are shown again.
+    if (!stroke.guide) {
+      paint(mask.getContext('2d'), stroke, i, HOLE);
+      paint(overlay.getContext('2d'), stroke, i, TINT);
+    }
+    if (stroke.guide || stroke.erase) paint(edges.getContext('2d'), stroke, i, HOLE);
+    if (hasGuides()) redrawGuides();
+  }
+
+  function tinted(ctx, source, colour) {
+    // `ctx` shows the opaque pixels of `source` in `colour`.
+    ctx.save();
+    ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+    ctx.drawImage(source, 0, 0);
+    ctx.globalCompositeOperation = 'source-in';
+    ctx.fillStyle = colour;
+    ctx.fillRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+    ctx.restore();
+  }
+
+  function redrawGuides() {
+    // The guide lines inside the hole (what guides the fill), in their colour.
+    const g = guides.getContext('2d');
+    tinted(g, edges, LINE);
+    g.save();
+    g.globalCompositeOperation = 'destination-in';
+    g.drawImage(mask, 0, 0);
+    g.restore();
   }
 
   function redrawMask() {
-    // Replays the strokes since the last clear, then tints a copy for the overlay.
+    // Replays the strokes since the last clear on both layers, then tints them for display.
     const m = mask.getContext('2d');
+    const e = edges.getContext('2d');
     m.clearRect(0, 0, mask.width, mask.height);
+    e.clearRect(0, 0, edges.width, edges.height);
     for (const stroke of activeStrokes()) {
-      stroke.points.forEach((_, i) => paint(m, stroke, i, HOLE));
+      stroke.points.forEach((_, i) => {
+        if (!stroke.guide) paint(m, stroke, i, HOLE);
+        if (stroke.guide || stroke.erase) paint(e, stroke, i, HOLE);
+      });
     }
-    const o = overlay.getContext('2d');
-    o.save();
-    o.clearRect(0, 0, overlay.width, overlay.height);
-    o.drawImage(mask, 0, 0);
-    o.globalCompositeOperation = 'source-in';
-    o.fillStyle = TINT;
-    o.fillRect(0, 0, overlay.width, overlay.height);
-    o.restore();
+    tinted(overlay.getContext('2d'), mask, TINT);
+    redrawGuides();
   }
 
   function show(which) {
@@ -109,6 +160,7 @@
     const source = which === 'result' ? state.result.image : state.image;
     photo.getContext('2d').drawImage(source, 0, 0);
     overlay.classList.toggle('off', which === 'result');
+    guides.classList.toggle('off', which === 'result');
     refreshButtons();
   }
 
@@ -150,9 +202,12 @@
     overlay.dataset.pointerType = event.pointerType;  // what drew the last stroke (mouse, pen, touch)
     if (state.showing === 'result') show('photo');  // paint over the photo, not the result
     const box = overlay.getBoundingClientRect();
-    const width = Math.max(1, sizeInput.value * overlay.width / box.width);  // screen -> image px
-    state.stroke = { kind: 'stroke', erase: state.eraser, width, points: [toImage(event)] };
-    paintBoth(state.stroke, 0);
+    const guide = state.tool === 'guide';
+    const width = Math.max(guide ? GUIDE_MIN_WIDTH : 1,
+                           sizeInput.value * overlay.width / box.width);  // screen -> image px
+    state.stroke = { kind: 'stroke', erase: state.tool === 'eraser', guide, width,
+                     points: [toImage(event)] };
+    paintStroke(state.stroke, 0);
     moveCursor(event);
   });
 
@@ -162,7 +217,7 @@
     const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
     for (const e of (events.length ? events : [event])) {
       state.stroke.points.push(toImage(e));
-      paintBoth(state.stroke, state.stroke.points.length - 1);
+      paintStroke(state.stroke, state.stroke.points.length - 1);
     }
   });
 
@@ -200,7 +255,7 @@
       const image = await decodeImage(file);
       Object.assign(state, { file, image, result: null, history: [], stroke: null, pointerId: null,
                              name: (file.name || 'image').replace(/\.[^.]*$/, '') || 'image' });
-      for (const canvas of [photo, overlay, mask]) {
+      for (const canvas of [photo, overlay, guides, mask, edges]) {
         canvas.width = image.naturalWidth;
         canvas.height = image.naturalHeight;
       }
@@ -241,15 +296,19 @@
     refreshButtons();
   }
 
-  buttons.brush.addEventListener('click', () => { state.eraser = false; refreshButtons(); });
-  buttons.eraser.addEventListener('click', () => { state.eraser = true; refreshButtons(); });
+  for (const tool of ['brush', 'guide', 'eraser']) {
+    buttons[tool].addEventListener('click', () => selectTool(tool));
+  }
   buttons.undo.addEventListener('click', undo);
   buttons.clear.addEventListener('click', () => {
     state.history.push({ kind: 'clear' });
     redrawMask();
     refreshButtons();
   });
-  sizeInput.addEventListener('input', () => { $('size-value').textContent = sizeInput.value; });
+  sizeInput.addEventListener('input', () => {
+    $('size-value').textContent = sizeInput.value;
+    state.sizes[state.tool === 'guide' ? 'guide' : 'hole'] = Number(sizeInput.value);
+  });
   buttons.compare.addEventListener('click', () => show(state.showing === 'result' ? 'photo' : 'result'));
 
   buttons.download.addEventListener('click', () => {
@@ -262,6 +321,7 @@
     setTimeout(() => URL.revokeObjectURL(link.href), 10000);
   });
 
+  const KEYS = { b: 'brush', g: 'guide', e: 'eraser' };
   window.addEventListener('keydown', (event) => {
     if (event.target instanceof HTMLInputElement && event.target.type !== 'range') return;
     if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === 'z') {
@@ -270,10 +330,9 @@
     } else if (event.key === '[' || event.key === ']') {
       const step = event.key === '[' ? -4 : 4;
       sizeInput.value = Number(sizeInput.value) + step;
-      $('size-value').textContent = sizeInput.value;
-    } else if (event.key === 'b' || event.key === 'e') {
-      state.eraser = event.key === 'e';
-      refreshButtons();
+      sizeInput.dispatchEvent(new Event('input'));
+    } else if (Object.hasOwn(KEYS, event.key)) {
+      selectTool(KEYS[event.key]);
     }
   });
 
@@ -290,6 +349,9 @@
       const body = new FormData();
       body.append('image', state.file, state.file.name || 'image.png');
       body.append('mask', maskBlob, 'mask.png');
+      if (state.guided && activeStrokes().some((s) => s.guide)) {
+        body.append('edge', await new Promise((resolve) => edges.toBlob(resolve, 'image/png')), 'edge.png');
+      }
       const response = await fetch('api/v1/inpaint', { method: 'POST', body });
       if (!response.ok) {
         let message = `${response.status} ${response.statusText}`;
@@ -312,5 +374,14 @@
   }
   buttons.inpaint.addEventListener('click', inpaint);
 
+  // Whether the served model is edge-guided: the guide brush is enabled only then.
+  fetch('healthz').then((response) => response.json()).then((health) => {
+    state.guided = health.guided === true;
+  }).catch(() => { state.guided = false; }).finally(() => {
+    document.body.dataset.guided = String(state.guided);  // tests wait on it
+    buttons.guide.title = state.guided ? 'Draw edge lines that guide the fill inside the hole (G)'
+      : 'Guide lines need an edge-guided model; this one is not';
+    refreshButtons();
+  });
   refreshButtons();
 })();
