@@ -2,7 +2,9 @@
 
 The command is `python -m inpaint.commands.export` (`deepfill-export`). Every format holds the
 same end-to-end function, `inpaint.serving.ServingModel`: uint8 RGB image and mask (any channels,
-by the one mask rule) in; the inpainted uint8 RGB image and the network's x_stage2 out. The
+by the one mask rule) in, and for an edge-guided generator a third input, the uint8 edge image
+(any channels, by the one edge rule); the inpainted uint8 RGB image and the network's x_stage2
+out. The
 SavedModel's `inpainted` is within 1 of `Inpainter(generator, restrict=False).inpaint`, on a few
 values at most (float rounding; `tests/test_export.py`), ONNX and TFLite within their runtimes'
 rounding. (The library's default, hole-restricted path equals the whole network up to rounding,
@@ -48,31 +50,34 @@ def serving_model(generator):
     that Keras' exporters see a built model)."""
     from inpaint.serving import ServingModel
     model = ServingModel(generator)
-    image, mask = check_image(16, 16)
-    model(image, mask)
+    model(*check_inputs(16, 16, generator.guided))
     return model
 
 
-def input_signature(height=None, width=None):
-    """`tf.TensorSpec`s of the serving function's `image` (B, H, W, 3) and `mask` (B, H, W, C):
-    B, H, W any or, with a size, (1, height, width); C any (1 to 4)."""
+def input_signature(height=None, width=None, guided=False):
+    """`tf.TensorSpec`s of the serving function's `image` (B, H, W, 3), `mask` (B, H, W, C) and,
+    for a guided generator, `edge` (B, H, W, C): B, H, W any or, with a size, (1, height, width);
+    C any (1 to 4)."""
     import tensorflow as tf
     batch = None if height is None else 1
-    return [tf.TensorSpec([batch, height, width, 3], tf.uint8, name='image'),
-            tf.TensorSpec([batch, height, width, None], tf.uint8, name='mask')]
+    names = ('mask', 'edge') if guided else ('mask',)
+    return [tf.TensorSpec([batch, height, width, 3], tf.uint8, name='image')] + [
+        tf.TensorSpec([batch, height, width, None], tf.uint8, name=name) for name in names]
 
 
 def export_saved_model(generator, path, height=None, width=None):
     """Writes a SavedModel whose `serving_default` (and `serve`) signature is the serving function.
 
-    Load with `tf.saved_model.load(path).signatures['serving_default'](image=..., mask=...)`.
+    Load with `tf.saved_model.load(path).signatures['serving_default'](image=..., mask=...)`
+    (and `edge=...` for a guided generator).
     """
     from keras.export import ExportArchive
 
     model = serving_model(generator)
     archive = ExportArchive()
     archive.track(model)
-    archive.add_endpoint('serve', model.call, input_signature=input_signature(height, width))
+    archive.add_endpoint('serve', model.call,
+                         input_signature=input_signature(height, width, generator.guided))
     archive.write_out(path, verbose=False)
     return model
 
@@ -86,7 +91,8 @@ def export_onnx(generator, path, height=None, width=None, opset=17):
     model = serving_model(generator)
     with _collect_logs('tf2onnx') as messages, _quiet_stdout(), warnings.catch_warnings():
         warnings.simplefilter('ignore', FutureWarning)  # Keras' numpy-2 patch of tf2onnx
-        model.export(path, format='onnx', input_signature=input_signature(height, width),
+        model.export(path, format='onnx',
+                     input_signature=input_signature(height, width, generator.guided),
                      opset_version=opset, verbose=False)
     return model, _onnx_blockers(messages)
 
@@ -106,7 +112,7 @@ def export_tflite(generator, path, height, width):
         archive = ExportArchive()
         archive.track(model)
         archive.add_endpoint('serve', model.call,
-                             input_signature=input_signature(height, width))
+                             input_signature=input_signature(height, width, generator.guided))
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -122,45 +128,58 @@ def export_tflite(generator, path, height, width):
     return model
 
 
-def run_saved_model(path, image, mask):
-    """Runs an exported SavedModel's `serving_default`; returns (inpainted, x_stage2) as NumPy."""
+def _named(image, mask, edge):
+    """The serving function's inputs by name (`edge` for a guided export only)."""
+    return {'image': image, 'mask': mask, **({} if edge is None else {'edge': edge})}
+
+
+def run_saved_model(path, image, mask, edge=None):
+    """Runs an exported SavedModel's `serving_default` (`edge`: a guided export's); returns
+    (inpainted, x_stage2) as NumPy."""
     import tensorflow as tf
-    outputs = tf.saved_model.load(path).signatures['serving_default'](
-        image=tf.constant(image), mask=tf.constant(mask))
+    inputs = {name: tf.constant(value) for name, value in _named(image, mask, edge).items()}
+    outputs = tf.saved_model.load(path).signatures['serving_default'](**inputs)
     return outputs['inpainted'].numpy(), outputs['x_stage2'].numpy()
 
 
-def run_onnx(path, image, mask):
-    """Runs an exported ONNX file with ONNX Runtime on CPU; returns (inpainted, x_stage2)."""
+def run_onnx(path, image, mask, edge=None):
+    """Runs an exported ONNX file with ONNX Runtime on CPU (`edge`: a guided export's); returns
+    (inpainted, x_stage2)."""
     import onnxruntime
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     names = [output.name for output in session.get_outputs()]
-    outputs = dict(zip(names, session.run(None, {'image': image, 'mask': mask})))
+    outputs = dict(zip(names, session.run(None, _named(image, mask, edge))))
     return _pick(outputs, 'inpainted'), _pick(outputs, 'x_stage2')
 
 
-def run_tflite(path, image, mask):
-    """Runs an exported TFLite file with TensorFlow's interpreter; returns (inpainted, x_stage2)."""
+def run_tflite(path, image, mask, edge=None):
+    """Runs an exported TFLite file with TensorFlow's interpreter (`edge`: a guided export's);
+    returns (inpainted, x_stage2)."""
     import tensorflow as tf
     with warnings.catch_warnings(), stderr_to_devnull():  # deprecation, XNNPACK notice
         warnings.simplefilter('ignore', UserWarning)
         runner = tf.lite.Interpreter(model_path=path).get_signature_runner('serving_default')
-        outputs = runner(image=image, mask=mask)
+        outputs = runner(**_named(image, mask, edge))
     return outputs['inpainted'], outputs['x_stage2']
 
 
 RUNNERS = {'saved_model': run_saved_model, 'onnx': run_onnx, 'tflite': run_tflite}
 
 
-def check_image(height=None, width=None):
-    """A deterministic test image and mask (a box hole): uint8 (1, H, W, 3), (1, H, W, 1)."""
+def check_inputs(height=None, width=None, guided=False):
+    """A deterministic test image and mask (a box hole), and for a guided generator an edge
+    image (a cross of lines through the hole): uint8 (1, H, W, 3), (1, H, W, 1) [, (1, H, W, 1)]."""
     height, width = height or 61, width or 77  # not multiples of 8: the padding is exercised
     y, x = np.mgrid[:height, :width]
     image = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
                       (x * y) % 256], axis=-1).astype(np.uint8)
     mask = np.zeros((height, width, 1), np.uint8)
     mask[height // 4:height // 2, width // 3:2 * width // 3] = 255
-    return image[None], mask[None]
+    if not guided:
+        return image[None], mask[None]
+    edge = np.zeros((height, width, 1), np.uint8)
+    edge[3 * height // 8, :] = edge[:, width // 2] = 255
+    return image[None], mask[None], edge[None]
 
 
 def check_request(fmt, height, width):
@@ -258,7 +277,7 @@ def recognised_artifact(path):
 
 
 def export(generator, fmt, path, height=None, width=None, overwrite=False, protected=()):
-    """Exports, then runs the artifact and the Keras model on `check_image`.
+    """Exports, then runs the artifact and the Keras model on `check_inputs`.
 
     `check_target` decides first whether `path` may be written (an existing earlier export of the
     same format only with `overwrite`). The artifact is written beside `path` under a temporary
@@ -280,14 +299,14 @@ def export(generator, fmt, path, height=None, width=None, overwrite=False, prote
             model, unsupported = export_onnx(generator, partial, height, width)
         else:
             model = export_tflite(generator, partial, height, width)
-        image, mask = check_image(height, width)
+        inputs = check_inputs(height, width, generator.guided)
         try:
-            got_image, got_x2 = RUNNERS[fmt](partial, image, mask)
+            got_image, got_x2 = RUNNERS[fmt](partial, *inputs)
         except Exception as error:
             cause = (f'tf2onnx could not convert {", ".join(unsupported)}' if unsupported
                      else f'{type(error).__name__}: {str(error).splitlines()[0]}')
             raise ExportError(f'{fmt} export of this model does not run ({cause})') from error
-        want = model(image, mask)
+        want = model(*inputs)
         diff = float(np.max(np.abs(got_x2 - np.asarray(want['x_stage2']))))
         changed = int(np.sum(got_image != np.asarray(want['inpainted'])))
     return diff, changed

@@ -224,22 +224,29 @@ def mask_scale(top, dtype):
 EDGE_THRESHOLD = 0.6  # the original's inpaint.yml `edge_threshold`
 
 
+EDGE_SCALE = np.float32(1 / 255)  # the original graph's `x / 255.`, as TensorFlow runs it
+
+
 def above_edge_threshold(value, threshold=EDGE_THRESHOLD):
     """The original's edge test, `value / 255 > threshold`, with the arithmetic of its graph.
 
-    TensorFlow computes `x / 255.` there as `x * float32(1 / 255)` (as `inference.to_network`'s
-    `/ 127.5`); on the values 0..255 that differs from a true division at some thresholds (0.2:
-    51 is a line by the product, not by the quotient), and this function gives the product's
-    answer for every value and threshold.
+    TensorFlow computes `x / 255.` there as `x * float32(1 / 255)` (`EDGE_SCALE`, as
+    `inference.to_network`'s `/ 127.5`); on the values 0..255 that differs from a true division at
+    some thresholds (0.2: 51 is a line by the product, not by the quotient), and this function
+    gives the product's answer for every value and threshold. Operators only, so it serves NumPy
+    arrays and backend tensors alike (training's batches, the serving model's twin).
 
     Args:
-        value: array of 0..255 values (any shape, any real dtype), e.g. OpenCV's channel 0 of an
-            edge image, or a training batch's.
+        value: 0..255 values, any shape: a NumPy array of any real dtype (computed in float32),
+            e.g. OpenCV's channel 0 of an edge image, or a float32 backend tensor, e.g. a
+            training batch's.
         threshold: `edge_threshold`.
     Returns:
-        bool array of `value`'s shape, True on an edge line.
+        bool array or tensor of `value`'s shape, True on an edge line.
     """
-    return np.asarray(value, np.float32) * np.float32(1 / 255) > np.float32(threshold)
+    if isinstance(value, (np.ndarray, np.generic, int, float, list, tuple)):
+        value = np.asarray(value, np.float32)
+    return value * EDGE_SCALE > np.float32(threshold)
 
 
 def edge_lines(edge, threshold=EDGE_THRESHOLD, name='edge'):

@@ -1,12 +1,13 @@
 """inpaint/serving.py: each graph twin against the library's NumPy rule on every case the rule
 distinguishes, and the serving model against `Inpainter(restrict=False)`, on any backend (the
-golden generator, width 8; images of 37x45 px). The exported artifacts are checked in test_export.py."""
+golden generators, width 8, unguided and guided; images of 37x45 px). The exported artifacts are
+checked in test_export.py."""
 import numpy as np
 import pytest
 from keras import ops
 
 from inpaint import serving
-from inpaint.imageio import mask_holes
+from inpaint.imageio import edge_lines, mask_holes
 from inpaint.inference import Inpainter, grey_if_grey, padded_size
 
 HEIGHT, WIDTH = 37, 45
@@ -92,3 +93,49 @@ def test_serving_model_is_the_library_on_the_whole_network(golden_models):
         diff = np.abs(result.astype(int) - want)
         assert diff.max() <= 1 and np.count_nonzero(diff) <= 3, (diff.max(), np.count_nonzero(diff))
         assert np.array_equal(result[~mask_holes(mask)], image[~mask_holes(mask)])
+
+
+def edges_of_every_kind():
+    """uint8 (H, W, C) edge images: the mask encodings (each case of the shared `_ink` rule) and
+    ramps over every value 0..255, in grey and as a painted alpha (the threshold's boundary)."""
+    ramp = (np.arange(HEIGHT * WIDTH) % 256).astype(np.uint8).reshape(HEIGHT, WIDTH)
+    kinds = dict(masks_of_every_kind())
+    kinds['grey ramp'] = ramp[..., None]
+    kinds['alpha ramp on black'] = np.stack([np.zeros_like(ramp)] * 3 + [ramp], -1)
+    return kinds
+
+
+@pytest.mark.parametrize('threshold', [0.6, 0.2])
+def test_edge_lines_twin_follows_the_one_rule(threshold):
+    """Every kind, at the original's threshold and at 0.2 (where 51 is a line by the graph's
+    product `x * float32(1/255)`, not by a true division)."""
+    for kind, edge in edges_of_every_kind().items():
+        got = ops.convert_to_numpy(serving.edge_lines(edge[None], threshold))
+        assert got.shape == (1, HEIGHT, WIDTH, 1), kind
+        np.testing.assert_array_equal(got[0, ..., 0] == 1, edge_lines(edge, threshold), err_msg=kind)
+
+
+def test_guided_serving_model_is_the_library_with_each_images_edge(guided_models, golden_models):
+    """Each image with its own mask and edge (lines across the hole, painted or grey; one with
+    none): the inpainted output is Inpainter's, and the lines change it."""
+    rng = np.random.default_rng(3)
+    masks = masks_of_every_kind()
+    images = rng.integers(0, 256, (3, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    batch_masks = np.stack([masks['0/1'], masks['0/255, JPEG noise'], masks['0/1']])
+    lines = np.zeros((HEIGHT, WIDTH), bool)
+    lines[5:25, 20] = lines[14, 8:40] = True  # a cross over the hole (rows 9-19, columns 12-29)
+    painted = np.zeros((HEIGHT, WIDTH, 4), np.uint8)
+    painted[lines, 3] = 255
+    grey = np.repeat((lines * np.uint8(255))[..., None], 4, axis=-1)
+    grey[..., 3] = 255  # an opaque alpha says nothing: the colour counts
+    edges = np.stack([painted, grey, np.zeros_like(painted)])
+    generator = guided_models[0]
+    got = ops.convert_to_numpy(serving.ServingModel(generator)(images, batch_masks, edges)['inpainted'])
+    library = Inpainter(generator, restrict=False)
+    for image, mask, edge, result in zip(images, batch_masks, edges, got):
+        want = library.inpaint(image, mask, edge)
+        diff = np.abs(result.astype(int) - want)
+        assert diff.max() <= 1 and np.count_nonzero(diff) <= 3, (diff.max(), np.count_nonzero(diff))
+    assert not np.array_equal(got[0], library.inpaint(images[0], batch_masks[0]))
+    with pytest.raises(ValueError, match='not guided'):
+        serving.ServingModel(golden_models[0])(images, batch_masks, edges)

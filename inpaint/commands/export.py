@@ -7,7 +7,8 @@
         deepfill.tflite
 
 The same command is `deepfill-export` (installed). Every format holds the same end-to-end
-function: uint8 RGB image and mask in, uint8 RGB inpainted image (and the network's x_stage2) out;
+function: uint8 RGB image and mask in (and the edge image, for an edge-guided model), uint8 RGB
+inpainted image (and the network's x_stage2) out;
 see `inpaint/export_formats.py` for the inputs, outputs and what each format needs. Without
 `--height/--width`, any size and batch; with them, a fixed (1, H, W) (TFLite needs it). After
 writing, the artifact is run on a test image next to the Keras model and the largest difference
