@@ -25,7 +25,8 @@ Differences from the original, on purpose:
   training and inference see the same pixels; `cv2.imread` would truncate `>> 8`.
 
 The guided mode (`edges=True`) reads `<name>_edge.jpg` beside each image (`imageio.edge_path`),
-as the original's `train.py` does, decodes it as the image and crops or resizes it with the same
+as the original's `train.py` does (a folder source leaves those files out of the images:
+`training_images`), decodes it as the image and crops or resizes it with the same
 offsets (as neuralgym's `DataFromFNames` crops a tuple of files). An image whose edge file is
 missing, unreadable or of another size is skipped and counted like an unreadable image.
 """
@@ -69,6 +70,27 @@ def decode_bgr(path):
     # in cv2.imread; ANYDEPTH keeps 16 bits for imageio's scaling.
     array = imageio._read(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)  # pylint: disable=protected-access
     return imageio.to_bgr_uint8(array, path)  # a no-op on 8-bit files
+
+
+def training_images(source):
+    """The images of a training or validation source (a file list or a folder,
+    `imageio.list_images`); a folder's edge images (`*_edge.jpg`, `imageio.is_edge_image`: the
+    guided mode's, e.g. from scripts/make_edges.py) are left out, never trained on as photos.
+
+    Raises:
+        InputError: the source is missing or holds no images (edge images aside).
+    """
+    paths = list_images(source)
+    if not os.path.isdir(source):
+        return paths
+    photos = [path for path in paths if not imageio.is_edge_image(path)]
+    if not photos:
+        raise InputError(f'{source}: holds only edge images (*_edge.jpg); give the folder of the '
+                         f'photos they were made from')
+    if len(photos) < len(paths):
+        logging.info('%s: %d edge images (*_edge.jpg) left out of the training images', source,
+                     len(paths) - len(photos))
+    return photos
 
 
 def crop_or_resize(image, img_shape, random_crop, rng=None):
@@ -345,7 +367,7 @@ class _Loader:
         None if a file is unreadable."""
         path = self.paths[position]
         try:
-            arrays, failure = _decode(path, self.edges), None
+            arrays, failure = decode_element(path, self.edges), None
         except _DECODE_ERRORS as error:
             arrays, failure = None, error
         if failure is not None:  # recorded outside `except`, so a raise here is not chained
@@ -359,7 +381,7 @@ class _Loader:
         return arrays
 
 
-def _decode(path, edges=False):
+def decode_element(path, edges=False):
     """(image,) or, with `edges`, (image, its `<name>_edge.jpg`), BGR uint8 (H, W, 3) each.
 
     Raises:
@@ -417,7 +439,7 @@ def _check_some_readable(paths, edges=False):
     first_error = None
     for path in paths:
         try:
-            _decode(path, edges)
+            decode_element(path, edges)
             return
         except _DECODE_ERRORS as error:
             first_error = first_error or error

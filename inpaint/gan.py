@@ -12,12 +12,18 @@ each on its own batch and its own mask, both with the same Adam optimizer. Per s
     D step: hinge d_loss (or WGAN + gp_lambda * gradient penalty); G gets no gradient
     G step: gan_loss_alpha * g_loss + l1_loss_alpha * (mean|x - x1| + mean|x - x2|)
 
+Guided (`guided: True`, the original's sketch mode): each image comes with its edge image, whose
+lines (`channel 0 / 255 > edge_threshold`) travel as a fourth channel of the batch (`step_batch`);
+the step keeps those inside the hole, `edge = lines * mask` (`generator.hole_edges`), which is the
+generator's edge input and the discriminator's last condition channel (`discriminator.condition`:
+x ++ mask ++ edge, both tiled to [x; complete]), as the original's `build_graph_with_losses`.
+
 The step logic (`GAN.step_losses`) is written once in `keras.ops`; taking its gradients and
 compiling the two updates is the backend's (`inpaint.backends.compile_steps`, which receives the
 variables, the optimizer and `step_losses`, not this object). The backends split a batch along
-its first axis only and pass it through whole, so inputs with more channels (an edge map beside
-the image, for a guided mode) need only `step_losses` and `_check_inputs` to know them (and `discriminate` to pass the edge
-to `discriminator.condition`).
+its first axis only and pass it through whole, so the guided batch's fourth channel needs only
+`step_batch`, `network_inputs` and `_check_inputs` to know it: the same steps, compiled the same
+way, train both modes.
 
 Masks: a step takes M masks for a batch of B images, M dividing B; mask i covers the B/M
 consecutive images from i * B/M on. M = 1 is the original's one mask per batch, M = B one mask per
@@ -32,7 +38,8 @@ from inpaint import backends
 from inpaint import losses
 from inpaint import masks as masks_lib
 from inpaint.discriminator import build_discriminator
-from inpaint.generator import build_generator, composite
+from inpaint.generator import build_generator, composite, hole_edges
+from inpaint.imageio import above_edge_threshold
 from inpaint.pixels import to_network
 
 ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's default (Keras' default is 1e-7)
@@ -43,12 +50,32 @@ def build_networks(config):
     the 'mixed_bfloat16' policy (float32 weights, bfloat16 compute; attention pinned to float32).
 
     Returns:
-        (generator, discriminator): the discriminator takes 4 channels when gan_with_mask, else 3.
+        (generator, discriminator): edge-guided when config.guided; the discriminator takes 3
+        channels, + 1 when gan_with_mask, + 1 guided.
     """
     dtype = 'mixed_bfloat16' if config.mixed_precision else None
-    return (build_generator(config.cnum_generator, dtype=dtype),
-            build_discriminator(config.cnum_discriminator, 4 if config.gan_with_mask else 3,
-                                dtype=dtype))
+    channels = 3 + bool(config.gan_with_mask) + bool(config.guided)
+    return (build_generator(config.cnum_generator, config.guided, dtype=dtype),
+            build_discriminator(config.cnum_discriminator, channels, config.guided, dtype=dtype))
+
+
+def step_batch(element, config):
+    """A data element -> the steps' batch: in the guided mode the edge lines join the images.
+
+    Args:
+        element: what `data.make_dataset(..., edges=config.guided)` yields: float32 BGR 0..255
+            images (B, H, W, 3), or guided the pair (images, edge images (B, H, W, 3)).
+        config: a `Config` (guided, edge_threshold).
+    Returns:
+        float32 (B, H, W, 3) BGR 0..255, or guided (B, H, W, 4): the images and the lines, 0 or 1,
+        of the edge images' channel 0 (`imageio.above_edge_threshold`: the original's
+        `edge[..., 0:1] / 255. > edge_threshold`).
+    """
+    if not config.guided:
+        return np.asarray(element, np.float32)
+    images, edges = element
+    lines = above_edge_threshold(np.asarray(edges)[..., :1], config.edge_threshold)
+    return np.concatenate([np.asarray(images, np.float32), lines.astype(np.float32)], axis=-1)
 
 
 def training_masks(config, count, rng):
@@ -128,44 +155,54 @@ class GAN:
 
     # --- the networks as training uses them (keras.ops) ---------------------------------------
 
-    def inpaint(self, x, mask):
+    def network_inputs(self, batch):
+        """A steps' batch (`step_batch`; NumPy or tensors) -> (x BGR in [-1, 1] (B, H, W, 3), the
+        edge lines (B, H, W, 1), 0/1, guided; else None)."""
+        return to_network(batch[..., :3]), (batch[..., 3:] if self.config.guided else None)
+
+    def inpaint(self, x, mask, edge=None):
         """Runs the generator as training does.
 
         Args:
             x: (B, H, W, 3) BGR in [-1, 1].
             mask: (1 or B, H, W, 1), 1 = hole.
+            edge: guided: (B, H, W, 1), the hole's edge lines; else None.
         Returns:
             dict: x1, x2 (B, H, W, 3) float32, offsets (B, H/8, W/8, 2), complete.
         """
-        x1, x2, offsets = self.generator(x, mask)  # the generator zeroes the holes of its input
+        guide = () if edge is None else (edge,)
+        x1, x2, offsets = self.generator(x, mask, *guide)  # it zeroes the holes of its input
         x1, x2 = ops.cast(x1, 'float32'), ops.cast(x2, 'float32')  # losses in float32
         return {'x1': x1, 'x2': x2, 'offsets': offsets, 'complete': composite(x, x2, mask)}
 
-    def discriminate(self, x, complete, mask):
+    def discriminate(self, x, complete, mask, edge=None):
         """One discriminator call on [real; complete] (updates the spectral-norm `u` once).
 
         Args:
             x, complete: (B, H, W, 3) in [-1, 1]; mask: (1 or B, H, W, 1).
+            edge: guided: (B, H, W, 1), the hole's edge lines; else None.
         Returns:
             (pos, neg): float32 scores (B, N) of the real and the completed images.
         """
-        # (2B, H, W, 3 + 1 with gan_with_mask): the mask tiled to both halves, as the original.
-        both = self.discriminator.condition(ops.concatenate([x, complete], 0), mask)
+        # (2B, H, W, 3 + 1 with gan_with_mask + 1 guided): the mask and the edge tiled to both
+        # halves, as the original.
+        both = self.discriminator.condition(ops.concatenate([x, complete], 0), mask, edge)
         pos, neg = ops.split(ops.cast(self.discriminator(both), 'float32'), 2)
         return pos, neg
 
-    def discriminator_losses(self, x, complete, mask):
+    def discriminator_losses(self, x, complete, mask, edge=None):
         """The discriminator's loss terms on a batch whose completion is given.
 
         Args:
             x: (B, H, W, 3) real images in [-1, 1].
             complete: (B, H, W, 3) completed images (hold no gradient path to the generator).
             mask: (1 or B, H, W, 1).
+            edge: guided: (B, H, W, 1), the hole's edge lines; else None.
         Returns:
             dict of scalars with `d_loss` (the loss to minimize) and its terms: `hinge_pos`,
             `hinge_neg` (sngan) or `wgan_d_loss`, `gp_loss` (wgan_gp).
         """
-        pos, neg = self.discriminate(x, complete, mask)
+        pos, neg = self.discriminate(x, complete, mask, edge)
         if self.config.gan == 'sngan':
             terms = losses.hinge_losses(pos, neg)
             return {'d_loss': terms['d_loss'], 'hinge_pos': terms['hinge_pos'],
@@ -174,23 +211,24 @@ class GAN:
         interpolates = losses.random_interpolates(x, complete, seed=self.seed_generator)
         # A second discriminator call (on the interpolates): `u` takes a second power step here.
         penalty = losses.gradient_penalty(
-            lambda images: ops.cast(self.discriminator(self.discriminator.condition(images, mask)),
-                                    'float32'),
+            lambda images: ops.cast(self.discriminator(
+                self.discriminator.condition(images, mask, edge)), 'float32'),
             interpolates)
         gp_loss = self.config.gp_lambda * penalty
         return {'d_loss': terms['d_loss'] + gp_loss, 'wgan_d_loss': terms['d_loss'], 'gp_loss': gp_loss}
 
-    def generator_losses(self, x, mask):
+    def generator_losses(self, x, mask, edge=None):
         """The generator's loss: generator forward, one discriminator call, reconstruction.
 
         Args:
             x: (B, H, W, 3) real images in [-1, 1]; mask: (1 or B, H, W, 1).
+            edge: guided: (B, H, W, 1), the hole's edge lines; else None.
         Returns:
             dict of scalars: `g_loss` (total: gan_loss_alpha * g_gan_loss + ae_loss if ae_loss),
             `g_gan_loss` (adversarial, unweighted) and `ae_loss` (reported even when not used).
         """
-        out = self.inpaint(x, mask)
-        _, neg = self.discriminate(x, out['complete'], mask)
+        out = self.inpaint(x, mask, edge)
+        _, neg = self.discriminate(x, out['complete'], mask, edge)
         gan_loss = -ops.mean(neg)  # hinge and WGAN agree on the generator's loss
         ae_loss = losses.reconstruction_loss(x, out['x1'], out['x2'], self.config.l1_loss_alpha)
         total = losses.generator_total(gan_loss, ae_loss, self.config.gan_loss_alpha, self.config.ae_loss)
@@ -202,18 +240,19 @@ class GAN:
 
         Args:
             which: 'd' or 'g'.
-            batch: (B, H, W, 3) BGR 0..255.
+            batch: (B, H, W, 3) BGR 0..255, guided (B, H, W, 4) with the edge lines (`step_batch`).
             mask: (M, H, W, 1), M = 1 or dividing B (see the module docstring).
         Returns:
             dict of scalar tensors (`discriminator_losses` or `generator_losses`).
         """
-        x = to_network(batch)
+        x, lines = self.network_inputs(batch)
         mask = masks_per_image(mask, batch.shape[0])
+        edge = None if lines is None else hole_edges(lines, mask)  # (B, H, W, 1): G's and D's
         if which == 'd':
             # The completion is cut from the graph: the D step cannot reach the generator.
-            complete = ops.stop_gradient(self.inpaint(x, mask)['complete'])
-            return self.discriminator_losses(x, complete, mask)
-        return self.generator_losses(x, mask)
+            complete = ops.stop_gradient(self.inpaint(x, mask, edge)['complete'])
+            return self.discriminator_losses(x, complete, mask, edge)
+        return self.generator_losses(x, mask, edge)
 
     # --- steps ---------------------------------------------------------------------------------
 
@@ -221,11 +260,12 @@ class GAN:
         batch = np.asarray(batch, np.float32)
         mask = np.asarray(mask, np.float32)
         size, devices = batch.shape[0], self.distribution.local_replicas
-        if (batch.ndim != 4 or batch.shape[3] != 3 or size % devices
+        channels = 3 + bool(self.config.guided)  # guided: the edge lines (`step_batch`)
+        if (batch.ndim != 4 or batch.shape[3] != channels or size % devices
                 or mask.ndim != 4 or size % mask.shape[0] or (mask.shape[0] != 1 and mask.shape[0] % devices)
                 or mask.shape[1:] != batch.shape[1:3] + (1,)):
-            raise ValueError(f'expected a batch (B, H, W, 3) with B a multiple of {devices} (the '
-                             f'devices of this process) and masks (M, H, W, 1) with M = 1 or a '
+            raise ValueError(f'expected a batch (B, H, W, {channels}) with B a multiple of {devices} '
+                             f'(the devices of this process) and masks (M, H, W, 1) with M = 1 or a '
                              f'multiple of {devices} dividing B, got {batch.shape} and {mask.shape}')
         return batch, mask
 
@@ -234,7 +274,8 @@ class GAN:
 
         Args:
             batch: (B, H, W, 3) BGR float32 0..255, this process's images (B = batch_size x its
-                devices in training), as `data.make_dataset` yields.
+                devices in training), as `data.make_dataset` yields; guided (B, H, W, 4) with
+                the edge lines (`step_batch`).
             mask: (M, H, W, 1) float32, 1 = hole, M = 1 (one mask for every image of every
                 device) or a multiple of this process's devices dividing B (module docstring).
         Returns:

@@ -495,6 +495,12 @@ def edge_path(image_path):
     return os.path.splitext(image_path)[0] + '_edge.jpg'
 
 
+def is_edge_image(path):
+    """Whether `path` is named as an edge image beside a training image (`edge_path`):
+    `photo_edge.jpg`."""
+    return os.path.basename(path).endswith('_edge.jpg')
+
+
 def stem(path):
     """The file name without folder and extension: `a/photo.jpg` -> `photo`."""
     return os.path.splitext(os.path.basename(path))[0]

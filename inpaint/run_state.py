@@ -5,7 +5,7 @@ A run starts from one of three places, checked in this order:
   step, both networks, the spectral-norm `u` and Adam's state), after checking that every tensor
   has this config's shape;
 - `config.model_restore`: fine-tune from a release, a weights folder or another run (weights only,
-  the step starts at 0), after checking the widths;
+  the step starts at 0), after checking the widths and the mode (`guided`);
 - otherwise random weights (seeded when `random_seed`).
 
 The file format of the checkpoints is `inpaint.training_state` (which `inpaint.checkpoint` reads
@@ -87,7 +87,7 @@ class RunState:
         if sorted(state.model) != sorted(table):
             problem = 'its tensors differ from this model\'s'
         elif any(tuple(state.model[n].shape) != tuple(v.shape) for n, v in table.items()):
-            problem = 'a tensor has another shape (other widths?)'
+            problem = 'a tensor has another shape (other widths, or the other guided mode?)'
         elif len(state.optimizer) != len(variables) or any(
                 tuple(a.shape) != tuple(v.shape) for a, v in zip(state.optimizer, variables)):
             problem = 'its optimizer state differs from this one\'s'
@@ -105,6 +105,11 @@ class RunState:
         """Copies a release's (or a run's) generator and discriminator weights into the networks."""
         generator, discriminator, report = load_models(path)
         config, gan = self.config, self.gan
+        if report.guided != config.guided:
+            mode = 'edge-guided' if report.guided else 'not edge-guided'
+            raise CheckpointError(
+                f'{report.prefix}: it is {mode} but the config has guided: {config.guided}; set '
+                f'guided: {report.guided}, or fine-tune from a checkpoint of the same mode')
         if report.generator_cnum != config.cnum_generator:
             raise CheckpointError(
                 f'{report.prefix}: its generator width is {report.generator_cnum} but the config has '

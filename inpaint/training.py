@@ -22,6 +22,11 @@ Deliberate differences from the original (each also noted where it happens):
   height // 2, left = width // 2, size height x width) without the random shrink and without the
   random brush strokes the original's `build_infer_graph` adds on every evaluation, so a view
   shows the same hole at every step and the pictures are comparable over time.
+- Guided (`guided: True`): the static views' and held-out images take their `<name>_edge.jpg`
+  too (as the original's `val_fnames` pairs), the previews show the hole's lines over the
+  incomplete image (its `batch_incomplete + edge`), and a folder source leaves its edge images
+  out (`data.training_images`). The loop is the same: the edge lines are a fourth channel of the
+  batch (`gan.step_batch`).
 - The input pipeline's position is not checkpointed: a resumed run re-seeds the data order, the
   masks and the WGAN-GP interpolation weights from (seed, step) when `random_seed`, so it is
   reproducible without replaying the steps already done (and it continues exactly as the same
@@ -47,8 +52,8 @@ from inpaint import data as data_lib
 from inpaint import training_state
 from inpaint.config import ConfigError, save_config
 from inpaint.flow import offset_flow, resize_bilinear
-from inpaint.gan import masks_per_image, training_masks
-from inpaint.generator import composite
+from inpaint.gan import masks_per_image, step_batch, training_masks
+from inpaint.generator import composite, hole_edges
 from inpaint.interrupt import StopRequest
 from inpaint.pixels import to_network
 from inpaint.run_state import CONFIG_FILE, RunState
@@ -74,22 +79,28 @@ class TrainingInterrupted(RuntimeError):
 # --- held-out and validation images --------------------------------------------------------------
 
 def validation_images(config, count):
-    """The first `count` validation images, centre-cropped (or resized) as training sees them.
+    """The first `count` validation images, centre-cropped (or resized) as training sees them;
+    guided with their edge images (`data.decode_element`), as the steps take them.
 
     Returns:
-        float32 (N, H, W, 3) BGR 0..255, or None when the list is empty.
+        `gan.step_batch` of them: float32 (N, H, W, 3) BGR 0..255 (guided (N, H, W, 4) with the
+        edge lines), or None when the list is empty.
     """
-    paths = data_lib.list_images(config.val_flist)[:count]
-    images = [data_lib.center_crop_or_resize(data_lib.decode_bgr(path), config.img_shapes[:2],
-                                             config.random_crop) for path in paths]
-    return np.stack(images).astype(np.float32) if images else None
+    paths = data_lib.training_images(config.val_flist)[:count]
+    if not paths:
+        return None
+    elements = [[data_lib.center_crop_or_resize(array, config.img_shapes[:2], config.random_crop)
+                 for array in data_lib.decode_element(path, config.guided)] for path in paths]
+    parts = [np.stack(part).astype(np.float32) for part in zip(*elements)]  # images (, edges)
+    return step_batch(tuple(parts) if config.guided else parts[0], config)
 
 
 def heldout_set(config):
     """The held-out images (`heldout_images` validation images) and one fixed training mask each.
 
     Returns:
-        (images (N, H, W, 3) BGR 0..255, masks (N, H, W, 1)), float32.
+        (images (N, H, W, 3) BGR 0..255, guided (N, H, W, 4) with the edge lines; masks
+        (N, H, W, 1)), float32.
     """
     images = validation_images(config, config.heldout_images)
     return images, training_masks(config, len(images), np.random.default_rng(HELDOUT_SEED))
@@ -107,10 +118,9 @@ def heldout_l1(gan, heldout):
     images, masks = heldout
     total, count = 0.0, 0.0
     for start in range(0, len(images), HELDOUT_BATCH):
-        x = to_network(images[start:start + HELDOUT_BATCH])
         mask = masks[start:start + HELDOUT_BATCH]
-        _, x2, _ = gan.infer(x, mask)
-        total += float((np.abs(x2.astype(np.float32) - x) * mask).sum()) / 2.0  # [-1,1] -> [0,1]
+        x, _, x2, _ = generate(gan, images[start:start + HELDOUT_BATCH], mask)
+        total += float((np.abs(x2 - x) * mask).sum()) / 2.0  # [-1,1] -> [0,1]
         count += float(mask.sum()) * 3
     return total / max(count, 1.0)
 
@@ -145,17 +155,36 @@ def to_summary_images(x, incomplete, complete, flow):
     return np.clip((grid[..., ::-1] + 1.0) / 2.0, 0.0, 1.0)
 
 
-def preview(gan, batch, mask):
-    """raw | incomplete | complete | flow of a batch (B, H, 4W, 3) RGB in [0, 1], as logged.
+def generate(gan, batch, mask):
+    """The generator (`gan.infer`) on a steps' batch, with the hole's edge lines when guided.
 
     Args:
-        gan: the `GAN`; batch: (B, H, W, 3) BGR 0..255; mask: (1 or B, H, W, 1).
+        gan: the `GAN`; batch: (B, H, W, 3) BGR 0..255, guided (B, H, W, 4) (`gan.step_batch`);
+        mask: (1 or B, H, W, 1).
+    Returns:
+        (x (B, H, W, 3) in [-1, 1], the hole's edge lines (B, H, W, 1) or None, x2 float32,
+        offsets), NumPy.
     """
-    x = to_network(np.asarray(batch, np.float32))
+    x, lines = gan.network_inputs(np.asarray(batch, np.float32))
     mask = np.asarray(mask, np.float32)
-    _, x2, offsets = gan.infer(x, mask)
-    return to_summary_images(x, x * (1.0 - mask), composite(x, x2.astype(np.float32), mask),
-                             offset_flow(offsets))
+    edge = () if lines is None else (hole_edges(lines, mask),)
+    _, x2, offsets = gan.infer(x, mask, *edge)
+    return x, (edge[0] if edge else None), x2.astype(np.float32), offsets
+
+
+def preview(gan, batch, mask):
+    """raw | incomplete | complete | flow of a batch (B, H, 4W, 3) RGB in [0, 1], as logged;
+    guided, the hole's edge lines are drawn (white) on the incomplete image, as the original's
+    `batch_incomplete + edge`.
+
+    Args:
+        gan: the `GAN`; batch: (B, H, W, 3) BGR 0..255, guided (B, H, W, 4) (`gan.step_batch`);
+        mask: (1 or B, H, W, 1).
+    """
+    mask = np.asarray(mask, np.float32)
+    x, edge, x2, offsets = generate(gan, batch, mask)
+    incomplete = x * (1.0 - mask) + (0.0 if edge is None else edge)
+    return to_summary_images(x, incomplete, composite(x, x2, mask), offset_flow(offsets))
 
 
 def _write_images(writer, tag, images, step):
@@ -243,10 +272,10 @@ def train(config, max_iters=None, run=None, coordinator=None, num_processes=None
 
     # --- data
     dataset = data_lib.make_dataset(
-        data_lib.list_images(c.train_flist), c.img_shapes[:2], c.random_crop,
+        data_lib.training_images(c.train_flist), c.img_shapes[:2], c.random_crop,
         c.batch_size * distribution.local_replicas, shuffle=True, seed=_seed(run, start, 0),
         num_parallel_calls=c.num_parallel_calls, shuffle_buffer=c.shuffle_buffer,
-        shard=(process, distribution.process_count))
+        shard=(process, distribution.process_count), edges=c.guided)
     rng = np.random.default_rng(_seed(run, start, 1, process))  # this process's masks
     if run.seed is not None:  # the WGAN-GP interpolation weights, re-seeded as the data and masks
         state = gan.seed_generator.state
@@ -283,9 +312,9 @@ def train(config, max_iters=None, run=None, coordinator=None, num_processes=None
         with dataset, stop:
             while run.step < target and not stopping:
                 # --- step
-                d = gan.d_step(next(dataset), gan.sample_mask(rng))
+                d = gan.d_step(step_batch(next(dataset), c), gan.sample_mask(rng))
                 _check_finite(run.step + 1, 'discriminator', d, run)
-                batch, mask = next(dataset), gan.sample_mask(rng)
+                batch, mask = step_batch(next(dataset), c), gan.sample_mask(rng)
                 g = gan.g_step(batch, mask)
                 _check_finite(run.step + 1, 'generator', g, run)
                 run.step += 1

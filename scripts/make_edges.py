@@ -31,7 +31,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inpaint import files  # noqa: E402
 from inpaint.data import decode_bgr  # noqa: E402
-from inpaint.imageio import InputError, edge_path, list_images  # noqa: E402
+from inpaint.imageio import InputError, edge_path, is_edge_image, list_images  # noqa: E402
 
 # The JPEG comment (COM segment) that marks a file as this script's, right after the SOI marker.
 MARK = b'deepfill-tf2 scripts/make_edges.py'
@@ -96,7 +96,7 @@ def main(argv=None):
     except InputError as error:
         print(f'scripts/make_edges.py: error: {error}', file=sys.stderr)
         return 2
-    images = [path for path in paths if not os.path.basename(path).endswith('_edge.jpg')]
+    images = [path for path in paths if not is_edge_image(path)]
     written, kept, failed = 0, 0, []
     for path in tqdm(images, desc='edges', unit='image'):
         target = edge_path(path)

@@ -109,6 +109,24 @@ def test_list_images_folder_sorted_case_insensitive_non_recursive(tmp_path):
     assert names == ['a.jpg', 'b.PNG', 'c.JPEG', 'd.bmp', 'e.webp', 'f.TIF', 'g.tiff']
 
 
+def test_training_images_leave_a_folders_edge_images_out(tmp_path, caplog):
+    """A folder prepared for the guided mode holds `<name>_edge.jpg` beside each photo: those are
+    not training images (a list names what it names: its entries are kept)."""
+    pixel = np.zeros((2, 2, 3), np.uint8)
+    for name in ('a.jpg', 'a_edge.jpg', 'b.png', 'b_edge.jpg', 'c_edge.png'):
+        _write(tmp_path / name, pixel)
+    assert [os.path.basename(p) for p in data.training_images(str(tmp_path))] == [
+        'a.jpg', 'b.png', 'c_edge.png']  # only the original's name, `_edge.jpg`, is an edge image
+    flist = tmp_path / 'list.flist'
+    flist.write_text('a.jpg\na_edge.jpg\n')
+    assert [os.path.basename(p) for p in data.training_images(str(flist))] == ['a.jpg', 'a_edge.jpg']
+    only = tmp_path / 'only'
+    only.mkdir()
+    _write(only / 'x_edge.jpg', pixel)
+    with pytest.raises(InputError, match='holds only edge images'):
+        data.training_images(str(only))
+
+
 def test_list_images_empty_sources_raise(tmp_path):
     empty_dir = tmp_path / 'empty'
     empty_dir.mkdir()

@@ -301,14 +301,6 @@ def test_only_the_lines_inside_the_hole_count(inpainter):
         np.testing.assert_array_equal(a, to_numpy(b))  # no edge = no lines
 
 
-def test_train_command_refuses_the_mode_for_now(capsys):
-    """The trainer does not feed edges yet (issue 21, phase 2): one line, exit 2, no training."""
-    from inpaint.commands import train
-    assert train.main(['--set', 'guided=True']) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and 'guided' in err and 'set guided: False' in err
-
-
 # --- inference -------------------------------------------------------------------------------
 
 def test_an_unguided_model_refuses_an_edge(golden_models):

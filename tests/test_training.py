@@ -590,6 +590,16 @@ def test_fine_tune_width_mismatch_is_a_one_line_error(tmp_path):
         RunState(tiny_config(tmp_path, model_restore=TRAIN_WEIGHTS, gan_with_mask=False))
 
 
+def test_fine_tune_from_the_other_mode_is_a_one_line_error(tmp_path):
+    """A guided config from an unguided checkpoint (the same `if` refuses the reverse): refused by
+    name, before any weight is copied (conv1's kernels differ by the edge channel)."""
+    with pytest.raises(CheckpointError) as info:
+        RunState(tiny_config(tmp_path, model_restore=TRAIN_WEIGHTS, guided=True))
+    message = str(info.value)
+    assert '\n' not in message and message.startswith(TRAIN_WEIGHTS), message
+    assert 'it is not edge-guided but the config has guided: True; set guided: False' in message
+
+
 def test_resume_with_other_widths_is_refused(tmp_path):
     """A log_dir whose checkpoint was written with other settings: a one-line error, no load."""
     log_dir = tmp_path / 'log'

@@ -1,12 +1,16 @@
-"""Training checked against the original's own training graph (tests/data/golden_train_small).
+"""Training checked against the original's own training graph, in both modes: the fixtures
+tests/data/golden_train_small and (`guided: True`, the edge-guided mode) golden_guided_train_small.
 
-The fixture is a copy of `../shared/golden/train_small` (see its README, "train_small/"): a TF1
-training snapshot (cnum 8, seeded random weights) and two iterations of the authors'
+Each fixture is a copy of `../shared/golden/train_small` or `guided_small/train` (see its README):
+a TF1 training snapshot (cnum 8, seeded random weights) and two iterations of the authors'
 `build_graph_with_losses` with one shared `tf.train.AdamOptimizer(1e-4, 0.5, 0.999)`, gan sngan,
-gan_with_mask, 128x128, batch 2, fixed masks. An iteration is a D step on `x_d[i]` with `masks_d`,
-then a G step on `x_g[i]` with `masks_g`. The test restores the snapshot into a `RunState` as
-`model_restore` (a fine-tune start), runs the same two iterations through the public
-`GAN.d_step` / `g_step` and compares.
+gan_with_mask, 128x128, batch 2, fixed masks; guided, each batch's edge images (`edge_d`,
+`edge_g`) too. An iteration is a D step on `x_d[i]` with `masks_d`, then a G step on `x_g[i]`
+with `masks_g`. The test restores the snapshot into a `RunState` as `model_restore` (a fine-tune
+start), runs the same two iterations through the public `GAN.d_step` / `g_step` (guided: on
+`gan.step_batch((x, edge))`, the batch as training makes it) and compares. The guided run then
+trains one more iteration through `training.train` on the fixture's pictures written as files
+with their `_edge.jpg` (its steps are compiled for these shapes already).
 
 Backend-neutral on purpose (no TensorFlow calls here): run it with KERAS_BACKEND=jax as well.
 
@@ -30,12 +34,16 @@ import pytest
 
 from inpaint.checkpoint import discriminator_table, generator_table
 from inpaint.config import DEFAULT_CONFIG, load_config
+from inpaint.gan import step_batch
 from inpaint.run_state import RunState
 from conftest import SHARED
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURE = os.path.join(HERE, 'data', 'golden_train_small')
-SHARED_FIXTURE = os.path.join(SHARED, 'golden', 'train_small')
+# mode -> (the copy in tests/data, the shared original)
+FIXTURES = {'unguided': (os.path.join(HERE, 'data', 'golden_train_small'),
+                         os.path.join(SHARED, 'golden', 'train_small')),
+            'guided': (os.path.join(HERE, 'data', 'golden_guided_train_small'),
+                       os.path.join(SHARED, 'golden', 'guided_small', 'train'))}
 LOSS_ATOL = 1e-5
 UPDATE_ATOL = 1e-6
 U_RTOL = 1e-5
@@ -50,27 +58,52 @@ def golden_name(name):
     return 'after__' + name.replace('/', '__')
 
 
-@pytest.fixture(scope='module')
-def golden():
-    paths = [os.path.join(FIXTURE, name) for name in ('checkpoint_dir', 'train_golden.npz',
+@pytest.fixture(scope='module', params=sorted(FIXTURES))
+def golden(request):
+    fixture, shared = FIXTURES[request.param]
+    paths = [os.path.join(fixture, name) for name in ('checkpoint_dir', 'train_golden.npz',
                                                        'train_golden.json')]
     missing = [path for path in paths if not os.path.exists(path)]
     if missing:
         pytest.skip(f'training golden fixture missing: {missing}; copy checkpoint_dir/, '
-                    f'train_golden.npz and train_golden.json from {SHARED_FIXTURE}')
+                    f'train_golden.npz and train_golden.json from {shared}')
     with open(paths[2]) as handle:
         info = json.load(handle)
-    return {'checkpoint': paths[0], 'arrays': dict(np.load(paths[1])), 'info': info}
+    assert info.get('guided', False) == (request.param == 'guided')
+    return {'checkpoint': paths[0], 'arrays': dict(np.load(paths[1])), 'info': info,
+            'fixture': fixture, 'shared': shared, 'guided': request.param == 'guided'}
+
+
+def write_pictures(folder, arrays):
+    """The fixture's batches as files, guided with their edge images beside them as the
+    original's training reads them (`<name>_edge.jpg`, grey JPEG: its 0/255 lines come back
+    exactly through the threshold); returns the folder."""
+    import cv2
+    os.makedirs(folder)
+    for index, image in enumerate(arrays['x_d'].reshape(-1, *arrays['x_d'].shape[2:])):
+        cv2.imwrite(os.path.join(folder, f'{index}.png'), image)  # BGR, as the fixture
+    if 'edge_d' in arrays:
+        for index, edge in enumerate(arrays['edge_d'].reshape(-1, *arrays['edge_d'].shape[2:])):
+            cv2.imwrite(os.path.join(folder, f'{index}_edge.jpg'), edge[..., 0],
+                        [cv2.IMWRITE_JPEG_QUALITY, 100])
+    return folder
 
 
 @pytest.fixture(scope='module')
 def run(golden, tmp_path_factory):
-    """Restores the snapshot, runs the golden's two iterations; returns what the tests compare."""
+    """Restores the snapshot, runs the golden's two iterations; returns what the tests compare.
+
+    The config also names a folder of the fixture's pictures as its data (train and validation,
+    static views and held-out images), which the two iterations do not read: the guided loop
+    test trains on it with this run."""
     info, arrays = golden['info'], golden['arrays']
     height, width, channels = info['image']
     adam, gan = info['adam'], info['config']
+    folder = tmp_path_factory.mktemp('golden_train')
+    pictures = write_pictures(str(folder / 'pictures'), arrays)
     config = load_config(DEFAULT_CONFIG, [
-        f'log_dir={tmp_path_factory.mktemp("golden_train") / "log"}',
+        f'log_dir={folder / "log"}', f'data_flist.golden=[{pictures}, {pictures}]', 'dataset=golden',
+        f'guided={golden["guided"]}', f'edge_threshold={info.get("edge_threshold", 0.6)}',
         f'model_restore={golden["checkpoint"]}', f'img_shapes=[{height},{width},{channels}]',
         f'height={height // 2}', f'width={width // 2}', f'max_delta_height={height // 8}',
         f'max_delta_width={width // 8}', f'batch_size={info["batch_size"]}',
@@ -78,7 +111,9 @@ def run(golden, tmp_path_factory):
         f'gan={gan["gan"]}', f'gan_with_mask={gan["gan_with_mask"]}',
         f'gan_loss_alpha={gan["gan_loss_alpha"]}', f'l1_loss_alpha={gan["l1_loss_alpha"]}',
         f'ae_loss={gan["ae_loss"]}', f'lr={adam["lr"]}', f'beta1={adam["beta1"]}',
-        f'beta2={adam["beta2"]}', 'val=False', 'random_seed=False', 'num_gpus_per_job=1'])
+        f'beta2={adam["beta2"]}', 'random_seed=False', 'num_gpus_per_job=1',
+        'val=True', 'static_view_size=2', 'val_psteps=1', 'heldout_steps=1', 'heldout_images=2',
+        'log_steps=1', 'train_spe=1', 'num_parallel_calls=1'])
     run = RunState(config)
     assert run.restored_from == golden['checkpoint']
     gan = run.gan
@@ -86,13 +121,18 @@ def run(golden, tmp_path_factory):
     before = {name: to_numpy(variable) for name, variable in table.items()}
     iterations_before = int(keras.ops.convert_to_numpy(gan.optimizer.iterations))
     mask_d, mask_g = (arrays[key].astype(np.float32)[None, :, :, None] for key in ('masks_d', 'masks_g'))
+    if golden['guided']:  # the batches as training makes them: images and edge lines
+        batches = [[step_batch((x.astype(np.float32), edge.astype(np.float32)), config)
+                    for x, edge in zip(arrays[f'x_{kind}'], arrays[f'edge_{kind}'])] for kind in 'dg']
+    else:
+        batches = [[x.astype(np.float32) for x in arrays[f'x_{kind}']] for kind in 'dg']
     losses = []
-    for x_d, x_g in zip(arrays['x_d'], arrays['x_g']):
-        d = gan.d_step(x_d.astype(np.float32), mask_d)
-        g = gan.g_step(x_g.astype(np.float32), mask_g)
+    for x_d, x_g in zip(*batches):
+        d = gan.d_step(x_d, mask_d)
+        g = gan.g_step(x_g, mask_g)
         losses.append({'d_loss': d['d_loss'], 'g_loss': g['g_loss'], 'ae_loss': g['ae_loss']})
     after = {name: to_numpy(variable) for name, variable in table.items()}
-    return {'gan': gan, 'before': before, 'after': after, 'losses': losses,
+    return {'state': run, 'gan': gan, 'before': before, 'after': after, 'losses': losses,
             'iterations': (iterations_before,
                            int(keras.ops.convert_to_numpy(gan.optimizer.iterations)))}
 
@@ -152,3 +192,48 @@ def test_bias_correction_advanced_as_the_originals(golden, run):
     powers = [adam['beta1'] ** (end + 1), adam['beta2'] ** (end + 1)]
     np.testing.assert_allclose(powers, golden['info']['beta_powers_after'], rtol=1e-6,
                                err_msg='Adam bias-correction powers after the two iterations')
+
+
+def test_fixture_copy_equals_the_shared_golden(golden):
+    import filecmp
+    if not os.path.isdir(golden['shared']):
+        pytest.skip(f'{golden["shared"]} is absent: cannot compare the tests/data copy with it')
+    names = ['train_golden.npz', 'train_golden.json'] + [
+        os.path.join('checkpoint_dir', name) for name in ('snap-0.index', 'snap-0.data-00000-of-00001')]
+    for name in names:
+        assert filecmp.cmp(os.path.join(golden['fixture'], name), os.path.join(golden['shared'], name),
+                           shallow=False), name
+
+
+def test_guided_training_loop_reads_edge_files(golden, run, caplog):
+    """`guided: True` through `training.train`: the edge images beside the pictures are read (and
+    left out of the folder's images), the step, previews, static views and held-out L1 take the
+    edge lines, and the run's checkpoint loads for inference as a guided model."""
+    if not golden['guided']:
+        pytest.skip('the guided fixture only')
+    from inpaint import training
+    from inpaint.inference import Inpainter
+    state = run['state']
+    caplog.clear()
+    assert training.train(state.config, max_iters=1, run=state) == 1
+    assert not [r for r in caplog.records if 'unreadable' in r.getMessage()]  # no *_edge.jpg image
+    log_dir = state.config.log_dir
+    assert os.path.exists(os.path.join(log_dir, 'ckpt-1.h5'))
+    assert Inpainter.from_checkpoint(log_dir).generator.guided
+    views = training.validation_images(state.config, 2)  # 0.png, 1.png: x_d[0]'s two images
+    lines = golden['arrays']['edge_d'][0, ..., 0] > 153  # 0/255 maps: the threshold's lines
+    assert views.shape == (2, 128, 128, 4) and lines.any()
+    np.testing.assert_array_equal(views[..., 3] == 1, lines)
+    # The static view's incomplete panel (raw | incomplete | complete | flow) shows the hole's
+    # lines in white and the rest of the hole grey, as the original's `batch_incomplete + edge`.
+    import cv2
+    from tensorboard.backend.event_processing import event_accumulator
+    reader = event_accumulator.EventAccumulator(log_dir, size_guidance={'images': 0, 'scalars': 0})
+    reader.Reload()
+    assert {'raw_incomplete_complete_flow/image/0', 'static_view/0', 'static_view/1'} <= set(
+        reader.Tags()['images']) and 'losses/heldout_l1' in reader.Tags()['scalars']
+    (event,) = reader.Images('static_view/0')
+    panel = cv2.imdecode(np.frombuffer(event.encoded_image_string, np.uint8), cv2.IMREAD_COLOR)[:, 128:256]
+    hole = training.static_view_mask(state.config)[0, ..., 0] == 1
+    assert (hole & lines[0]).any() and (hole & ~lines[0]).any()
+    assert np.all(panel[hole & lines[0]] == 255) and np.all(np.abs(panel[hole & ~lines[0]].astype(int) - 128) <= 1)

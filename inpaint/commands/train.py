@@ -50,9 +50,6 @@ def main(argv=None, prog=PROG):
     try:
         args = parser.parse_args(argv)
         config = load_config(args.config, args.set)
-        if config.guided:  # until the trainer feeds edges (issue 21, phase 2)
-            raise ConfigError(f'{args.config}: guided: training the edge-guided mode is not '
-                              f'available yet; set guided: False')
     except (UsageError, ConfigError) as error:
         return parser.fail(error)
     # Imported here, so that importing this module does not import TensorFlow (see commands/).
