@@ -4,8 +4,8 @@
 
 The same command is `deepfill-serve` (installed). Then open http://127.0.0.1:8080 in a browser;
 the REST API is POST /api/v1/inpaint (multipart/form-data with the files `image` and `mask`,
-answered with a PNG), the health check GET /healthz. The server binds to 127.0.0.1 unless `--host`
-says otherwise: it has no authentication.
+and `edge` for an edge-guided model, answered with a PNG), the health check GET /healthz. The
+server binds to 127.0.0.1 unless `--host` says otherwise: it has no authentication.
 
 Exit codes: 2 bad flags, an unloadable checkpoint or a port that cannot be bound; otherwise the
 server runs until interrupted (0).
@@ -61,9 +61,10 @@ def main(argv=None, prog=PROG):
     host, port = sock.getsockname()[:2]
     health = model.health()
     url_host = f'[{host}]' if ':' in host else host
+    guided = ', edge-guided' if health['guided'] else ''
     print(f'DeepFill v2 from {args.checkpoint_dir} (generator width '
-          f'{health["widths"]["generator"]}, {health["backend"]}) on http://{url_host}:{port}/ '
-          f'(Ctrl+C stops)', flush=True)
+          f'{health["widths"]["generator"]}{guided}, {health["backend"]}) on '
+          f'http://{url_host}:{port}/ (Ctrl+C stops)', flush=True)
     server.make_server(app, sock, args.verbose).run(sockets=[sock])
     return 0
 
