@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test test-tensorflow test-jax bench clean
 
 # The backend-neutral model, checkpoint and training tests, run again on JAX (the rest is
-# command lines, files and reports, which do not depend on the backend).
+# command lines, files and reports, which do not depend on the backend), and the tests whose work
+# is JAX in child processes (marked jax_session: skipped in the TensorFlow session).
 JAX_TESTS := tests/test_layers.py tests/test_generator.py tests/test_inference.py \
 	tests/test_losses.py tests/test_training_golden.py tests/test_training.py tests/test_checkpoint.py \
-	tests/test_restricted.py tests/test_guided.py
+	tests/test_restricted.py tests/test_guided.py \
+	tests/test_distributed.py tests/test_extras.py tests/test_backends.py
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)

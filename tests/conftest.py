@@ -1,7 +1,8 @@
 """Shared test helpers: the golden fixtures, the shared folder, and a generic Keras layer check.
 
 Every test runs on the Keras backend of `KERAS_BACKEND` (tensorflow, jax or torch); a test that
-only makes sense on TensorFlow is marked `@pytest.mark.tf_only` and skipped elsewhere.
+only makes sense on TensorFlow is marked `@pytest.mark.tf_only` and skipped elsewhere; one whose
+work is JAX in child processes is marked `jax_session` and runs in the JAX session only.
 """
 import contextlib
 import importlib.util
@@ -36,15 +37,19 @@ STAGE_MAX, STAGE_MEAN = 1e-3, 1e-5
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skips `tf_only` tests on other backends."""
+    """Skips `tf_only` tests on other backends, and `jax_session` tests (JAX work in child
+    processes, whatever this session's backend) outside the KERAS_BACKEND=jax session, so that
+    `make test`'s two sessions share the work."""
     backend = keras.backend.backend()
-    if backend == 'tensorflow':
-        return
-    skip = pytest.mark.skip(reason=f'TensorFlow backend only (running on {backend}); run with '
-                                   f'KERAS_BACKEND=tensorflow')
+    skip_tf_only = pytest.mark.skip(reason=f'TensorFlow backend only (running on {backend}); run '
+                                           f'with KERAS_BACKEND=tensorflow')
+    skip_jax_session = pytest.mark.skip(reason='runs JAX in child processes: run once, in the '
+                                               'KERAS_BACKEND=jax session (make test-jax)')
     for item in items:
-        if 'tf_only' in item.keywords:
-            item.add_marker(skip)
+        if 'tf_only' in item.keywords and backend != 'tensorflow':
+            item.add_marker(skip_tf_only)
+        if 'jax_session' in item.keywords and backend != 'jax':
+            item.add_marker(skip_jax_session)
 
 
 def shared_path(*parts):

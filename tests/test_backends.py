@@ -81,7 +81,7 @@ def test_golden_parity_in_a_fresh_process(backend):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('backend', ['jax', 'torch'])
+@pytest.mark.parametrize('backend', [pytest.param('jax', marks=pytest.mark.jax_session), 'torch'])
 def test_demo_command_equals_tensorflow_within_one_grey_level(tmp_path, backend):
     """`KERAS_BACKEND=<backend> test.py ... --checkpoint_dir checkpoints/default`, as the README's demo."""
     _backend_or_skip(backend)

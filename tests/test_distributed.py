@@ -115,6 +115,7 @@ def two_devices(tmp_path_factory, jax_cache):
     return {'path': out, **runs(out)}
 
 
+@pytest.mark.jax_session
 def test_two_devices_match_one_device_with_the_global_batch(two_devices):
     one, two = two_devices['one'], two_devices['two']
     assert_same(one, two, ATOL)
@@ -127,6 +128,7 @@ def test_two_devices_match_one_device_with_the_global_batch(two_devices):
                                rtol=0, atol=1e-4)
 
 
+@pytest.mark.jax_session
 def test_two_processes_match_two_devices(two_devices, jax_cache, tmp_path):
     port, out = free_port(), tmp_path / 'out.npz'
     commands = [[sys.executable, RUN, 'process', str(index), str(port), str(two_devices['path']),
@@ -213,6 +215,7 @@ def last_line(folder, name):
     return lines[-1] if lines else ''
 
 
+@pytest.mark.jax_session
 def test_sigterm_stops_every_process_a_dead_one_stops_the_other_and_the_run_resumes(tmp_path, jax_cache):
     """1. SIGTERM to process 1 once process 0 saved step 2: both stop after the same step, with
     one checkpoint of it, exit 130, one line each. 2. The same two commands resume from that

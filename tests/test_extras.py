@@ -152,6 +152,7 @@ def jax_without_tensorflow(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.jax_session
 def test_jax_paths_run_without_tensorflow(jax_without_tensorflow):
     result, stdout, _ = jax_without_tensorflow
     assert result['tensorflow'] == 'None'  # blocked all along: nothing imported it
@@ -163,6 +164,7 @@ def test_jax_paths_run_without_tensorflow(jax_without_tensorflow):
 
 
 @pytest.mark.slow
+@pytest.mark.jax_session
 def test_tensorflow_only_features_say_what_to_install(jax_without_tensorflow):
     result, _, stderr = jax_without_tensorflow
     assert [result[name] for name in ('tf1_checkpoint', 'format_tf1', 'export')] == [2, 2, 2], result
