@@ -9,60 +9,56 @@ from inpaint.layers import spatial_shape
 # resolution. Its inputs' height and width are multiples of it.
 GRID = 8
 
-# (name, kind, width multiplier of cnum, kernel, stride, dilation, activation); kind 'up' = x2.
-# Widths are conv outputs; gated layers pass on half. 'half' = cnum // 2, 'rgb' = 3 channels.
-STAGE1 = [
-    ('conv1', 'conv', 1, 5, 1, 1, 'elu'),
-    ('conv2_downsample', 'conv', 2, 3, 2, 1, 'elu'),
-    ('conv3', 'conv', 2, 3, 1, 1, 'elu'),
-    ('conv4_downsample', 'conv', 4, 3, 2, 1, 'elu'),
-    ('conv5', 'conv', 4, 3, 1, 1, 'elu'),
-    ('conv6', 'conv', 4, 3, 1, 1, 'elu'),
-    ('conv7_atrous', 'conv', 4, 3, 1, 2, 'elu'),
-    ('conv8_atrous', 'conv', 4, 3, 1, 4, 'elu'),
-    ('conv9_atrous', 'conv', 4, 3, 1, 8, 'elu'),
-    ('conv10_atrous', 'conv', 4, 3, 1, 16, 'elu'),
-    ('conv11', 'conv', 4, 3, 1, 1, 'elu'),
-    ('conv12', 'conv', 4, 3, 1, 1, 'elu'),
-    ('conv13_upsample', 'up', 2, 3, 1, 1, 'elu'),
-    ('conv14', 'conv', 2, 3, 1, 1, 'elu'),
-    ('conv15_upsample', 'up', 1, 3, 1, 1, 'elu'),
-    ('conv16', 'conv', 'half', 3, 1, 1, 'elu'),
-    ('conv17', 'conv', 'rgb', 3, 1, 1, None),
+# Layer rows (name, kind, width multiplier of cnum, kernel, stride, dilation, activation); kind
+# 'up' = x2. Widths are conv outputs; gated layers pass on half. 'half' = cnum // 2, 'rgb' = 3.
+
+
+def _layer(name, width, ksize=3, stride=1, rate=1, activation='elu'):
+    """One row, with the defaults of the authors' `gen_conv` (an `_upsample` name is 'up')."""
+    return (name, 'up' if name.endswith('_upsample') else 'conv', width, ksize, stride, rate,
+            activation)
+
+
+# Stage 1 is an encoder and a decoder; the authors' other branches repeat them under other names.
+ENCODER = [
+    _layer('conv1', 1, 5),
+    _layer('conv2_downsample', 2, stride=2),
+    _layer('conv3', 2),
+    _layer('conv4_downsample', 4, stride=2),
+    _layer('conv5', 4),
+    _layer('conv6', 4),
+] + [_layer(f'conv{index}_atrous', 4, rate=2 ** (index - 6)) for index in range(7, 11)]
+DECODER = [
+    _layer('conv11', 4),
+    _layer('conv12', 4),
+    _layer('conv13_upsample', 2),
+    _layer('conv14', 2),
+    _layer('conv15_upsample', 1),
+    _layer('conv16', 'half'),
+    _layer('conv17', 'rgb', activation=None),
 ]
-HALLUCINATION = [
-    ('xconv1', 'conv', 1, 5, 1, 1, 'elu'),
-    ('xconv2_downsample', 'conv', 1, 3, 2, 1, 'elu'),
-    ('xconv3', 'conv', 2, 3, 1, 1, 'elu'),
-    ('xconv4_downsample', 'conv', 2, 3, 2, 1, 'elu'),
-    ('xconv5', 'conv', 4, 3, 1, 1, 'elu'),
-    ('xconv6', 'conv', 4, 3, 1, 1, 'elu'),
-    ('xconv7_atrous', 'conv', 4, 3, 1, 2, 'elu'),
-    ('xconv8_atrous', 'conv', 4, 3, 1, 4, 'elu'),
-    ('xconv9_atrous', 'conv', 4, 3, 1, 8, 'elu'),
-    ('xconv10_atrous', 'conv', 4, 3, 1, 16, 'elu'),
-]
-ATTENTION_IN = [
-    ('pmconv1', 'conv', 1, 5, 1, 1, 'elu'),
-    ('pmconv2_downsample', 'conv', 1, 3, 2, 1, 'elu'),
-    ('pmconv3', 'conv', 2, 3, 1, 1, 'elu'),
-    ('pmconv4_downsample', 'conv', 4, 3, 2, 1, 'elu'),
-    ('pmconv5', 'conv', 4, 3, 1, 1, 'elu'),
-    ('pmconv6', 'conv', 4, 3, 1, 1, 'relu'),
-]
-ATTENTION_OUT = [
-    ('pmconv9', 'conv', 4, 3, 1, 1, 'elu'),
-    ('pmconv10', 'conv', 4, 3, 1, 1, 'elu'),
-]
-STAGE2_OUT = [
-    ('allconv11', 'conv', 4, 3, 1, 1, 'elu'),
-    ('allconv12', 'conv', 4, 3, 1, 1, 'elu'),
-    ('allconv13_upsample', 'up', 2, 3, 1, 1, 'elu'),
-    ('allconv14', 'conv', 2, 3, 1, 1, 'elu'),
-    ('allconv15_upsample', 'up', 1, 3, 1, 1, 'elu'),
-    ('allconv16', 'conv', 'half', 3, 1, 1, 'elu'),
-    ('allconv17', 'conv', 'rgb', 3, 1, 1, None),
-]
+
+
+def _variant(prefix, rows, widths=(), activations=()):
+    """`rows` renamed `prefix + name`, with other width multipliers or activations by name.
+
+    Args:
+        prefix: put before each name ('x' + 'conv1' = 'xconv1').
+        rows: the rows to copy.
+        widths, activations: {name: value} pairs (before renaming) that differ from `rows`.
+    """
+    widths, activations = dict(widths), dict(activations)
+    return [(prefix + name, kind, widths.get(name, mult), ksize, stride, rate,
+             activations.get(name, act)) for name, kind, mult, ksize, stride, rate, act in rows]
+
+
+STAGE1 = ENCODER + DECODER
+# Stage 2's branches downsample to narrower widths than stage 1.
+HALLUCINATION = _variant('x', ENCODER, widths={'conv2_downsample': 1, 'conv4_downsample': 2})
+ATTENTION_IN = _variant('pm', ENCODER[:6], widths={'conv2_downsample': 1},
+                        activations={'conv6': 'relu'})
+ATTENTION_OUT = [_layer('pmconv9', 4), _layer('pmconv10', 4)]
+STAGE2_OUT = _variant('all', DECODER)
 
 
 def _width(multiplier, cnum):

@@ -260,13 +260,10 @@ def edge_lines(edge, threshold=EDGE_THRESHOLD, name='edge'):
     line.
 
     Args:
-        edge: (H, W) or (H, W, C) array, C in 1..4; bool, integers or floats.
+        edge: an array as `mask_holes` takes a mask.
         threshold: `edge_threshold` (0.6 in the original).
         name: what the error names.
-    Returns:
-        bool array (H, W).
-    Raises:
-        InputError: not (H, W) or (H, W, 1..4).
+    Returns and raises as `mask_holes` does: bool (H, W), True = line.
     """
     value, _ = _ink(edge, name, 'an edge image')
     if value.dtype == bool:

@@ -63,6 +63,19 @@ def compile_inference(model):
     return run
 
 
+class UpdateSteps:
+    """The D and G updates of every backend's `TrainingSteps`, through its `_run(which, batch,
+    mask)` (which is 'd' or 'g'; see `compile_steps`)."""
+
+    def d_step(self, batch, mask):
+        """One discriminator update; returns {name: float}."""
+        return self._run('d', batch, mask)
+
+    def g_step(self, batch, mask):
+        """One generator update; returns {name: float}."""
+        return self._run('g', batch, mask)
+
+
 class PeerLostError(RuntimeError):
     """Another process of a multi-process run died or cannot be reached (one-line message)."""
 

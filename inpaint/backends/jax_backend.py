@@ -26,7 +26,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from inpaint.backends import peer_lost
+from inpaint.backends import UpdateSteps, peer_lost
 from inpaint.config import ConfigError
 
 # What a collective that lost a peer raises (gloo on CPUs, NCCL on GPUs, the coordination service).
@@ -170,7 +170,7 @@ def peer_failures(distribution):
         raise peer_lost(distribution, error) from None
 
 
-class TrainingSteps:
+class TrainingSteps(UpdateSteps):
     """Compiled D and G update steps on JAX (see `inpaint.backends.compile_steps`).
 
     Each step takes the values of all variables it reads (both networks, the optimizer, the
@@ -240,14 +240,6 @@ class TrainingSteps:
                 variable.assign(distribution.local_copy(value))
                 self._placed[id(variable)] = (variable.value, value)
         return terms
-
-    def d_step(self, batch, mask):
-        """One discriminator update; returns {name: float}."""
-        return self._run('d', batch, mask)
-
-    def g_step(self, batch, mask):
-        """One generator update; returns {name: float}."""
-        return self._run('g', batch, mask)
 
     def tracing_counts(self):
         return {f'{which}_step': self._steps[which]._cache_size() if which in self._steps else 0  # pylint: disable=protected-access

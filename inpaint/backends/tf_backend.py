@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inpaint.backends import peer_lost
+from inpaint.backends import UpdateSteps, peer_lost
 from inpaint.config import ConfigError
 
 COLLECTIVE_TIMEOUT_S = 60  # a collective waiting longer for another worker fails (no hang)
@@ -156,7 +156,7 @@ def peer_failures(distribution):
         raise peer_lost(distribution, error, 'worker') from None
 
 
-class TrainingSteps:
+class TrainingSteps(UpdateSteps):
     """Compiled D and G update steps on TensorFlow (see `inpaint.backends.compile_steps`).
 
     Each replica takes `batch_size` images (its share of this process's batch) and its masks;
@@ -203,18 +203,11 @@ class TrainingSteps:
     def _g_step_distributed(self, inputs):
         return self._reduce(self.strategy.run(self._replica_step, args=('g', *inputs)))
 
-    def _run(self, step, batch, mask):
+    def _run(self, which, batch, mask):
+        step = self._d_step_fn if which == 'd' else self._g_step_fn
         with peer_failures(self.distribution):
             values = step(self.distribution.distribute(batch, mask))
             return {name: float(value) for name, value in values.items()}
-
-    def d_step(self, batch, mask):
-        """One discriminator update; returns {name: float}."""
-        return self._run(self._d_step_fn, batch, mask)
-
-    def g_step(self, batch, mask):
-        """One generator update; returns {name: float}."""
-        return self._run(self._g_step_fn, batch, mask)
 
     def tracing_counts(self):
         return {'d_step': self._d_step_fn.experimental_get_tracing_count(),

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from keras import ops
 
-from inpaint.backends import require_one_device
+from inpaint.backends import UpdateSteps, require_one_device
 from inpaint.config import ConfigError
 
 
@@ -54,7 +54,7 @@ class Distribution:
         return np.asarray(values, np.uint32).reshape(1, -1)
 
 
-class TrainingSteps:
+class TrainingSteps(UpdateSteps):
     """D and G update steps on PyTorch, eager (see `inpaint.backends.compile_steps`)."""
 
     def __init__(self, distribution, variables, optimizer, losses):
@@ -75,12 +75,6 @@ class TrainingSteps:
         report = {name: float(value.detach()) for name, value in terms.items()}
         report[f'{which}_grad_norm'] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads)))
         return report
-
-    def d_step(self, batch, mask):
-        return self._run('d', batch, mask)
-
-    def g_step(self, batch, mask):
-        return self._run('g', batch, mask)
 
     def tracing_counts(self):
         return {'d_step': 0, 'g_step': 0}

@@ -34,8 +34,7 @@ def build_parser(prog=PROG):
                         help='the weights folder (or, with --format tf1, prefix) to write')
     parser.add_argument('--format', choices=('weights', 'tf1'), default='weights',
                         help='weights (default): the backend-neutral folder; tf1: the authors\' layout')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace an earlier conversion at DST (nothing else is replaced)')
+    parser.add_overwrite('an earlier conversion at DST')
     parser.add_argument('--verify', metavar='DIR', help="check a download of the authors' release "
                         '(which one, and whether its data file is intact) instead of converting')
     return parser
@@ -52,7 +51,7 @@ def main(argv=None, prog=PROG):
             raise UsageError('give SRC and DST (or --verify DIR)')
     except UsageError as error:
         return parser.fail(error)
-    from inpaint import checkpoint, releases  # imports Keras, and so TensorFlow
+    from inpaint import checkpoint, releases  # imports Keras and its backend: after the flags
     if args.verify is not None:
         try:
             code, lines = releases.verify(checkpoint.resolve_prefix(args.verify))

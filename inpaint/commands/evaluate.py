@@ -51,9 +51,7 @@ def build_parser(prog=PROG):
     parser.add_argument('--mask_dir', help='mask files matched by image stem, instead of --families')
     parser.add_argument('--resolution', default='256', help='N (N x N, default 256) or "native"')
     parser.add_argument('--save_outputs', action='store_true', help='write every output image')
-    parser.add_argument('--overwrite', action='store_true',
-                        help="replace an earlier evaluation's reports in --output_dir (its other "
-                             "files are never touched)")
+    parser.add_overwrite("an earlier evaluation's reports in --output_dir")
     parser.add_argument('--limit', type=int, default=None, help='only the first N images')
     parser.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
                         help='write the PNG figures')

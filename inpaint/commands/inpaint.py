@@ -73,10 +73,8 @@ def build_parser(prog=PROG):
     batch.add_argument('--output_dir', help='with --input_dir: results as <stem>.png')
     batch.add_argument('--edge_dir', help='with --input_dir, edge-guided models: edge images '
                                           'named as the images (any image extension)')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace existing output images (default: single mode refuses an '
-                             'existing --output, batch modes skip finished outputs, resuming a '
-                             'run); a file that is not an image is never replaced')
+    parser.add_overwrite('existing output images (default: single mode refuses an existing '
+                         '--output, batch modes skip finished outputs, resuming a run)')
     batch.add_argument('--batch_size', type=int,
                        help='images per network call (default 1: each output is written as soon '
                             'as it is ready; larger batches can be faster on a GPU)')

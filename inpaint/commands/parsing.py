@@ -45,6 +45,11 @@ class Parser(argparse.ArgumentParser):
                          formatter_class=argparse.RawDescriptionHelpFormatter)
         self.add_argument('--verbose', action='store_true', help=verbose_help)
 
+    def add_overwrite(self, what):
+        """`--overwrite`: replace `what` (what an earlier run of the command wrote), nothing else."""
+        self.add_argument('--overwrite', action='store_true',
+                          help=f'replace {what}; nothing else is ever replaced')
+
     def error(self, message):
         raise UsageError(message)
 
