@@ -20,6 +20,8 @@ import re
 
 import yaml
 
+from inpaint import files
+
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'inpaint.yml')
 """The project's `inpaint.yml`, shipped in the package (wheel or editable install). In a checkout
 `inpaint/inpaint.yml` is a symbolic link to the top-level `inpaint.yml`, the one file users edit;
@@ -195,20 +197,32 @@ def load_config(path=DEFAULT_CONFIG, overrides=()):
         raise ConfigError(f'{where}: {error}', error.key) from None
 
 
+SAVED_HEADER = '# Resolved configuration (inpaint/config.py save_config); load with load_config.\n'
+
+
 def save_config(config, path):
-    """Writes `config` as YAML that `load_config` reads back equal; creates the parent folder.
+    """Writes `config` as YAML that `load_config` reads back equal, atomically; creates the parent
+    folder. An existing file is replaced only if `save_config` wrote it (its first line).
 
     Args:
         config: a `Config`.
-        path: the file to write, e.g. `<log_dir>/inpaint.yml`.
+        path: the file to write, e.g. `<log_dir>/config.yml`.
+    Raises:
+        ConfigError: a file that `save_config` did not write is at `path`.
     """
     path = os.fspath(path)
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
+    if os.path.lexists(path):
+        try:
+            with open(path, encoding='utf-8') as stream:
+                ours = stream.readline() == SAVED_HEADER
+        except (OSError, UnicodeDecodeError):
+            ours = False
+        if not ours:
+            raise ConfigError(f'{path}: exists and was not written by a training run; move it '
+                              f'away or use another log_dir')
     text = yaml.dump(config.to_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=1000)
-    with open(path, 'w', encoding='utf-8') as stream:
-        stream.write('# Resolved configuration (inpaint/config.py save_config); load with load_config.\n')
+    with files.text_written_atomically(path) as stream:
+        stream.write(SAVED_HEADER)
         stream.write(text)
 
 

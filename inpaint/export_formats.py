@@ -194,6 +194,10 @@ def check_request(fmt, height, width):
         raise ExportError('TFLite needs a fixed size: give --height and --width')
 
 
+# The packages each format is written and checked with (all in the `export` extra).
+PACKAGES = {'saved_model': ['tensorflow'], 'tflite': ['tensorflow'],
+            'onnx': ['tensorflow', 'tf2onnx', 'onnx', 'onnxruntime']}
+
 # What an earlier export of each format looks like: only such an artifact is ever replaced.
 EXTENSIONS = {'onnx': '.onnx', 'tflite': '.tflite'}
 _SAVED_MODEL_ENTRIES = {'saved_model.pb', 'saved_model.pbtxt', 'fingerprint.pb', 'keras_metadata.pb',
@@ -241,6 +245,8 @@ def check_target(fmt, path, overwrite=False, protected=()):
         return
     if os.path.islink(path):
         raise ExportError(f'{name}: is a symbolic link; give a path that is not one')
+    if fmt == 'saved_model' and os.path.isdir(path) and not os.listdir(path):
+        return  # an empty folder, e.g. made for the export: nothing in it to lose
     found = recognised_artifact(path)
     if found != fmt:
         what = f'a {_FORMAT_NAMES[found]}' if found else (
@@ -255,14 +261,33 @@ def check_target(fmt, path, overwrite=False, protected=()):
 _FORMAT_NAMES = {'saved_model': 'SavedModel folder', 'onnx': 'ONNX file', 'tflite': 'TFLite file'}
 
 
+def _is_saved_model(folder):
+    """`saved_model.pb` and nothing but a SavedModel's entries, all the way down: `variables/`
+    holds only `variables.index` and `variables.data-*`, `assets/` nothing (our exports write
+    none), so that a user's file anywhere inside makes it not one."""
+    entries = set(os.listdir(folder))
+    if 'saved_model.pb' not in entries or not entries <= _SAVED_MODEL_ENTRIES:
+        return False
+    for name in entries & {'variables', 'assets'}:
+        inside = os.path.join(folder, name)
+        if not os.path.isdir(inside) or os.path.islink(inside):
+            return False
+        for entry in os.listdir(inside):
+            if name == 'assets' or not _VARIABLES_FILE.fullmatch(entry) or not os.path.isfile(
+                    os.path.join(inside, entry)):
+                return False
+    return True
+
+
+_VARIABLES_FILE = re.compile(r'variables\.(index|data-\d+-of-\d+)')
+
+
 def recognised_artifact(path):
     """The format of an export at `path`, or None when it is not one: a folder with
     `saved_model.pb` and nothing but a SavedModel's entries; a `.onnx` file that starts as an
     ONNX model (protobuf field 1, `ir_version`); a `.tflite` file with the `TFL3` identifier."""
     if os.path.isdir(path):
-        entries = set(os.listdir(path))
-        ok = 'saved_model.pb' in entries and entries <= _SAVED_MODEL_ENTRIES
-        return 'saved_model' if ok else None
+        return 'saved_model' if _is_saved_model(path) else None
     extension = os.path.splitext(path)[1].lower()
     try:
         with open(path, 'rb') as handle:

@@ -34,13 +34,22 @@ def install_command(extra):
     return f"pip install '{PROJECT}[{extra}]'"
 
 
-def tensorflow_missing(feature, extra='tensorflow'):
-    """The one-line message for a TensorFlow-only `feature` where TensorFlow is not installed
-    (naming the extra that brings it); None where it is installed.
-    E.g. `tensorflow_missing('reading TF1 checkpoints')`."""
-    if installed('tensorflow'):
+def packages_missing(feature, packages, extra):
+    """The one-line message for a `feature` that needs `packages` where some are not installed
+    (naming them and the extra that brings them); None where all are.
+    E.g. `packages_missing('exporting (onnx)', ['tf2onnx', 'onnxruntime'], 'export')`."""
+    missing = [package for package in packages if not installed(package)]
+    if not missing:
         return None
-    return f'{feature} needs TensorFlow, which is not installed here; {install_command(extra)}'
+    names = ', '.join('TensorFlow' if name == 'tensorflow' else name for name in missing)
+    verb = 'is' if len(missing) == 1 else 'are'
+    return f'{feature} needs {names}, which {verb} not installed here; {install_command(extra)}'
+
+
+def tensorflow_missing(feature, extra='tensorflow'):
+    """`packages_missing` for a TensorFlow-only `feature`.
+    E.g. `tensorflow_missing('reading TF1 checkpoints')`."""
+    return packages_missing(feature, ['tensorflow'], extra)
 
 
 def keras_backend():

@@ -51,6 +51,14 @@ def written_atomically(path, make_parents=True):
 
 
 @contextlib.contextmanager
+def text_written_atomically(path, newline=None):
+    """Yields a UTF-8 text handle to write `path`'s content into (`written_atomically`)."""
+    with written_atomically(path) as temporary:
+        with open(temporary, 'w', encoding='utf-8', newline=newline) as handle:
+            yield handle
+
+
+@contextlib.contextmanager
 def files_written_atomically(folder, last=()):
     """Yields a temporary folder beside `folder`'s files; on success moves each file written
     there into `folder` by one rename (the names in `last` last), for formats of several files

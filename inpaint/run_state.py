@@ -150,13 +150,19 @@ class RunState:
 
         Returns:
             the path written.
+        Raises:
+            CheckpointError: a file that is not one of ours is at that path (one line).
         """
         log_dir, gan = self.config.log_dir, self.gan
         os.makedirs(log_dir, exist_ok=True)
         path = training_state.path_for(log_dir, self.step)
-        training_state.write(path, self.step, model_tensors(gan.generator, gan.discriminator),
-                             [keras.ops.convert_to_numpy(v.value) for v in gan.optimizer.variables],
-                             [v.path for v in gan.optimizer.variables])
+        try:
+            training_state.write(
+                path, self.step, model_tensors(gan.generator, gan.discriminator),
+                [keras.ops.convert_to_numpy(v.value) for v in gan.optimizer.variables],
+                [v.path for v in gan.optimizer.variables])
+        except training_state.NotOursError as error:
+            raise CheckpointError(str(error)) from None
         training_state.remove_older(log_dir, self.config.max_to_keep)
         return path
 

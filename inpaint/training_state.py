@@ -64,8 +64,24 @@ class TrainingState:
         return self.model[name]
 
 
+class NotOursError(ValueError):
+    """A file at a checkpoint's path that this project did not write: never replaced."""
+
+
+def is_ours(path):
+    """Whether `path` is a training checkpoint of this project (readable, with its format tag)."""
+    try:
+        with h5py.File(path, 'r') as handle:
+            return handle.attrs.get('format') == FORMAT_NAME
+    except Exception:  # pylint: disable=broad-except  (unreadable: not provably ours)
+        return False
+
+
 def write(path, step, model_tensors, optimizer_values=(), optimizer_paths=()):
-    """Writes a training checkpoint atomically.
+    """Writes a training checkpoint atomically; replaces only an earlier checkpoint of ours.
+
+    Raises:
+        NotOursError: a file that is not one of this project's checkpoints is at `path`.
 
     Args:
         path: `ckpt-<step>.h5` (see `path_for`).
@@ -74,6 +90,9 @@ def write(path, step, model_tensors, optimizer_values=(), optimizer_paths=()):
         optimizer_values: the optimizer's variables' values, in order.
         optimizer_paths: their Keras paths (checked on restore).
     """
+    if os.path.lexists(path) and not is_ours(path):
+        raise NotOursError(f'{path}: exists and is not a training checkpoint of this project; '
+                           f'move it away or use another log_dir')
     with files.written_atomically(path) as temporary, h5py.File(temporary, 'w') as handle:
         handle.attrs['format'] = FORMAT_NAME
         handle.attrs['step'] = int(step)
@@ -92,12 +111,7 @@ def remove_older(log_dir, keep):
     file of that name that is anything else is left alone. Returns the paths removed."""
     removed, found = [], list_checkpoints(log_dir)
     for _, path in found[:max(len(found) - max(int(keep), 1), 0)]:  # the newest is always kept
-        try:
-            with h5py.File(path, 'r') as handle:
-                ours = handle.attrs.get('format') == FORMAT_NAME
-        except Exception:  # pylint: disable=broad-except  (unreadable: not provably ours)
-            ours = False
-        if ours:
+        if is_ours(path):
             os.remove(path)
             removed.append(path)
         else:

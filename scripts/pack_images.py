@@ -17,6 +17,7 @@ import cv2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inpaint.data import decode_bgr, list_images  # noqa: E402
+from inpaint.imageio import InputError  # noqa: E402
 
 
 def square_crop(image, size):
@@ -39,12 +40,27 @@ def main(argv=None):
     parser.add_argument('--shuffle_seed', type=int, default=None,
                         help='mix the lists in a seeded random order, so that every piece is a sample')
     args = parser.parse_args(argv)
-    paths = [path for flist in args.lists for path in list_images(flist)]
+    if os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
+        print(f'pack_images.py: error: {args.out}: exists and is not an empty folder; give a new '
+              f'folder (nothing there is replaced)', file=sys.stderr)
+        return 2
+    try:
+        paths = [path for flist in args.lists for path in list_images(flist)]
+    except InputError as error:
+        print(f'pack_images.py: error: {error}', file=sys.stderr)
+        return 2
     if args.shuffle_seed is not None:
         random.Random(args.shuffle_seed).shuffle(paths)
     piece, piece_bytes, names, total = 0, 0, [], 0
+    skipped = []
     for path in paths:
-        ok, data = cv2.imencode('.jpg', square_crop(decode_bgr(path), args.size),
+        try:
+            image = decode_bgr(path)
+        except InputError as error:  # a bad item is reported and skipped; the rest are packed
+            print(f'pack_images.py: skipped {error}', file=sys.stderr)
+            skipped.append(path)
+            continue
+        ok, data = cv2.imencode('.jpg', square_crop(image, args.size),
                                 [cv2.IMWRITE_JPEG_QUALITY, args.quality])
         if piece_bytes + len(data) > args.piece_mb * 1e6:
             _finish(args.out, piece, names)
@@ -57,8 +73,9 @@ def main(argv=None):
         piece_bytes += len(data)
         total += 1
     _finish(args.out, piece, names)
-    print(f'{total} images in {piece + 1} pieces under {args.out}')
-    return 0
+    print(f'{total} images in {piece + 1} pieces under {args.out}'
+          + (f'; {len(skipped)} unreadable images skipped' if skipped else ''))
+    return 1 if skipped else 0
 
 
 def _finish(out, piece, names):

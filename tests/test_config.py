@@ -90,6 +90,22 @@ def test_round_trip(tmp_path):
     assert load_config(tmp_path / 'small.yml') == small
 
 
+def test_saving_replaces_only_a_config_it_wrote(tmp_path):
+    """A user's own `config.yml` in log_dir was overwritten by the training run (before: replaced
+    without a check); an earlier saved config is replaced, and the write leaves no other file."""
+    config = load_config(INPAINT_YML)
+    path = tmp_path / 'config.yml'
+    path.write_text('my own notes\n')
+    with pytest.raises(ConfigError, match='config.yml: exists and was not written by a training '
+                       'run') as info:
+        save_config(config, path)
+    assert '\n' not in str(info.value) and path.read_text() == 'my own notes\n'
+    path.unlink()
+    save_config(config.replace(batch_size=3), path)
+    save_config(config, path)
+    assert load_config(path) == config and os.listdir(tmp_path) == ['config.yml']
+
+
 def test_to_dict_is_a_copy():
     config = load_config(INPAINT_YML)
     values = config.to_dict()

@@ -551,3 +551,14 @@ def test_cli_an_earlier_evaluation_is_replaced_only_with_overwrite(tmp_path, cap
     assert (out / 'summary.md').read_bytes() == earlier
     assert evaluate.main(argv + ['--overwrite']) == 0
     assert (out / 'my_notes.md').read_text() == 'mine'
+
+
+def test_a_failed_report_write_keeps_the_earlier_report(tmp_path):
+    """Reports were written in place: a failure mid-write (here a value JSON cannot hold) left a
+    truncated summary.json where the earlier evaluation's was. Now each file is written under a
+    temporary name and renamed, so the earlier one stays and no partial file is left."""
+    (tmp_path / 'summary.json').write_text('{"earlier": true}\n')
+    with pytest.raises(TypeError):
+        reports.write_reports(str(tmp_path), [], {'unserialisable': object()})
+    assert (tmp_path / 'summary.json').read_text() == '{"earlier": true}\n'
+    assert sorted(os.listdir(tmp_path)) == ['per_image.csv', 'summary.json']

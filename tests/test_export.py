@@ -447,3 +447,46 @@ def test_a_failed_export_leaves_the_earlier_one_and_nothing_else(tmp_path, monke
         with pytest.raises(export.ExportError, match='does not run'):
             export.export(generator, 'saved_model', target, overwrite=True)
         assert folder_state(tmp_path) == before and sorted(os.listdir(tmp_path)) == ['earlier']
+
+
+def test_a_saved_model_with_a_users_file_inside_is_never_replaced(tmp_path, capsys):
+    """A SavedModel was recognised by its top-level entries only: with --overwrite, a user's file
+    inside `variables/` or `assets/` went with it."""
+    for inside in (os.path.join('variables', 'notes.txt'), os.path.join('assets', 'notes.txt')):
+        path = tmp_path / 'deepfill'
+        fake_saved_model(str(path))
+        os.makedirs(path / os.path.dirname(inside), exist_ok=True)
+        (path / inside).write_bytes(b'mine')
+        before = folder_state(tmp_path)
+        err = refused(capsys, 'saved_model', str(path), '--overwrite')
+        assert 'folder holding other files' in err and folder_state(tmp_path) == before
+        shutil.rmtree(path)
+
+
+def test_an_empty_folder_may_receive_a_saved_model(tmp_path):
+    """An empty folder (e.g. made for the export) holds nothing to lose (before: refused as 'a
+    folder holding other files')."""
+    (tmp_path / 'exported').mkdir()
+    export.check_target('saved_model', str(tmp_path / 'exported'))
+
+
+def test_missing_onnx_packages_are_named_in_one_line(tmp_path, capsys, monkeypatch):
+    """ONNX without tf2onnx or onnxruntime: one line naming them and the extra (before: a
+    traceback from Keras' exporter, or a misleading 'does not run (ModuleNotFoundError...)')."""
+    from inpaint import extras
+    real = extras.installed
+    monkeypatch.setattr(extras, 'installed', lambda name: name not in ('tf2onnx', 'onnxruntime')
+                        and real(name))
+    err = refused(capsys, 'onnx', str(tmp_path / 'deepfill.onnx'))
+    assert ("exporting (onnx) needs tf2onnx, onnxruntime, which are not installed here; "
+            "pip install 'deepfill-tf2[export]'") in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_failing_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    """An OSError while writing (a full disk, a folder made read-only meanwhile) was a traceback."""
+    def full_disk(*args, **kwargs):
+        raise OSError(28, 'No space left on device', str(tmp_path / 'deepfill'))
+    monkeypatch.setattr(export, 'export', full_disk)
+    err = refused(capsys, 'saved_model', str(tmp_path / 'deepfill'))
+    assert 'deepfill: No space left on device; nothing was written there' in err

@@ -1,7 +1,9 @@
-"""inpaint/training_state.py: rotation removes only this project's training checkpoints."""
+"""inpaint/training_state.py: rotation removes, and writing replaces, only this project's training
+checkpoints."""
 import os
 
 import numpy as np
+import pytest
 
 from inpaint import training_state
 
@@ -21,3 +23,23 @@ def test_rotation_keeps_the_newest_and_never_removes_a_foreign_file(tmp_path):
         assert handle.read() == b'my own notes'
     assert training_state.read(training_state.path_for(log_dir, 4)).step == 4
     assert training_state.remove_older(log_dir, keep=0) == [training_state.path_for(log_dir, 3)]
+
+
+def test_a_foreign_file_at_a_checkpoints_path_is_never_replaced(tmp_path):
+    """Saving step 5 where a user's `ckpt-5.h5` lies: refused in one line (before: replaced);
+    an earlier checkpoint of ours at that path is replaced."""
+    path = training_state.path_for(str(tmp_path), 5)
+    with open(path, 'wb') as handle:
+        handle.write(b'my own notes')
+    tensors = {'inpaint_net/conv1/kernel': np.ones((2, 2), np.float32)}
+    with pytest.raises(training_state.NotOursError, match='ckpt-5.h5: exists and is not a training '
+                       'checkpoint of this project') as info:
+        training_state.write(path, 5, tensors)
+    assert '\n' not in str(info.value)
+    with open(path, 'rb') as handle:
+        assert handle.read() == b'my own notes'
+    os.remove(path)
+    training_state.write(path, 5, tensors)
+    training_state.write(path, 5, {'inpaint_net/conv1/kernel': np.zeros((2, 2), np.float32)})
+    assert np.all(training_state.read(path).model['inpaint_net/conv1/kernel'] == 0)
+    assert os.listdir(tmp_path) == ['ckpt-5.h5']

@@ -38,9 +38,7 @@ def build_parser(prog=PROG):
     parser.add_argument('--format', required=True, choices=export_formats.FORMATS)
     parser.add_argument('--height', type=int, help='fixed input height (default: any)')
     parser.add_argument('--width', type=int, help='fixed input width (default: any)')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace an existing earlier export of the same format at the output '
-                             'path (nothing else is ever replaced)')
+    parser.add_overwrite('an earlier export of the same format at the output path')
     return parser
 
 
@@ -50,7 +48,8 @@ def main(argv=None, prog=PROG):
     try:
         args = parser.parse_args(argv)
         export_formats.check_request(args.format, args.height, args.width)
-        missing = extras.tensorflow_missing(f'exporting ({args.format})', extra='export')
+        missing = extras.packages_missing(f'exporting ({args.format})',
+                                          export_formats.PACKAGES[args.format], 'export')
         if missing:
             raise UsageError(missing)
         protected = export_formats.checkpoint_paths(args.checkpoint_dir)
@@ -65,6 +64,9 @@ def main(argv=None, prog=PROG):
                                               args.width, args.overwrite, protected)
     except (export_formats.ExportError, CheckpointError) as error:
         return parser.fail(error)
+    except OSError as error:  # e.g. the disk filled up or the folder became read-only meanwhile
+        return parser.fail(f'{error.filename or args.output}: {error.strerror or error}; nothing '
+                           f'was written there: free space or fix the folder\'s permissions')
     size = 'any size' if args.height is None else f'{args.width}x{args.height}'
     print(f'wrote {args.output} ({args.format}, {size}); checked against Keras on a test image: '
           f'max |x_stage2 difference| {diff:.2g}, {changed} inpainted values differ')

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from inpaint import files
 from inpaint.evaluation.metrics import METRICS
 
 # Hole-fraction buckets [lower, upper): 0-10%, ..., 50-60%, then >=60% (reported only if used).
@@ -109,19 +110,19 @@ def _json_safe(value):
 
 def write_reports(output_dir, records, summary):
     """Writes per_image.csv, summary.json and summary.md; returns {name: path}."""
-    files = {name: os.path.join(output_dir, name) for name in ('per_image.csv', 'summary.json', 'summary.md')}
-    with open(files['per_image.csv'], 'w', newline='', encoding='utf-8') as handle:
+    paths = {name: os.path.join(output_dir, name) for name in ('per_image.csv', 'summary.json', 'summary.md')}
+    with files.text_written_atomically(paths['per_image.csv'], newline='') as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_FIELDS)
         for r in records:
             writer.writerow([r.method, r.family, r.image] +
                             [repr(float(getattr(r, k))) for k in CSV_FIELDS[3:]])
-    with open(files['summary.json'], 'w', encoding='utf-8') as handle:
+    with files.text_written_atomically(paths['summary.json']) as handle:
         json.dump(_json_safe(summary), handle, indent=2, allow_nan=False)
         handle.write('\n')
-    with open(files['summary.md'], 'w', encoding='utf-8') as handle:
+    with files.text_written_atomically(paths['summary.md']) as handle:
         handle.write(summary_markdown(summary))
-    return files
+    return paths
 
 
 def _fmt(stat, digits):
