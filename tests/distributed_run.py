@@ -10,6 +10,8 @@ batches of 4 images with one shared mask (the mode where every device uses the s
         # process I of 2 on 127.0.0.1:PORT (gloo), one device, its 2 images of each batch
     KERAS_BACKEND=tensorflow TF_CONFIG=... python tests/distributed_run.py worker I INIT.npz OUT.npz
         # MultiWorkerMirroredStrategy worker I of 2, its 2 images of each batch
+    KERAS_BACKEND=tensorflow python tests/distributed_run.py single INIT.npz OUT.npz
+        # one worker (the default strategy) with the global batch: the workers' reference
 
 OUT.npz (written by the first process or worker only) holds, per run, `<run>/loss/<i>/<name>`
 (iteration i's losses) and `<run>/w/<name>` (every weight under the authors' name, the
@@ -62,8 +64,15 @@ def load(gan, values):
         variable.assign(values[f'optimizer/{index}'])
 
 
+def initial_weights(path):
+    """{name: array} of the `init/w/<name>` entries of an .npz file."""
+    return {key[len('init/w/'):]: value for key, value in np.load(path).items()
+            if key.startswith('init/w/')}
+
+
 def train(gan, share):
-    """The iterations on images `share` of each global batch; returns {key: value} to save."""
+    """The iterations on images `share` (a slice or a list of indices) of each global batch;
+    returns {key: value} to save."""
     batches, mask = inputs()
     result = {}
     for index, (d_batch, g_batch) in enumerate(batches):
@@ -94,6 +103,13 @@ def main(argv):
             saved[f'{name}_infer/x2'] = gan.infer(batches[0, 0] / 127.5 - 1, mask)[1]
         np.savez(argv[1], **saved)
         return 0
+    if mode == 'single':
+        init, out = argv[1:]
+        gan = GAN(load_config(DEFAULT_CONFIG, overrides(1, GLOBAL_BATCH)))
+        load(gan, initial_weights(init))
+        result = train(gan, slice(None))
+        np.savez(out, **{f'{mode}/{key}': value for key, value in result.items()})
+        return 0
     index = int(argv[1])
     if mode == 'process':
         port, init, out = argv[2:]
@@ -103,8 +119,7 @@ def main(argv):
         backends.join_processes()
     gan = GAN(load_config(DEFAULT_CONFIG, overrides(1, GLOBAL_BATCH // 2)))
     assert (gan.distribution.num_replicas, gan.distribution.process_index) == (2, index)
-    load(gan, {key[len('init/w/'):]: value for key, value in np.load(init).items()
-               if key.startswith('init/w/')})
+    load(gan, initial_weights(init))
     share = GLOBAL_BATCH // 2
     result = train(gan, slice(index * share, (index + 1) * share))
     if index == 0:
