@@ -291,3 +291,19 @@ def test_jax_process_flags_are_checked_before_joining():
     with pytest.raises(ConfigError, match=r'--process_id 2: must be in 0\.\.1'):
         jax_backend.join_processes('127.0.0.1:1234', 2, 2)
     assert jax_backend.join_processes() == 1  # no flags, no cluster: one process, nothing started
+
+
+@pytest.mark.jax_session
+def test_a_taken_coordinator_port_is_one_line(tmp_path):
+    """Process 0 on a port another program holds: exit 2, one line naming the port (before: an RPC
+    error, and now and then a crash of JAX's runtime, exit -11, with no line at all)."""
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(('127.0.0.1', port))
+        holder.listen(1)
+        run = subprocess.run(train_commands(tmp_path, port)[0], env=environment('jax'), cwd=REPO,
+                             capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert run.stderr.strip().splitlines() == [
+        f'train.py: error: --coordinator 127.0.0.1:{port}: port {port} is already in use on this '
+        f'machine; give every process another free port']

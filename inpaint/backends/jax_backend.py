@@ -17,8 +17,10 @@ replicated values are kept between steps and placed again only when a variable w
 outside (a restore, a test).
 """
 import contextlib
+import errno
 import os
 import re
+import socket
 
 import jax
 import keras
@@ -59,6 +61,8 @@ def join_processes(coordinator=None, num_processes=None, process_id=None):
     if any(given) and not 0 <= process_id < num_processes:
         raise ConfigError(f'--process_id {process_id}: must be in 0..{num_processes - 1} '
                           f'(--num_processes {num_processes})')
+    if process_id == 0:
+        _check_port_free(coordinator)
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     where = coordinator or 'the address the cluster gives'
     try:
@@ -73,6 +77,28 @@ def join_processes(coordinator=None, num_processes=None, process_id=None):
         raise ConfigError(f'--num_processes {num_processes} but the run at {coordinator} has '
                           f'{jax.process_count()} processes; give every process the same count')
     return jax.process_count()
+
+
+def _check_port_free(coordinator):
+    """Raises ConfigError when process 0's coordinator port is taken on this machine.
+
+    Checked before `jax.distributed.initialize`, which on a taken port fails with an RPC error
+    or, now and then, crashes the process (seen with jax 0.10 on CPUs: exit -11).
+    """
+    port = coordinator.rpartition(':')[2]
+    if not port.isdigit():
+        raise ConfigError(f'--coordinator {coordinator}: give HOST:PORT, e.g. 10.0.0.1:12345')
+    for family, address in ((socket.AF_INET6, '::'), (socket.AF_INET, '')):
+        try:
+            with socket.socket(family) as probe:  # the service listens on every interface
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+                probe.bind((address, int(port)))
+            return
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ConfigError(f'--coordinator {coordinator}: port {port} is already in use on '
+                                  f'this machine; give every process another free port') from None
+            # no IPv6 here: try IPv4
 
 
 def input_gradient(fn, x):
