@@ -14,7 +14,8 @@ It also prints the parameter counts and bytes all-reduced per iteration at the g
 This is a CPU measurement on one machine: the two processes share its cores (and so slow each
 other down beyond any communication), gloo over loopback is not NCCL over NVLink or InfiniBand.
 It shows the mechanism and the all-reduce's cost on this machine, not what GPUs would do: the
-README's "Scaling out" section estimates that from the bytes and a measured GPU step time.
+README's "Training on several GPUs and machines" section estimates that from the bytes and a
+measured GPU step time.
 
 Usage:
     .venv/bin/python benchmarks/scaling.py [--size 64] [--batch 2] [--iters 5]
