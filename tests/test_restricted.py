@@ -6,8 +6,11 @@ the same order, so they agree to float32 rounding of the pasted values (1e-5 rel
 largest). For the whole network, the restricted path runs every stage on other shapes (crops,
 fewer score rows), so each conv and matmul rounds differently: its difference from the dense
 network is judged against the dense network's own response to moving every weight by float32
-rounding, measured in the same test (`_rounding_sensitivity`). A wrong result (a missing query, key or
-denominator term, a shifted crop) differs by the size of the signal, orders of magnitude more.
+rounding, measured in the same test (`_rounding_sensitivity`): at most twice it, as the golden
+README defines "reproduced" for such cases (at once was too tight: on an AVX2-only EPYC the
+'each_border_and_corner' case came to 1.16x and the batch to 1.01x of the worst of three draws).
+A wrong result (a missing query, key or denominator term, a shifted crop) differs by the size of
+the signal, orders of magnitude more.
 """
 import keras
 import numpy as np
@@ -166,7 +169,7 @@ def test_restricted_generator_matches_dense_at_the_holes(full_width, case):
     restricted = full_width.restricted(x, holes)
     assert full_width.restricted.last_path == 'restricted'
     difference = np.abs(restricted - dense)[holes]
-    assert difference.max() <= worst and difference.mean() <= typical, (
+    assert difference.max() <= 2 * worst and difference.mean() <= 2 * typical, (
         f'restricted vs dense {difference.max():.3g} (mean {difference.mean():.3g}); weights '
         f'moved by rounding move the dense output {worst:.3g} (mean {typical:.3g})')
 
@@ -183,7 +186,7 @@ def test_cropped_stages_with_dense_attention_match_dense(full_width, monkeypatch
     staged = full_width.restricted(x, holes)
     assert full_width.restricted.last_path == 'restricted convolutions, dense attention'
     difference = np.abs(staged - dense)[holes]
-    assert difference.max() <= worst and difference.mean() <= typical
+    assert difference.max() <= 2 * worst and difference.mean() <= 2 * typical
 
 
 @pytest.mark.full_width
