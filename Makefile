@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test test-tensorflow test-jax bench clean
 
 # The backend-neutral model, checkpoint and training tests, run again on JAX (the rest is
-# command lines, files and reports, which do not depend on the backend), and the tests whose work
-# is JAX in child processes (marked jax_session: skipped in the TensorFlow session).
+# command lines, files and reports, which do not depend on the backend; so is what is marked
+# `once`: the training loop, resuming and its files, construction), and the tests whose work is
+# JAX in child processes (marked jax_session: skipped in the TensorFlow session).
 JAX_TESTS := tests/test_layers.py tests/test_generator.py tests/test_inference.py \
 	tests/test_losses.py tests/test_training_golden.py tests/test_training.py tests/test_checkpoint.py \
 	tests/test_restricted.py tests/test_guided.py \
@@ -33,7 +34,7 @@ test-tensorflow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -q --durations=15
 
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -q --durations=15 -m 'not full_width' $(JAX_TESTS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q --durations=15 -m 'not full_width and not once' $(JAX_TESTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

@@ -36,7 +36,6 @@ import dataclasses
 import os
 
 import cv2
-from absl import logging
 from tqdm import tqdm
 
 from inpaint import imageio

@@ -55,7 +55,6 @@ from inpaint.flow import offset_flow, resize_bilinear
 from inpaint.gan import masks_per_image, step_batch, training_masks
 from inpaint.generator import composite, hole_edges
 from inpaint.interrupt import StopRequest
-from inpaint.pixels import to_network
 from inpaint.run_state import CONFIG_FILE, RunState
 
 HELDOUT_SEED = 12345  # the held-out images' fixed training masks

@@ -1,7 +1,8 @@
 """Two training iterations on several devices or processes, run by tests/test_distributed.py.
 
 Every mode trains the same tiny GAN (widths 4, 32x32) from the same weights on the same global
-batches of 4 images with one shared mask (the mode where every device uses the step's same mask):
+batches of 4 images: on JAX with one shared mask (the mode where every device uses the step's same
+mask), on TensorFlow with a mask per image, each worker taking its images' masks:
 
     KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \\
         python tests/distributed_run.py devices OUT.npz
@@ -35,12 +36,15 @@ def overrides(devices, batch_size):
             f'num_gpus_per_job={devices}']
 
 
-def inputs():
-    """(ITERATIONS, 2, GLOBAL_BATCH, H, W, 3) raw batches (a D and a G batch each) and one mask."""
+def inputs(per_image=False):
+    """(ITERATIONS, 2, GLOBAL_BATCH, H, W, 3) raw batches (a D and a G batch each) and the masks:
+    one for every image (1, H, W, 1), or with `per_image` one per image (GLOBAL_BATCH, H, W, 1),
+    each device then taking its images' masks."""
     rng = np.random.default_rng(0)
     batches = rng.uniform(0, 255, (ITERATIONS, 2, GLOBAL_BATCH, SIZE, SIZE, 3)).astype(np.float32)
-    mask = np.zeros((1, SIZE, SIZE, 1), np.float32)
-    mask[:, 4:14, 6:18] = 1.0  # off-centre: contextual attention keeps patches to attend to
+    mask = np.zeros((GLOBAL_BATCH if per_image else 1, SIZE, SIZE, 1), np.float32)
+    for index in range(len(mask)):  # off-centre boxes: contextual attention keeps patches to attend to
+        mask[index, 4 + index:14 + index, 6 + 2 * index:18 + index] = 1.0
     return batches, mask
 
 
@@ -70,10 +74,11 @@ def initial_weights(path):
             if key.startswith('init/w/')}
 
 
-def train(gan, share):
-    """The iterations on images `share` (a slice or a list of indices) of each global batch;
-    returns {key: value} to save."""
-    batches, mask = inputs()
+def train(gan, share, per_image=False):
+    """The iterations on images `share` (a slice) of each global batch, with their masks (see
+    `inputs`); returns {key: value} to save."""
+    batches, mask = inputs(per_image)
+    mask = mask[share] if per_image else mask
     result = {}
     for index, (d_batch, g_batch) in enumerate(batches):
         losses = {**gan.d_step(d_batch[share], mask), **gan.g_step(g_batch[share], mask)}
@@ -107,7 +112,7 @@ def main(argv):
         init, out = argv[1:]
         gan = GAN(load_config(DEFAULT_CONFIG, overrides(1, GLOBAL_BATCH)))
         load(gan, initial_weights(init))
-        result = train(gan, slice(None))
+        result = train(gan, slice(None), per_image=True)
         np.savez(out, **{f'{mode}/{key}': value for key, value in result.items()})
         return 0
     index = int(argv[1])
@@ -121,7 +126,7 @@ def main(argv):
     assert (gan.distribution.num_replicas, gan.distribution.process_index) == (2, index)
     load(gan, initial_weights(init))
     share = GLOBAL_BATCH // 2
-    result = train(gan, slice(index * share, (index + 1) * share))
+    result = train(gan, slice(index * share, (index + 1) * share), per_image=mode == 'worker')
     if index == 0:
         np.savez(out, **{f'{mode}/{key}': value for key, value in result.items()})
     return 0

@@ -3,7 +3,8 @@
 JAX: one process with 2 virtual CPU devices (`--xla_force_host_platform_device_count=2`) against
 one device with the global batch, and two processes on 127.0.0.1 (gloo collectives) against the
 2-device process; TensorFlow: two `MultiWorkerMirroredStrategy` workers on loopback against one
-worker with the global batch; `train.py` in two JAX processes stopped by SIGTERM on one of them,
+worker with the global batch, a mask per image (each worker takes its images' masks, as each
+device draws its own in training); `train.py` in two JAX processes stopped by SIGTERM on one of them,
 resumed, then one killed. Every run is a subprocess (a process has one backend, one device count,
 one distributed runtime), started from the TensorFlow test session (`make test` runs this file
 once). The networks are tiny (widths 4, 32x32, 2 iterations); XLA's CPU compiler runs without its

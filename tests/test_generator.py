@@ -35,6 +35,7 @@ def _flow_same(a, b):
     return np.all(np.abs(a - b) < 1e-6, axis=-1).mean()
 
 
+@pytest.mark.once
 def test_architecture_size():
     generator = build_generator(48)
     assert len(generator.conv_layers()) == 42
@@ -42,6 +43,7 @@ def test_architecture_size():
     assert 4.0e6 < generator.count_params() < 4.1e6  # about 4.05 M in the paper's code
 
 
+@pytest.mark.once
 def test_dtype_policy_is_given_to_every_layer_at_construction():
     """keras-hub's pattern: the policy reaches every sub-layer (the upsamplings' inner convs too)
     when they are built, contextual attention stays float32, the weights stay float32, and the
@@ -93,6 +95,7 @@ def test_coffee_matches_golden_to_float32_noise_floor(golden_models):
         assert diff.mean() < 1e-4  # a real error (resize, padding, attention) is > 1e-2
 
 
+@pytest.mark.once  # on JAX the batch rule is test_batch_with_two_masks_matches_single_runs
 @pytest.mark.parametrize('name', ['rocket256', 'motorcycle184x264'])
 def test_batch_of_two_images_sharing_a_mask(golden_models, name):
     case = golden_case(name)

@@ -27,7 +27,7 @@ from conftest import (GOLDEN_WEIGHTS, GUIDED_CHECKPOINT as CHECKPOINT, GUIDED_GO
                       perturbed_weights, to_numpy)
 from inpaint.checkpoint import CheckpointError, load_models, load_tensors, save_weights_folder
 from inpaint.discriminator import build_discriminator
-from inpaint.generator import build_generator, hole_edges
+from inpaint.generator import hole_edges
 from inpaint.imageio import InputError, above_edge_threshold, edge_lines, read_edge, read_image, read_mask
 from inpaint.inference import Inpainter, to_network
 

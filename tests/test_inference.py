@@ -189,7 +189,7 @@ def test_mask_encodings_agree(inpainter):
     assert np.array_equal(inpainter.inpaint(image, np.repeat(mask[..., None] * 255, 3, 2).astype(np.uint8)), as_bool)
 
 
-@pytest.mark.parametrize('restrict', [True, False])
+@pytest.mark.parametrize('restrict', [True, pytest.param(False, marks=pytest.mark.once)])
 def test_batch_equals_single_runs_with_own_masks(inpainter, restrict):
     """Each image of a batch keeps its own mask and gets its single-image result (see
     `assert_batched_equals_single`: identical for the whole network on TensorFlow), as
@@ -311,7 +311,8 @@ def test_grey_if_grey_is_the_luminance():
     np.testing.assert_array_equal(got[1], filled[1])
 
 
-@pytest.mark.parametrize('size, hole', [(256, (64, 192)), (512, (200, 260))])
+@pytest.mark.parametrize('size, hole', [(256, (64, 192)),
+                                        pytest.param(512, (200, 260), marks=pytest.mark.once)])
 def test_bfloat16_inference_is_close_to_float32(size, hole):
     """`precision='bfloat16'` (convolutions in bfloat16, attention in float32) on the whole network
     (256 px: the restricted path does not pay) and on the restricted one (512 px, small hole):

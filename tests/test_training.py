@@ -1,30 +1,28 @@
 """Tests for inpaint/gan.py, inpaint/run_state.py, inpaint/training.py and train.py on tiny data
 (32x32 images, widths 8, batch 2).
 
-Backend-neutral (run with KERAS_BACKEND=tensorflow and =jax) except the tests marked `tf_only`:
-fine-tuning from a TF1 release (TensorFlow reads those) and tf.distribute over two devices.
+The step tests run with KERAS_BACKEND=tensorflow and =jax; the training loop's (resume, files,
+fine-tuning checks, a short real run: marked `once`) on TensorFlow only, since the loop is the
+same code on every backend; `tf_only`: fine-tuning from a TF1 release (TensorFlow reads those).
+Each backend's steps are held to the original graph's in tests/test_training_golden.py, and
+several devices and processes are tests/test_distributed.py's.
 
 Compiling the two steps is what costs (about 10 s a GAN on TensorFlow, 25-40 s on JAX, on
-2 CPU cores), so few GANs run steps: `stepped` (the step tests, and the in-process half of
-the cross-backend test) and `interrupted_run` (train.py interrupted by SIGINT, resumed by a new
-RunState, and the same RunState continued in-process as the reference).
+2 CPU cores), so few GANs run steps: `stepped` (the step tests) and `interrupted_run` (train.py
+interrupted by SIGINT, resumed by a new RunState, and the same RunState continued in-process as
+the reference).
 
 Tolerances:
 - Step losses vs a direct eager forward: the step runs compiled (grappler / XLA), so float32
   sums may be reordered; `rtol=1e-5, atol=1e-6` is ~10x the observed difference on values ~1.
 - Resume and fine-tuning: the same values restored, the same compiled programs on the same
   inputs: bit-identical (tolerance 0).
-- Across backends and across replicas: see those tests.
 """
 import contextlib
-import importlib.util
 import io
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 
 import cv2
 import keras
@@ -33,7 +31,6 @@ import pytest
 from keras import ops
 
 import train as train_cli
-from backend_step import one_iteration
 from inpaint import backends, losses, training, training_state
 from inpaint.checkpoint import (CheckpointError, discriminator_table, generator_table, load_models,
                                 model_tensors)
@@ -185,12 +182,16 @@ def scalars(log_dir, tag):
 
 # --- steps -----------------------------------------------------------------------------------
 
+def one_iteration(gan, batch, mask):
+    """`gan.d_step` then `gan.g_step` on (batch, mask): {'d/<loss>': float, 'g/<loss>': float}."""
+    result = {f'd/{name}': value for name, value in gan.d_step(batch, mask).items()}
+    result.update({f'g/{name}': value for name, value in gan.g_step(batch, mask).items()})
+    return result
+
+
 @pytest.fixture(scope='module')
 def stepped(tmp_path_factory):
-    """A run fine-tuning from TRAIN_WEIGHTS, and what its first three iterations did.
-
-    The first iteration is also the in-process half of the cross-backend test.
-    """
+    """A run fine-tuning from TRAIN_WEIGHTS, and what its first three iterations did."""
     folder = tmp_path_factory.mktemp('steps')
     overrides = tiny_overrides(folder, model_restore=TRAIN_WEIGHTS)
     run = RunState(load_config(DEFAULT_CONFIG, overrides))
@@ -298,44 +299,6 @@ def test_step_losses_equal_the_formulas(stepped):
                                ae, RTOL, ATOL)
 
 
-OTHER_BACKEND = {'tensorflow': 'jax', 'jax': 'tensorflow', 'torch': 'tensorflow'}
-
-
-@pytest.mark.slow
-def test_one_step_matches_across_backends(stepped, tmp_path):
-    """The issue's check: from the same weights and batch, one iteration (D step + G step) on this
-    backend and on another (in a subprocess: a process has one Keras backend) gives losses within
-    1e-4 relative and weights (the spectral-norm `u` included) within 1e-5 absolute.
-
-    Why these suffice: the backends run the same float32 ops in different orders (XLA vs
-    grappler/oneDNN), ~1e-6 relative on the losses; one Adam update moves a weight by about
-    lr = 1e-4, so a missing, doubled or sign-flipped update of any weight shows as >= 1e-4.
-    """
-    this = keras.backend.backend()
-    other = OTHER_BACKEND[this]
-    if this == 'jax':
-        pytest.skip('the same pair as the KERAS_BACKEND=tensorflow run (tensorflow vs jax): run once')
-    if importlib.util.find_spec(other) is None:
-        pytest.skip(f'{other} is not installed: cannot compare a {this} step with a {other} step')
-    images, mask = stepped['inputs']
-    np.savez(tmp_path / 'inputs.npz', batch=images, mask=mask)
-    overrides = stepped['overrides'] + [f'log_dir={tmp_path / "log"}']
-    env = dict(os.environ, KERAS_BACKEND=other, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='3')
-    run = subprocess.run([sys.executable, os.path.join(HERE, 'backend_step.py'),
-                          str(tmp_path / 'inputs.npz'), str(tmp_path / 'out.npz'), *overrides],
-                         capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
-    assert run.returncode == 0, run.stderr[-3000:]
-    theirs = dict(np.load(tmp_path / 'out.npz'))
-    assert str(theirs.pop('backend')) == other
-    ours = stepped['iterations'][0]['first']
-    assert sorted(theirs) == sorted(ours)
-    for key, value in ours.items():
-        if key.startswith('w/'):
-            assert np.abs(theirs[key] - value).max() < 1e-5, key
-        else:
-            np.testing.assert_allclose(theirs[key], value, rtol=1e-4, atol=0, err_msg=key)
-
-
 # --- train(): interrupted, resumed, continued ------------------------------------------------
 
 @pytest.fixture(scope='module')
@@ -393,6 +356,7 @@ def interrupted_run(tmp_path_factory):
             'resumed_dir': resumed_dir, 'continued': snapshot(first), 'resumed': snapshot(second)}
 
 
+@pytest.mark.once
 def test_sigint_saves_and_train_py_exits_130(interrupted_run):
     config, at_interrupt = interrupted_run['config'], interrupted_run['at_interrupt']
     checkpoint = training_state.path_for(config.log_dir, 2)
@@ -404,6 +368,7 @@ def test_sigint_saves_and_train_py_exits_130(interrupted_run):
     assert 'Training steps 0..3 (from scratch)' in interrupted_run['stdout']
 
 
+@pytest.mark.once
 def test_resume_restores_the_state_exactly(interrupted_run):
     second = interrupted_run['second']
     assert second.restored_from == training_state.path_for(interrupted_run['resumed_dir'], 2)
@@ -412,6 +377,7 @@ def test_resume_restores_the_state_exactly(interrupted_run):
     assert_same_state(interrupted_run['restored'], interrupted_run['at_interrupt']['state'])
 
 
+@pytest.mark.once
 def test_resumed_run_continues_identically(interrupted_run):
     """A new process resuming from the checkpoint ends where the interrupted run, continued
     in-process, ends: bit for bit (weights, `u`, optimizer; the data order, masks and WGAN-GP
@@ -424,6 +390,7 @@ def test_resumed_run_continues_identically(interrupted_run):
     assert load_config(os.path.join(resumed_dir, 'config.yml')) == config.replace(log_dir=resumed_dir)
 
 
+@pytest.mark.once
 def test_event_files_hold_losses_heldout_l1_and_images(interrupted_run):
     resumed_dir, second = interrupted_run['resumed_dir'], interrupted_run['second']
     found = summaries(resumed_dir)  # steps 1-2 from the copied run, 3 from the resumed one
@@ -448,6 +415,7 @@ def test_event_files_hold_losses_heldout_l1_and_images(interrupted_run):
             assert step == 2 and image.shape == (SIZE, 4 * SIZE, 3), tag  # val_psteps 2
 
 
+@pytest.mark.once
 def test_steps_use_each_images_own_mask(interrupted_run):
     """Per-image masks: from the same state, a step on images (a, b) with masks (ma, mb) reports
     the mean of the losses of a step on (a, a) with (ma, ma) and one on (b, b) with (mb, mb).
@@ -484,6 +452,7 @@ def test_steps_use_each_images_own_mask(interrupted_run):
                                    err_msg=name)
 
 
+@pytest.mark.once
 def test_run_checkpoint_loads_for_inference(interrupted_run):
     resumed_dir, second = interrupted_run['resumed_dir'], interrupted_run['second']
     generator, discriminator, report = load_models(resumed_dir)
@@ -520,6 +489,7 @@ def damage(path, how):
         handle.write(bytes([byte[0] ^ 0x10]))
 
 
+@pytest.mark.once
 @pytest.mark.parametrize('how', ['truncate', 'flip'])
 def test_damaged_newest_checkpoint_falls_back_to_the_previous(interrupted_run, tmp_path, caplog, how):
     log_dir = str(tmp_path / 'log')
@@ -541,6 +511,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(interrupted_run, t
         load_models(log_dir)
 
 
+@pytest.mark.once
 def test_max_to_keep(tmp_path):
     run = RunState(tiny_config(tmp_path, max_to_keep=2))
     for step in (1, 2, 3, 4):
@@ -552,6 +523,7 @@ def test_max_to_keep(tmp_path):
     assert not [name for name in os.listdir(run.config.log_dir) if name.endswith('.partial')]
 
 
+@pytest.mark.once
 def test_nan_loss_stops_and_keeps_the_last_checkpoint(interrupted_run):
     """Last on `second` on purpose: it leaves NaN weights in it."""
     resumed_dir, second = interrupted_run['resumed_dir'], interrupted_run['second']
@@ -580,6 +552,7 @@ def test_fine_tune_from_the_golden_tf1_checkpoint(tmp_path):
         np.testing.assert_array_equal(to_numpy(variable), load(name), err_msg=name)
 
 
+@pytest.mark.once
 def test_fine_tune_width_mismatch_is_a_one_line_error(tmp_path):
     with pytest.raises(CheckpointError) as info:
         RunState(tiny_config(tmp_path, model_restore=TRAIN_WEIGHTS, cnum_generator=16))
@@ -592,6 +565,7 @@ def test_fine_tune_width_mismatch_is_a_one_line_error(tmp_path):
         RunState(tiny_config(tmp_path, model_restore=TRAIN_WEIGHTS, gan_with_mask=False))
 
 
+@pytest.mark.once
 def test_fine_tune_from_the_other_mode_is_a_one_line_error(tmp_path):
     """A guided config from an unguided checkpoint (the same `if` refuses the reverse): refused by
     name, before any weight is copied (conv1's kernels differ by the edge channel)."""
@@ -602,6 +576,7 @@ def test_fine_tune_from_the_other_mode_is_a_one_line_error(tmp_path):
     assert 'it is not edge-guided but the config has guided: True; set guided: False' in message
 
 
+@pytest.mark.once
 def test_resume_with_other_widths_is_refused(tmp_path):
     """A log_dir whose checkpoint was written with other settings: a one-line error, no load."""
     log_dir = tmp_path / 'log'
@@ -613,85 +588,7 @@ def test_resume_with_other_widths_is_refused(tmp_path):
     assert '\n' not in str(info.value)
 
 
-# --- strategy --------------------------------------------------------------------------------
-
-# Run as `python -c TWO_DEVICES <repo>`: logical devices must be set up before TF initializes its
-# devices, which the test process has long done.
-TWO_DEVICES = r'''
-import json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices('CPU')[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, sys.argv[1])
-from inpaint.checkpoint import discriminator_table, generator_table
-from inpaint.config import DEFAULT_CONFIG, load_config
-from inpaint import backends
-from inpaint.gan import GAN
-
-config = load_config(DEFAULT_CONFIG, [
-    'img_shapes=[32,32,3]', 'height=16', 'width=16', 'max_delta_height=4', 'max_delta_width=4',
-    'batch_size=4', 'cnum_generator=8', 'cnum_discriminator=8', 'log_dir=unused', 'random_seed=True'])
-one = GAN(config)
-two = GAN(config, backends.distribution(config, tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])))
-tables = [{**generator_table(t.generator), **discriminator_table(t.discriminator)} for t in (one, two)]
-rng = np.random.default_rng(0)
-batch = rng.uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
-result = {'replicas': two.distribution.num_replicas, 'copies': min(len(v.value.values) for v in tables[1].values())}
-for mode in ('per_image',):
-    mask = (np.concatenate([one.sample_mask(rng) for _ in range(4)]) if mode == 'per_image'
-            else one.sample_mask(rng))  # (4, H, W, 1) or (1, H, W, 1)
-    for name, variable in tables[0].items():  # each mode starts from equal weights
-        tables[1][name].assign(variable)
-    for step in ('d_step', 'g_step'):
-        result[f'{mode} {step}'] = [getattr(one, step)(batch, mask), getattr(two, step)(batch, mask)]
-        result[f'{mode} {step} max_weight_diff'] = max(
-            float(np.max(np.abs(variable.numpy() - tables[1][name].numpy())))
-            for name, variable in tables[0].items())
-    # Every replica's copy of every variable (incl. the spectral-norm `u`) equals the one device's.
-    result[f'{mode} max_copy_diff'] = max(
-        float(np.max(np.abs(copy.numpy() - tables[0][name].numpy())))
-        for name, variable in tables[1].items() for copy in variable.value.values)
-result['iterations'] = [int(t.optimizer.iterations.numpy()) for t in (one, two)]
-print(json.dumps(result))
-'''
-
-
-@pytest.mark.tf_only
-def test_two_replicas_match_one_device():
-    """MirroredStrategy over two logical CPUs vs the default strategy, same weights, batch and mask.
-
-    The 2-replica GAN takes the 4 images as 2 per replica (batch_size is per device), the default
-    one all 4: the same global batch, with per-image masks split over the replicas with their
-    images (one mask for the batch, split the same way, is checked on JAX in test_distributed.py;
-    each mode here costs ~40 s of tracing).
-
-    Losses and gradient norms (of the whole-batch gradient) must agree to `1e-5` relative: the
-    replicas compute the same per-image terms, only the order of float32 sums differs (plus `1e-7`
-    absolute, for terms that are means of scores near zero such as g_gan_loss ~ 1e-4, whose
-    relative error is unbounded; observed 1.3e-9; the O(1) losses still catch a wrong scaling).
-    The gradient norm is what checks the per-replica loss scaling, since Adam's first update is invariant to the
-    gradient's scale. Weights after the updates must agree to `1e-6` absolute: one Adam step moves
-    a weight by at most about lr = 1e-4, so a replica that applied another (or no) update would
-    differ by ~1e-4, while summation-order noise changes the updates by < 1e-7 (observed ~1e-7).
-    """
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-    run = subprocess.run([sys.executable, '-c', TWO_DEVICES, REPO],
-                         capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
-    assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
-    assert result['replicas'] == 2 and result['copies'] == 2
-    for mode in ('per_image',):
-        for step in ('d_step', 'g_step'):
-            one, two = result[f'{mode} {step}']
-            assert set(one) == set(two)
-            for name in one:
-                np.testing.assert_allclose(two[name], one[name], rtol=RTOL, atol=1e-7,
-                                           err_msg=f'{mode} {step} {name}')
-            assert result[f'{mode} {step} max_weight_diff'] < 1e-6, (mode, step)
-        assert result[f'{mode} max_copy_diff'] < 1e-6, mode  # every replica's copy, `u` included
-    assert result['iterations'] == [2, 2]  # one D and one G update each
-
+# --- devices ---------------------------------------------------------------------------------
 
 def gpu_count():
     try:
@@ -762,6 +659,7 @@ def test_cli_finishes_with_exit_0(monkeypatch, tmp_path):
 
 # --- a short real run ------------------------------------------------------------------------
 
+@pytest.mark.once
 @pytest.mark.slow
 def test_short_real_run_learns(tmp_path, capsys):
     """Two hundred steps on real photos: the held-out L1 and the training ae_loss go down.

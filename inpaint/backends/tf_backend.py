@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
