@@ -288,3 +288,27 @@ def live_server(app):
         thread.join(10)
         sock.close()
 
+
+
+@pytest.fixture(scope='module')
+def loaded_once():
+    """`Inpainter.from_checkpoint` of the read-only golden fixtures, loaded once per test module
+    (keyed by path, precision and options), so that command-line tests calling `main` many times
+    compile the network once per shape instead of once per call. Tests of loading itself
+    (tests/test_checkpoint.py) do not use it; other paths load as usual."""
+    from inpaint.inference import Inpainter
+    fixtures = {os.path.realpath(path) for path in (GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS,
+                                                    GUIDED_CHECKPOINT, GUIDED_WEIGHTS)}
+    load, cache = Inpainter.from_checkpoint.__func__, {}
+
+    def from_checkpoint(cls, path, precision='float32', **kwargs):
+        if os.path.realpath(path) not in fixtures:
+            return load(cls, path, precision, **kwargs)
+        key = (os.path.realpath(path), precision, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            cache[key] = load(cls, path, precision, **kwargs)
+        return cache[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Inpainter, 'from_checkpoint', classmethod(from_checkpoint))
+        yield

@@ -34,6 +34,11 @@ def load_cli():
     return module
 
 
+@pytest.fixture(autouse=True, scope='module')
+def _golden_loaded_once(loaded_once):
+    """The commands' `main` loads the golden checkpoint once per module (see `loaded_once`)."""
+
+
 @pytest.fixture(scope='module')
 def inpainter():
     return Inpainter.from_checkpoint(GOLDEN_CHECKPOINT)

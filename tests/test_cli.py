@@ -15,6 +15,11 @@ sys.path.insert(0, ROOT)
 import test as cli  # noqa: E402  (the top-level test.py)
 
 
+@pytest.fixture(autouse=True, scope='module')
+def _golden_loaded_once(loaded_once):
+    """The commands' `main` loads the golden checkpoint once per module (see `loaded_once`)."""
+
+
 def test_command_line_reproduces_golden_output(tmp_path):
     case = golden_case('rocket256')
     out = tmp_path / 'out.png'

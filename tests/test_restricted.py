@@ -156,9 +156,8 @@ GENERATOR_CASES = {
 }
 
 
-@pytest.mark.parametrize('case', [
-    pytest.param(case, marks=[] if case == 'batch_of_different_masks' else pytest.mark.full_width)
-    for case in sorted(GENERATOR_CASES)])
+@pytest.mark.full_width
+@pytest.mark.parametrize('case', sorted(GENERATOR_CASES))
 def test_restricted_generator_matches_dense_at_the_holes(full_width, case):
     batch, h, w, make = GENERATOR_CASES[case]
     holes = make(h, w)
