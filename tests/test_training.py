@@ -1,11 +1,11 @@
 """Tests for inpaint/gan.py, inpaint/run_state.py, inpaint/training.py and train.py on tiny data
 (32x32 images, widths 8, batch 2).
 
-The step tests run with KERAS_BACKEND=tensorflow and =jax; the training loop's (resume, files,
-fine-tuning checks, a short real run: marked `once`) on TensorFlow only, since the loop is the
-same code on every backend; `tf_only`: fine-tuning from a TF1 release (TensorFlow reads those).
-Each backend's steps are held to the original graph's in tests/test_training_golden.py, and
-several devices and processes are tests/test_distributed.py's.
+Run in the TensorFlow session (`make test`): the steps and the training loop (resume, files,
+fine-tuning checks, a short real run) are one code on every backend, and each backend's steps
+are held to the original graph's in tests/test_training_golden.py; several devices and
+processes are tests/test_distributed.py's. `once` marks the loop's tests for a JAX run of this
+file; `tf_only`: fine-tuning from a TF1 release (TensorFlow reads those).
 
 Compiling the two steps is what costs (about 10 s a GAN on TensorFlow, 25-40 s on JAX, on
 2 CPU cores), so few GANs run steps: `stepped` (the step tests) and `interrupted_run` (train.py
