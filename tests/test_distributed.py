@@ -308,3 +308,20 @@ def test_a_taken_coordinator_port_is_one_line(tmp_path):
     assert run.stderr.strip().splitlines() == [
         f'train.py: error: --coordinator 127.0.0.1:{port}: port {port} is already in use on this '
         f'machine; give every process another free port']
+
+
+def test_a_lost_peer_is_named_with_the_cause_not_tensorflows_preamble():
+    """TensorFlow's collective errors start 'Graph execution error:' (measured: a killed worker
+    gave 'worker 0 lost contact with worker 1 (Graph execution error:)'); the cause is the next
+    line that is not a node or a stack line."""
+    from inpaint.backends import peer_lost
+
+    class TwoWorkers:
+        process_count, process_index = 2, 0
+
+    error = RuntimeError('Graph execution error:\n\nDetected at node CollectiveReduceV2 defined at '
+                         '(most recent call last):\n  File "x.py", line 1\n\nSocket closed\n'
+                         '\t [[{{node CollectiveReduceV2}}]]')
+    assert str(peer_lost(TwoWorkers(), error, 'worker')) == (
+        'worker 0 lost contact with worker 1 (Socket closed); if it was stopped or died, start all '
+        '2 workers again with the same commands to resume from the last checkpoint')

@@ -82,11 +82,15 @@ class PeerLostError(RuntimeError):
 
 def peer_lost(distribution, error, unit='process'):
     """The `PeerLostError` of a collective that failed with `error` in a multi-process run."""
-    text = str(getattr(error, 'message', None) or error).strip() or type(error).__name__
+    text = str(getattr(error, 'message', None) or error).strip()
+    # TensorFlow's preamble lines say nothing about the cause: the first other line does.
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith(
+        ('Graph execution error', 'Detected at node', 'File "', 'Traceback'))]
+    text = lines[0] if lines else type(error).__name__
     count, index = distribution.process_count, distribution.process_index
     units = unit + ('es' if unit.endswith('s') else 's')
     peer = f'{unit} {1 - index}' if count == 2 else f'one of the other {count - 1} {units}'
-    return PeerLostError(f'{unit} {index} lost contact with {peer} ({text.splitlines()[0][:160]}); '
+    return PeerLostError(f'{unit} {index} lost contact with {peer} ({text[:160]}); '
                          f'if it was stopped or died, start all {count} {units} again with the '
                          f'same commands to resume from the last checkpoint')
 
