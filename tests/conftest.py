@@ -289,7 +289,6 @@ def live_server(app):
         sock.close()
 
 
-
 @pytest.fixture(scope='module')
 def loaded_once():
     """`Inpainter.from_checkpoint` of the read-only golden fixtures, loaded once per test module

@@ -84,8 +84,8 @@ def peer_lost(distribution, error, unit='process'):
     """The `PeerLostError` of a collective that failed with `error` in a multi-process run."""
     text = str(getattr(error, 'message', None) or error).strip()
     # TensorFlow's preamble lines say nothing about the cause: the first other line does.
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith(
-        ('Graph execution error', 'Detected at node', 'File "', 'Traceback'))]
+    preamble = ('Graph execution error', 'Detected at node', 'File "', 'Traceback')
+    lines = [line for line in map(str.strip, text.splitlines()) if line and not line.startswith(preamble)]
     text = lines[0] if lines else type(error).__name__
     count, index = distribution.process_count, distribution.process_index
     units = unit + ('es' if unit.endswith('s') else 's')
