@@ -2,7 +2,8 @@
 
 Every test runs on the Keras backend of `KERAS_BACKEND` (tensorflow, jax or torch); a test that
 only makes sense on TensorFlow is marked `@pytest.mark.tf_only` and skipped elsewhere; one whose
-work is JAX in child processes is marked `jax_session` and runs in the JAX session only.
+work is in child processes that pick their own backend is marked `jax_session` and runs in the
+JAX session only (the lighter of `make test`'s two).
 """
 import contextlib
 import importlib.util
@@ -35,21 +36,36 @@ GUIDED_WEIGHTS = os.path.join(GUIDED_GOLDEN, 'weights')
 # The golden README's tolerances for x_stage1 / x_stage2.
 STAGE_MAX, STAGE_MEAN = 1e-3, 1e-5
 
+# XLA's CPU compiler without its expensive LLVM passes: about half the compile time, for JAX child
+# processes whose tests check paths and agreement, not speed.
+FAST_COMPILE = '--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true'
+
 
 def pytest_collection_modifyitems(config, items):
-    """Skips `tf_only` tests on other backends, and `jax_session` tests (JAX work in child
-    processes, whatever this session's backend) outside the KERAS_BACKEND=jax session, so that
-    `make test`'s two sessions share the work."""
+    """Skips `tf_only` tests on other backends, and `jax_session` tests (work in child processes
+    that pick their own backend, whatever this session's) outside the KERAS_BACKEND=jax session,
+    so that `make test`'s two sessions share the work."""
     backend = keras.backend.backend()
     skip_tf_only = pytest.mark.skip(reason=f'TensorFlow backend only (running on {backend}); run '
                                            f'with KERAS_BACKEND=tensorflow')
-    skip_jax_session = pytest.mark.skip(reason='runs JAX in child processes: run once, in the '
-                                               'KERAS_BACKEND=jax session (make test-jax)')
+    skip_jax_session = pytest.mark.skip(reason='its work is in child processes: run once, in '
+                                               'the KERAS_BACKEND=jax session (make test-jax)')
     for item in items:
         if 'tf_only' in item.keywords and backend != 'tensorflow':
             item.add_marker(skip_tf_only)
         if 'jax_session' in item.keywords and backend != 'jax':
             item.add_marker(skip_jax_session)
+
+
+def jax_child_env(cache=None):
+    """Environment entries for JAX child processes: fast XLA compiles (`FAST_COMPILE`) and, with a
+    `cache` folder, JAX's persistent compilation cache there for every program, however quick to
+    compile (a program compiled again, in this process or another, is read back)."""
+    env = {'XLA_FLAGS': FAST_COMPILE}
+    if cache is not None:
+        env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+    return env
 
 
 def shared_path(*parts):

@@ -20,14 +20,13 @@ def _golden_loaded_once(loaded_once):
     """The commands' `main` loads the golden checkpoint once per module (see `loaded_once`)."""
 
 
-def test_command_line_reproduces_golden_output(tmp_path):
+def test_command_line_reproduces_golden_output(tmp_path, capsys):
+    """In this process (test.py as a process: tests/test_commands.py)."""
     case = golden_case('rocket256')
     out = tmp_path / 'out.png'
-    run = subprocess.run([sys.executable, os.path.join(ROOT, 'test.py'), '--image', case['input'],
-                          '--mask', case['mask'], '--output', str(out), '--checkpoint_dir',
-                          GOLDEN_CHECKPOINT, '--original'], capture_output=True, text=True, cwd=ROOT)
-    assert run.returncode == 0, run.stderr
-    assert 'out.png' in run.stdout
+    assert cli.main(['--image', case['input'], '--mask', case['mask'], '--output', str(out),
+                     '--checkpoint_dir', GOLDEN_CHECKPOINT, '--original']) == 0
+    assert 'out.png' in capsys.readouterr().out
     got, want = cv2.imread(str(out)), cv2.imread(case['output'])
     diff = np.abs(got.astype(int) - want)
     assert diff.max() <= 1 and np.all(diff == 0, axis=-1).mean() >= 0.999

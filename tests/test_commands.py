@@ -49,7 +49,8 @@ def test_command_modules_do_not_import_tensorflow():
 def command_runs(tmp_path_factory):
     """Every command, each on an input that makes it import TensorFlow: test.py inpaints a golden
     image; the others stop on a missing checkpoint (or source) after loading Keras. Run in
-    parallel; {verb: (CompletedProcess, whether TensorFlow was imported)}."""
+    parallel, on TensorFlow; {verb: (CompletedProcess, whether TensorFlow was imported)}."""
+    pytest.importorskip('tensorflow')
     tmp = tmp_path_factory.mktemp('commands')
     (tmp / 'site').mkdir()
     (tmp / 'site' / 'sitecustomize.py').write_text(SITECUSTOMIZE)
@@ -72,7 +73,8 @@ def command_runs(tmp_path_factory):
 
     def run_one(verb):
         report = tmp / f'{verb}.imports'
-        result = run(argvs[verb], {'PYTHONPATH': path, 'DEEPFILL_IMPORT_REPORT': str(report)})
+        result = run(argvs[verb], {'PYTHONPATH': path, 'DEEPFILL_IMPORT_REPORT': str(report),
+                                   'KERAS_BACKEND': 'tensorflow'})
         return result, report.read_text() == 'True'
 
     with concurrent.futures.ThreadPoolExecutor(len(argvs)) as pool:
@@ -80,7 +82,7 @@ def command_runs(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.tf_only
+@pytest.mark.jax_session  # the commands run as TensorFlow child processes
 @pytest.mark.parametrize('verb', commands.VERBS)
 def test_no_tensorflow_start_up_line_on_stderr(command_runs, verb):
     """TensorFlow's import-time lines (oneDNN, cudart_stub, cpu_feature_guard) and later C++ lines

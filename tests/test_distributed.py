@@ -6,10 +6,10 @@ one device with the global batch, and two processes on 127.0.0.1 (gloo collectiv
 worker with the global batch, a mask per image (each worker takes its images' masks, as each
 device draws its own in training); `train.py` in two JAX processes stopped by SIGTERM on one of them,
 resumed, then one killed. Every run is a subprocess (a process has one backend, one device count,
-one distributed runtime), started from the TensorFlow test session (`make test` runs this file
-once). The networks are tiny (widths 4, 32x32, 2 iterations); XLA's CPU compiler runs without its
-expensive LLVM passes (`FAST_COMPILE`: about half the compile time, the same flags on both sides
-of every comparison) and the JAX runs share a persistent compilation cache, so that the train.py
+one distributed runtime): the JAX ones from the KERAS_BACKEND=jax session, the TensorFlow workers
+from the TensorFlow one. The networks are tiny (widths 4, 32x32, 2 iterations); XLA's CPU compiler
+runs without its expensive LLVM passes (`conftest.FAST_COMPILE`: about half the compile time, the
+same flags on both sides of every comparison) and the JAX runs share a persistent compilation cache, so that the train.py
 runs reuse the two-process programs.
 
 Tolerances:
@@ -33,12 +33,11 @@ import numpy as np
 import pytest
 
 import distributed_run
-from conftest import REPO
+from conftest import REPO, jax_child_env
 from test_training import write_images
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUN = os.path.join(HERE, 'distributed_run.py')
-FAST_COMPILE = '--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true'
 ATOL = 1e-6
 TIMEOUT_S = 900  # compiling on 2 shared cores; a healthy run takes a minute or two
 DEAD_PEER_BOUND_S = 90  # the survivor's exit after its peer died (the heartbeat timeout is 60 s)
@@ -53,12 +52,8 @@ def free_port():
 
 
 def environment(backend, cache=None, **extra):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=REPO,
-               PYTHONUNBUFFERED='1', XLA_FLAGS=FAST_COMPILE, **extra)
-    if cache is not None:
-        env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
-    return env
+    return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=REPO,
+                PYTHONUNBUFFERED='1', **jax_child_env(cache), **extra)
 
 
 def run_all(commands, envs, folder):
@@ -139,8 +134,9 @@ def test_two_processes_match_two_devices(two_devices, jax_cache, tmp_path):
     assert_same(two_devices['two'], runs(out)['process'], 0)
 
 
-@pytest.mark.tf_only
+@pytest.mark.jax_session  # the workers and their reference are TensorFlow child processes
 def test_two_tensorflow_workers_match_one_worker_with_the_global_batch(tmp_path):
+    pytest.importorskip('tensorflow')
     from inpaint.config import DEFAULT_CONFIG, load_config
     from inpaint.gan import GAN
     one = GAN(load_config(DEFAULT_CONFIG, distributed_run.overrides(1, distributed_run.GLOBAL_BATCH)))

@@ -16,6 +16,8 @@ The SavedModel against `Inpainter(generator, restrict=False)` (the same computat
 restricted path equals it up to rounding): none off by more than 1, at most 3 values differ
 (measured 0 to 3).
 """
+import contextlib
+import io
 import os
 import shutil
 import types
@@ -37,11 +39,23 @@ def inpainter():
 
 
 @pytest.fixture(scope='module')
-def saved_model(inpainter, tmp_path_factory):
-    """An any-size SavedModel of the golden generator."""
+def exported_by_the_command(tmp_path_factory):
+    """`export --format saved_model --overwrite` of the golden checkpoint over an earlier export:
+    (the SavedModel's path, the exit code, what it printed). One export serves every SavedModel
+    test of the golden generator (each takes seconds)."""
     path = str(tmp_path_factory.mktemp('export') / 'saved_model')
-    export.export_saved_model(inpainter.generator, path)
-    return path
+    fake_saved_model(path)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = export_command.main(['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format',
+                                    'saved_model', '--overwrite', path])
+    return path, code, printed.getvalue()
+
+
+@pytest.fixture(scope='module')
+def saved_model(exported_by_the_command):
+    """An any-size SavedModel of the golden generator."""
+    return exported_by_the_command[0]
 
 
 @pytest.fixture(scope='module')
@@ -78,14 +92,12 @@ def check(got, want, tol):
     assert changed.max() <= 1 and np.mean(changed == 0) >= 0.999
 
 
-def test_saved_model_any_size_through_the_command_line(inpainter, golden, tmp_path, capsys):
+def test_saved_model_any_size_through_the_command_line(inpainter, golden, exported_by_the_command):
     """Also: an earlier SavedModel there is replaced with --overwrite."""
-    path = str(tmp_path / 'saved_model')
-    fake_saved_model(path)
-    assert export_command.main(['--checkpoint_dir', GOLDEN_CHECKPOINT, '--format', 'saved_model',
-                                '--overwrite', path]) == 0
-    assert sorted(os.listdir(tmp_path)) == ['saved_model']
-    assert 'any size' in capsys.readouterr().out
+    path, code, printed = exported_by_the_command
+    assert code == 0 and 'any size' in printed, printed
+    assert sorted(os.listdir(os.path.dirname(path))) == ['saved_model']
+    assert open(os.path.join(path, 'saved_model.pb'), 'rb').read() != b'earlier export'
     image, mask = golden
     check(export.run_saved_model(path, image, mask), keras_outputs(inpainter, image, mask, eager=False),
           1e-5)

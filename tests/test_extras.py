@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, REPO, golden_case
+from conftest import GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, REPO, golden_case, jax_child_env
 from inpaint import extras
 
 COMMANDS = [[os.path.join(REPO, 'test.py')], [os.path.join(REPO, 'train.py')],
@@ -143,7 +143,9 @@ def jax_without_tensorflow(tmp_path_factory):
     hole[20:40, 24:44] = 255
     cv2.imwrite(mask, hole)
     overrides = tiny_overrides(folder / 'train', max_iters=2, val=False, heldout_steps=0)
-    env = blocked_env(folder, ['tensorflow'], KERAS_BACKEND='jax')
+    # Every command compiles the same 64x64 network: the cache compiles it once.
+    env = blocked_env(folder, ['tensorflow'], KERAS_BACKEND='jax',
+                      **jax_child_env(tmp_path_factory.mktemp('jax_cache')))
     run = subprocess.run([sys.executable, '-c', JAX_PATHS, str(folder / 'work'), GOLDEN_WEIGHTS,
                           GOLDEN_CHECKPOINT, image, mask, *overrides], cwd=folder, env=env,
                          capture_output=True, text=True, timeout=900)

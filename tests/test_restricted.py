@@ -78,6 +78,7 @@ def test_attention_matches_dense_at_needed_queries(case, fuse):
     assert not patches[~needed.reshape(-1)].any()  # queries not needed are left zero
 
 
+@pytest.mark.once  # the chunking is slicing: the same on every backend (attend's numerics: above)
 def test_attention_chunks_and_padding_do_not_change_the_result():
     h, w = 12, 10
     layer = ContextualAttention()
@@ -204,6 +205,7 @@ def test_inpaint_is_the_dense_inpaint_at_odd_sizes(full_width):
         assert (restricted != expected).mean() < 1e-3
 
 
+@pytest.mark.once  # the plan is NumPy, made before any stage runs
 def test_falls_back_to_dense_where_restriction_cannot_win():
     keras.utils.set_random_seed(0)
     inpainter = Inpainter(build_generator(48))
