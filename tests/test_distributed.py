@@ -6,11 +6,11 @@ one device with the global batch, and two processes on 127.0.0.1 (gloo collectiv
 worker with the global batch, a mask per image (each worker takes its images' masks, as each
 device draws its own in training); `train.py` in two JAX processes stopped by SIGTERM on one of them,
 resumed, then one killed. Every run is a subprocess (a process has one backend, one device count,
-one distributed runtime): the JAX ones from the KERAS_BACKEND=jax session, the TensorFlow workers
-from the TensorFlow one. The networks are tiny (widths 4, 32x32, 2 iterations); XLA's CPU compiler
+one distributed runtime), all started from the KERAS_BACKEND=jax session (`jax_session`), the
+TensorFlow workers too. The networks are tiny (widths 4, 32x32, 2 iterations); XLA's CPU compiler
 runs without its expensive LLVM passes (`conftest.FAST_COMPILE`: about half the compile time, the
-same flags on both sides of every comparison) and the JAX runs share a persistent compilation cache, so that the train.py
-runs reuse the two-process programs.
+same flags on both sides of every comparison) and the JAX runs share a persistent compilation
+cache, so that the train.py runs reuse the two-process programs.
 
 Tolerances:
 - 2 devices vs 1 device with the global batch, and TensorFlow's 2 workers vs 1: losses and

@@ -97,7 +97,8 @@ def test_saved_model_any_size_through_the_command_line(inpainter, golden, export
     path, code, printed = exported_by_the_command
     assert code == 0 and 'any size' in printed, printed
     assert sorted(os.listdir(os.path.dirname(path))) == ['saved_model']
-    assert open(os.path.join(path, 'saved_model.pb'), 'rb').read() != b'earlier export'
+    with open(os.path.join(path, 'saved_model.pb'), 'rb') as handle:
+        assert handle.read() != b'earlier export'
     image, mask = golden
     check(export.run_saved_model(path, image, mask), keras_outputs(inpainter, image, mask, eager=False),
           1e-5)
