@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed
 # the restricted path's attention, the compiled inference (shapes, bfloat16), and the tests whose
 # work is in child processes that pick their own backend (marked jax_session: skipped in the
 # TensorFlow session: several JAX devices and processes, two TensorFlow workers, train.py stopped
-# and resumed, the paths without TensorFlow, the demo, the commands' TensorFlow start-up lines).
+# and resumed, the paths without TensorFlow, the demo, the commands' TensorFlow start-up lines,
+# the GPU session's smoke run), and XLA's FLOP count of the training steps.
 # JAX's training steps are the training golden's: every loss and weight update against the
 # original graph's. The rest is the same code on every backend, run once, on
 # TensorFlow: command lines, files, reports, the loader's rules, the training loop and what is
@@ -18,7 +19,8 @@ STAMP := $(VENV)/.installed
 JAX_TESTS := tests/test_layers.py tests/test_generator.py tests/test_losses.py \
 	tests/test_training_golden.py tests/test_restricted.py tests/test_guided.py \
 	tests/test_distributed.py tests/test_extras.py tests/test_backends.py \
-	tests/test_commands.py::test_no_tensorflow_start_up_line_on_stderr \
+	tests/test_commands.py::test_no_tensorflow_start_up_line_on_stderr tests/test_gpu_session.py \
+	tests/test_training.py::test_step_flops_are_xlas_count_on_jax_and_unknown_elsewhere \
 	tests/test_inference.py::test_original_mode_reproduces_output_png \
 	tests/test_inference.py::test_original_mode_coffee_within_float32_noise \
 	tests/test_inference.py::test_compiles_once_per_padded_shape \

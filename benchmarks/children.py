@@ -60,3 +60,32 @@ def spawn(script, args, env=None, timeout=None):
 
 def gib(n):
     return f'{n / 2 ** 30:.2f} GiB'
+
+
+def accelerator_peak_bytes():
+    """Child side: the peak memory this process took on its first accelerator (JAX's
+    `peak_bytes_in_use`, PyTorch's `max_memory_allocated`), or None on a CPU."""
+    import keras
+    backend = keras.backend.backend()
+    if backend == 'jax':
+        import jax
+        device = jax.local_devices()[0]
+        return (device.memory_stats() or {}).get('peak_bytes_in_use') if device.platform == 'gpu' else None
+    if backend == 'torch':
+        import torch
+        return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+    return None
+
+
+def accelerator_name():
+    """Child side: the first accelerator's name ('NVIDIA H200', ...), or 'cpu'."""
+    import keras
+    backend = keras.backend.backend()
+    if backend == 'jax':
+        import jax
+        device = jax.local_devices()[0]
+        return str(device.device_kind) if device.platform == 'gpu' else 'cpu'
+    if backend == 'torch':
+        import torch
+        return torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'
+    return 'cpu'

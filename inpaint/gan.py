@@ -290,6 +290,12 @@ class GAN:
         """
         return self._steps.g_step(*self._check_inputs(batch, mask))
 
+    def step_flops(self, batch, mask):
+        """Floating-point operations of one D step + one G step on this batch and mask, as the
+        compiler counts them (JAX only; None elsewhere). Args as `d_step`."""
+        counts = [self._steps.flops(which, *self._check_inputs(batch, mask)) for which in 'dg']
+        return None if None in counts else sum(counts)
+
     def tracing_counts(self):
         """How many times each step function has been compiled: {'d_step': n, 'g_step': n}."""
         return self._steps.tracing_counts()

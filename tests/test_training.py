@@ -709,3 +709,17 @@ def test_missing_training_list_fails_before_writing_anything(tmp_path):
     with pytest.raises(InputError, match='train.flist'):
         training.train(config, max_iters=1, run=run)
     assert not os.path.exists(config.log_dir) or os.listdir(config.log_dir) == []
+
+
+def test_step_flops_are_xlas_count_on_jax_and_unknown_elsewhere(tmp_path):
+    """`GAN.step_flops` (benchmarks/training.py's FLOP per iteration): XLA's count of the two
+    compiled steps on JAX, which grows with the batch as the work does; None on the other backends."""
+    from inpaint.gan import GAN
+    gan = GAN(tiny_config(tmp_path))
+    mask = gan.sample_mask(np.random.default_rng(0))
+    one, two = (gan.step_flops(np.zeros((count, SIZE, SIZE, 3), np.float32), mask) for count in (1, 2))
+    if keras.backend.backend() != 'jax':
+        assert one is None and two is None
+        return
+    assert one > 0 and 1.9 < two / one < 2.05, (one, two)  # a little is per step, not per image
+    assert gan.tracing_counts() == {'d_step': 0, 'g_step': 0}  # counted without compiling

@@ -75,6 +75,13 @@ class UpdateSteps:
         """One generator update; returns {name: float}."""
         return self._run('g', batch, mask)
 
+    def flops(self, which, batch, mask):
+        """The compiler's count of floating-point operations in one `which` ('d' or 'g') update
+        of this batch and mask (a benchmark's FLOP per iteration), or None where the backend does
+        not count them (only JAX does: XLA's cost analysis of the step, without running it)."""
+        del which, batch, mask
+        return None
+
 
 class PeerLostError(RuntimeError):
     """Another process of a multi-process run died or cannot be reached (one-line message)."""

@@ -252,14 +252,26 @@ class TrainingSteps(UpdateSteps):
             return placed[1]
         return self._distribution.replicate(value)
 
-    def _run(self, which, batch, mask):
+    def _inputs(self, which, batch, mask):
+        """The compiled `which` step and its arguments: (step, values, batch, mask) placed."""
         if which not in self._steps:
             self._steps[which] = self._build(which)
         distribution, groups = self._distribution, self._groups
         values = {name: [self._replicated(v) for v in variables] for name, variables in groups.items()}
+        return (self._steps[which], values, distribution.place_batch(batch),
+                distribution.place_masks(mask))
+
+    def flops(self, which, batch, mask):
+        step, *inputs = self._inputs(which, batch, mask)
+        cost = step.lower(*inputs).cost_analysis()  # the HLO's count: nothing is compiled or run
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        return float(cost['flops']) if cost and 'flops' in cost else None
+
+    def _run(self, which, batch, mask):
+        distribution, groups = self._distribution, self._groups
+        step, *inputs = self._inputs(which, batch, mask)
         with peer_failures(distribution):
-            terms, new = self._steps[which](values, distribution.place_batch(batch),
-                                            distribution.place_masks(mask))
+            terms, new = step(*inputs)
             terms = {name: float(distribution.local_copy(value)) for name, value in terms.items()}
         for name, new_values in new.items():
             for variable, value in zip(groups[name], new_values):

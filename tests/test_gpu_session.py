@@ -1,0 +1,69 @@
+"""scripts/gpu_session.py, the prepared GPU session, run here as its `--smoke` mode: the same path
+(wheels check, pieces gathered, batch sizes measured, training resumed and stopped by time, weights
+and scalars brought back) on tiny photos at width 8, twice on one work folder, as two calls on a
+warm machine would."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+SCRIPT = os.path.join(REPO, 'scripts', 'gpu_session.py')
+# What the GPU machine brings back from $OUT: at most 8 files, no deeper than OUT/a/b/file.
+MAX_FILES, MAX_DEPTH = 8, 2
+
+
+def session(*args, timeout=400):
+    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def returned_files(out):
+    files = []
+    for root, _, names in os.walk(out):
+        depth = os.path.relpath(root, out).count(os.sep) + (root != str(out))
+        files += [(os.path.join(root, name), depth) for name in names]
+    return files
+
+
+@pytest.mark.jax_session
+def test_smoke_session_measures_trains_resumes_and_brings_back(tmp_path):
+    from inpaint.checkpoint import load_models
+    work = tmp_path / 'work'
+    first = session('--smoke', '--measure', 1, '--train', 25, '--work', work, '--out', tmp_path / 'out1')
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    with open(tmp_path / 'out1' / 'throughput.json') as handle:
+        rows = json.load(handle)
+    assert [row['batch'] for row in rows] == [2, 4] and all(row['flops'] > 0 for row in rows)
+    assert 'most images per second at batch' in first.stdout
+    generator, discriminator, report = load_models(str(tmp_path / 'out1' / 'weights'))
+    assert (report.generator_cnum, report.discriminator_cnum) == (8, 8) and discriminator is not None
+    with open(tmp_path / 'out1' / 'scalars.csv') as handle:
+        scalars = list(csv.DictReader(handle))
+    heldout = [int(row['step']) for row in scalars if row['tag'] == 'losses/heldout_l1']
+    assert heldout and {'losses/d_loss', 'losses/g_loss', 'speed/steps_per_second'} <= {
+        row['tag'] for row in scalars}
+    files = returned_files(tmp_path / 'out1')
+    assert len(files) <= MAX_FILES and max(depth for _, depth in files) <= MAX_DEPTH, files
+
+    # A second call on the same (warm) work folder resumes that run instead of starting again.
+    second = session('--smoke', '--train', 15, '--work', work, '--out', tmp_path / 'out2')
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert 'resumed from' in second.stdout
+    with open(tmp_path / 'out2' / 'scalars.csv') as handle:
+        steps = [int(row['step']) for row in csv.DictReader(handle)]
+    assert max(steps) > max(heldout)
+
+
+def test_no_packed_photos_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / 'packed').mkdir()
+    run = session('--train', 5, '--packed', tmp_path / 'packed', '--work', tmp_path / 'work',
+                  '--out', tmp_path / 'out', timeout=60)
+    assert run.returncode == 2
+    errors = [line for line in run.stdout.splitlines() if 'error' in line]
+    assert len(errors) == 1 and 'pack_images.py' in errors[0] and str(tmp_path / 'packed') in errors[0]
+    assert not os.path.exists(tmp_path / 'work' / 'run')
