@@ -16,10 +16,14 @@ from keras import ops
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-# The shared folder sits next to the repository (../shared), wherever it is checked out.
+# The shared folder sits next to the repository (../shared), wherever it is checked out. Its
+# golden/ holds the original graph's outputs; the parity data (intermediates, the training
+# goldens, the largest case) is read from there only (`shared_path`, `golden_case`,
+# `golden_intermediates`): tests/data keeps small copies of what the tests without ../shared use
+# (checkpoints, the pictures of two cases, the attention and discriminator goldens).
 SHARED = os.path.normpath(os.path.join(REPO, '..', 'shared'))
 SHARED_GOLDEN = os.path.join(SHARED, 'golden', 'small')
-GOLDEN = os.path.join(HERE, 'data', 'golden_small')  # copy of ../shared/golden/small
+GOLDEN = os.path.join(HERE, 'data', 'golden_small')  # the small part of ../shared/golden/small
 CASES = ('rocket256', 'motorcycle184x264', 'coffee400x600')
 GOLDEN_CHECKPOINT = os.path.join(GOLDEN, 'checkpoint_dir')  # TF1, as the original wrote it
 # The same weights in the backend-neutral format (python -m inpaint.commands.convert
@@ -28,10 +32,12 @@ GOLDEN_CHECKPOINT = os.path.join(GOLDEN, 'checkpoint_dir')  # TF1, as the origin
 GOLDEN_WEIGHTS = os.path.join(GOLDEN, 'weights')
 HAS_TENSORFLOW = importlib.util.find_spec('tensorflow') is not None
 # The edge-guided golden (../shared/golden/guided_small/infer): its TF1 checkpoint and the same
-# weights converted (python -m inpaint.commands.convert), as above.
+# weights converted (python -m inpaint.commands.convert), as above, and its cases' pictures.
 GUIDED_GOLDEN = os.path.join(HERE, 'data', 'golden_guided_small')
 GUIDED_CHECKPOINT = os.path.join(GUIDED_GOLDEN, 'checkpoint_dir')
 GUIDED_WEIGHTS = os.path.join(GUIDED_GOLDEN, 'weights')
+# A golden of ../shared/golden -> its copy in tests/data.
+COPIES = {'small': GOLDEN, 'guided_small/infer': GUIDED_GOLDEN}
 
 # The golden README's tolerances for x_stage1 / x_stage2.
 STAGE_MAX, STAGE_MEAN = 1e-3, 1e-5
@@ -94,15 +100,32 @@ def folder_state(folder):
     return state
 
 
-def golden_case(name):
-    """Paths and intermediates of one golden case."""
-    folder = os.path.join(GOLDEN, name)
-    return {
-        'input': os.path.join(folder, 'input.png'),
-        'mask': os.path.join(folder, 'mask.png'),
-        'output': os.path.join(folder, 'output.png'),
-        **dict(np.load(os.path.join(folder, 'intermediates.npz'))),
-    }
+def golden_case(name, golden='small'):
+    """Paths of one golden case's pictures: 'input', 'mask', 'output' (and 'edge' where the case
+    has one), from the copy in tests/data where the case is copied, else from
+    ../shared/golden/<golden> (the test is skipped when it is absent).
+
+    Args:
+        name: the case, e.g. 'rocket256'.
+        golden: 'small' or 'guided_small/infer'.
+    """
+    folder = os.path.join(COPIES[golden], name)
+    if not os.path.isdir(folder):
+        folder = shared_path('golden', *golden.split('/'), name)
+    paths = {key: os.path.join(folder, f'{key}.png') for key in ('input', 'mask', 'output', 'edge')}
+    return {key: path for key, path in paths.items() if key != 'edge' or os.path.exists(path)}
+
+
+def golden_intermediates(name, golden='small'):
+    """{'x_stage1', 'x_stage2', 'offset_flow'} of one golden case as NumPy arrays, read from
+    ../shared/golden/<golden>/<name>/intermediates.npz (the test is skipped when it is absent).
+
+    Args:
+        name: the case, e.g. 'rocket256'.
+        golden: 'small' or 'guided_small/infer'.
+    """
+    with np.load(shared_path('golden', *golden.split('/'), name, 'intermediates.npz')) as data:
+        return dict(data)
 
 
 # Damaged copies of the golden checkpoint (`damaged_checkpoint`): kind -> (source, damaged file).

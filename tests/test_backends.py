@@ -10,10 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import GOLDEN, GOLDEN_WEIGHTS, REPO, STAGE_MAX, STAGE_MEAN
+from conftest import GOLDEN_WEIGHTS, REPO, STAGE_MAX, STAGE_MEAN, shared_path
 
 # Golden parity of the generator (two well-conditioned cases), contextual attention and the
-# discriminator, printed as JSON by a child process on the backend under test.
+# discriminator, printed as JSON by a child process on the backend under test; its first argument
+# is ../shared/golden/small (the intermediates are there only).
 PARITY = r'''
 import json, os, sys
 import numpy as np
@@ -68,7 +69,7 @@ def test_golden_parity_in_a_fresh_process(backend):
     TensorFlow would. TensorFlow and JAX each run the whole golden suite (`make test` runs
     tests/test_generator.py and tests/test_layers.py on both), so only torch is checked here."""
     _backend_or_skip(backend)
-    run = _run(backend, ['-c', PARITY, GOLDEN, GOLDEN_WEIGHTS], timeout=600)
+    run = _run(backend, ['-c', PARITY, shared_path('golden', 'small'), GOLDEN_WEIGHTS], timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     for name in ('rocket256', 'motorcycle184x264'):

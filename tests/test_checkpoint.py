@@ -12,9 +12,9 @@ import os
 import numpy as np
 import pytest
 
-from conftest import (GOLDEN, GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, SHARED_GOLDEN,
+from conftest import (CASES, GOLDEN, GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, GUIDED_GOLDEN,
                       assert_discriminator_matches_golden, folder_state, load_golden_models,
-                      to_numpy)
+                      shared_path, to_numpy)
 from inpaint import training_state
 from inpaint.checkpoint import (CheckpointError, discriminator_table, export_tf1, generator_table,
                                 load_models, model_tensors, resolve_prefix, save_weights_folder)
@@ -24,8 +24,9 @@ from inpaint.generator import ATTENTION_IN, ATTENTION_OUT, HALLUCINATION, STAGE1
 from inpaint.generator import build_generator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TRAIN_GOLDEN = os.path.join(HERE, 'data', 'golden_train_small')
-GUIDED_GOLDEN = os.path.join(HERE, 'data', 'golden_guided_small')
+# The training goldens' neutral weights; their TF1 checkpoints are in ../shared only.
+TRAIN_WEIGHTS = os.path.join(HERE, 'data', 'golden_train_small', 'weights')
+GUIDED_TRAIN_WEIGHTS = os.path.join(HERE, 'data', 'golden_guided_train_small', 'weights')
 
 
 def authors_names(cnum=48, d_cnum=64):
@@ -310,19 +311,19 @@ def test_discriminator_matches_golden():
 
 
 def test_fixture_copy_equals_shared_golden():
-    if not os.path.isdir(SHARED_GOLDEN):
-        pytest.skip(f'{SHARED_GOLDEN} is absent: cannot compare the tests/data copy with it')
-    for name in ('checkpoint', 'snap-0.index', 'snap-0.data-00000-of-00001'):
-        assert filecmp.cmp(os.path.join(GOLDEN_CHECKPOINT, name),
-                           os.path.join(SHARED_GOLDEN, 'checkpoint_dir', name), shallow=False)
-    for case in ('rocket256', 'motorcycle184x264', 'coffee400x600'):
-        for name in ('input.png', 'mask.png', 'output.png'):
-            assert filecmp.cmp(os.path.join(GOLDEN, case, name),
-                               os.path.join(SHARED_GOLDEN, case, name), shallow=False)
-        mine = np.load(os.path.join(GOLDEN, case, 'intermediates.npz'))
-        theirs = np.load(os.path.join(SHARED_GOLDEN, case, 'intermediates.npz'))
-        for key in theirs:
-            np.testing.assert_array_equal(mine[key], theirs[key])
+    """What tests/data copies of ../shared/golden/small equals it: the checkpoint, the small
+    goldens and the pictures of the cases copied (the intermediates and coffee400x600 are read
+    from ../shared only)."""
+    shared = shared_path('golden', 'small')
+    names = ['manifest.json', 'contextual_attention.npz', 'discriminator.npz'] + [
+        os.path.join('checkpoint_dir', name) for name in ('checkpoint', 'snap-0.index',
+                                                          'snap-0.data-00000-of-00001')]
+    copied = [case for case in CASES if os.path.isdir(os.path.join(GOLDEN, case))]
+    names += [os.path.join(case, name) for case in copied for name in ('input.png', 'mask.png', 'output.png')]
+    for name in names:
+        assert filecmp.cmp(os.path.join(GOLDEN, name), os.path.join(shared, name), shallow=False), name
+    assert filecmp.cmp(os.path.join(HERE, 'data', 'mask_stats_256.json'),
+                       os.path.join(shared, 'mask_stats_256.json'), shallow=False)
 
 
 # --- the authors' TF1 format (TensorFlow only) -----------------------------------------------
@@ -478,11 +479,15 @@ def test_convert_tf1_to_weights_and_back_exactly(full_release, tmp_path):
 @pytest.mark.tf_only
 @pytest.mark.parametrize('tf1, weights', [
     (GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS),
-    (os.path.join(TRAIN_GOLDEN, 'checkpoint_dir'), os.path.join(TRAIN_GOLDEN, 'weights')),
+    (('golden', 'train_small', 'checkpoint_dir'), TRAIN_WEIGHTS),  # under ../shared
     (os.path.join(GUIDED_GOLDEN, 'checkpoint_dir'), os.path.join(GUIDED_GOLDEN, 'weights')),
+    (('golden', 'guided_small', 'train', 'checkpoint_dir'), GUIDED_TRAIN_WEIGHTS),
 ])
 def test_weights_fixtures_equal_their_tf1_originals(tf1, weights):
-    """tests/data's backend-neutral copies (used where TensorFlow is absent) hold the same values."""
+    """tests/data's backend-neutral copies (used where TensorFlow is absent) hold the same values.
+    A TF1 checkpoint given as path parts is in ../shared (skipped without it)."""
+    if isinstance(tf1, tuple):
+        tf1 = shared_path(*tf1)
     if not os.path.isdir(weights):
         pytest.skip(f'{weights} is absent; make it with python -m inpaint.commands.convert {tf1} {weights}')
     from inpaint.tf1_checkpoint import read_tensors

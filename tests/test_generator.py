@@ -6,7 +6,8 @@ import pytest
 from keras import ops
 
 from conftest import (GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS, HAS_TENSORFLOW, HERE, STAGE_MAX,
-                      STAGE_MEAN, golden_case, perturbed_weights, to_numpy)
+                      STAGE_MEAN, golden_case, golden_intermediates, perturbed_weights, shared_path,
+                      to_numpy)
 from inpaint import backends
 from inpaint.checkpoint import load_models, model_tensors
 from inpaint.flow import offset_flow
@@ -16,6 +17,11 @@ from inpaint.inference import to_network
 from inpaint.layers import ContextualAttention, GatedUpsample
 
 NAMES = ('x_stage1', 'x_stage2', 'offset_flow')
+
+
+def _golden(name):
+    """The case's picture paths and its intermediates (from ../shared: skipped without it)."""
+    return {**golden_case(name), **golden_intermediates(name)}
 
 
 def _inputs(case):
@@ -67,7 +73,7 @@ def test_dtype_policy_is_given_to_every_layer_at_construction():
 
 @pytest.mark.parametrize('name', ['rocket256', 'motorcycle184x264'])
 def test_matches_golden(golden_models, name):
-    case = golden_case(name)
+    case = _golden(name)
     x1, x2, flow = _run(golden_models[0], *_inputs(case))
     for key, got in (('x_stage1', x1), ('x_stage2', x2)):
         diff = np.abs(got - case[key])
@@ -81,7 +87,7 @@ def test_coffee_matches_golden_to_float32_noise_floor(golden_models):
     than the README's 1e-3, so no float32 implementation with another summation order can meet it.
     We assert (a) the README's tolerance where it is achievable (flow, x_stage1 mean) and (b) that
     the difference from golden is no larger than twice that rounding-level sensitivity."""
-    case = golden_case('coffee400x600')
+    case = _golden('coffee400x600')
     image, mask = _inputs(case)
     got = dict(zip(NAMES, _run(golden_models[0], image, mask)))
     with perturbed_weights(golden_models[0]):
@@ -98,7 +104,7 @@ def test_coffee_matches_golden_to_float32_noise_floor(golden_models):
 @pytest.mark.once  # on JAX the batch rule is test_batch_with_two_masks_matches_single_runs
 @pytest.mark.parametrize('name', ['rocket256', 'motorcycle184x264'])
 def test_batch_of_two_images_sharing_a_mask(golden_models, name):
-    case = golden_case(name)
+    case = _golden(name)
     image, mask = _inputs(case)
     other = image[:, ::-1, ::-1].copy() * (1 - mask)  # a different image, same hole
     batch = _run(golden_models[0], np.concatenate([image, other]), mask)
@@ -113,7 +119,7 @@ def test_batch_of_two_images_sharing_a_mask(golden_models, name):
 
 @pytest.mark.parametrize('name', ['rocket256', pytest.param('motorcycle184x264', marks=pytest.mark.once)])
 def test_batch_with_two_masks_matches_single_runs(golden_models, name):
-    case = golden_case(name)
+    case = _golden(name)
     image, mask = _inputs(case)
     full = to_network(read_image(case['input'])[None])
     mask2 = np.zeros_like(mask)
@@ -150,7 +156,7 @@ def test_compiled_call_equals_eager(golden_models):
 def test_matches_golden_with_attention_in_one_row_blocks(golden_models):
     """The blocked attention (the default memory bound holds all of 256x256 in one block) gives the
     same result when forced to one query row per block, wrap-around rows included."""
-    case = golden_case('rocket256')
+    case = _golden('rocket256')
     attention = golden_models[0].contextual_attention
     default = attention.block_bytes
     try:
@@ -168,12 +174,15 @@ def test_matches_golden_with_attention_in_one_row_blocks(golden_models):
 @pytest.mark.parametrize('fixture', ['golden_small', 'golden_train_small'])
 def test_converted_weights_folder_equals_the_tf1_checkpoint(fixture):
     """tests/data/<fixture>/weights (made by `python -m inpaint.commands.convert`) holds exactly the TF1
-    checkpoint's tensors, so machines without TensorFlow test the same models."""
+    checkpoint's tensors, so machines without TensorFlow test the same models. The training
+    golden's TF1 checkpoint is in ../shared only (skipped without it)."""
     folder = os.path.join(HERE, 'data', fixture)
     if fixture == 'golden_small':
-        assert (os.path.join(folder, 'checkpoint_dir'), os.path.join(folder, 'weights')) == (
-            GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS)
-    tf1 = load_models(os.path.join(folder, 'checkpoint_dir'))
+        checkpoint = os.path.join(folder, 'checkpoint_dir')
+        assert (checkpoint, os.path.join(folder, 'weights')) == (GOLDEN_CHECKPOINT, GOLDEN_WEIGHTS)
+    else:
+        checkpoint = shared_path('golden', 'train_small', 'checkpoint_dir')
+    tf1 = load_models(checkpoint)
     weights = load_models(os.path.join(folder, 'weights'))
     assert (tf1[2].format, weights[2].format) == ('tf1', 'weights')
     assert sorted(tf1[2].loaded) == sorted(weights[2].loaded)

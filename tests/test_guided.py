@@ -1,7 +1,9 @@
 """The edge-guided mode (`guided: True`): the networks, the loader, the edge rule and inference,
-against the original graph's outputs in `../shared/golden/guided_small/infer` (copied to
-tests/data/golden_guided_small; its `weights` folder is the TF1 checkpoint converted with
-`python -m inpaint.commands.convert`, so JAX and PyTorch need no TensorFlow).
+against the original graph's outputs in `../shared/golden/guided_small/infer`. Its checkpoint,
+discriminator golden and the cases' pictures are copied to tests/data/golden_guided_small (its
+`weights` folder is the TF1 checkpoint converted with `python -m inpaint.commands.convert`, so JAX
+and PyTorch need no TensorFlow); the cases' intermediates are read from ../shared only, and the
+test comparing with them is skipped without it.
 
 Tolerances (golden README). With these random guided weights both cases are ill-conditioned in
 x_stage2, as coffee400x600 is in small/: moving every weight by one float32 rounding step moves
@@ -22,16 +24,16 @@ import pytest
 from keras import ops
 
 from conftest import (GOLDEN_WEIGHTS, GUIDED_CHECKPOINT as CHECKPOINT, GUIDED_GOLDEN as GUIDED,
-                      GUIDED_WEIGHTS as WEIGHTS, HAS_TENSORFLOW, SHARED, STAGE_MAX, STAGE_MEAN,
+                      GUIDED_WEIGHTS as WEIGHTS, HAS_TENSORFLOW, STAGE_MAX, STAGE_MEAN,
                       assert_batched_equals_single, assert_discriminator_matches_golden,
-                      perturbed_weights, to_numpy)
+                      golden_case, golden_intermediates, perturbed_weights, shared_path, to_numpy)
 from inpaint.checkpoint import CheckpointError, load_models, load_tensors, save_weights_folder
 from inpaint.discriminator import build_discriminator
 from inpaint.generator import hole_edges
 from inpaint.imageio import InputError, above_edge_threshold, edge_lines, read_edge, read_image, read_mask
 from inpaint.inference import Inpainter, to_network
 
-SHARED_GUIDED = os.path.join(SHARED, 'golden', 'guided_small', 'infer')
+GUIDED_INFER = 'guided_small/infer'  # the golden's name under ../shared/golden
 CASES = ('rocket256', 'motorcycle184x264')
 
 
@@ -47,14 +49,17 @@ def inpainter(models):
     return Inpainter(models[0])
 
 
-def _case(name):
-    """The case's files as the original reads them, and its intermediates."""
-    folder = os.path.join(GUIDED, name)
-    return {'image': read_image(os.path.join(folder, 'input.png')),
-            'mask': read_mask(os.path.join(folder, 'mask.png'), original=True),
-            'edge': read_edge(os.path.join(folder, 'edge.png'), original=True),
-            'output': read_image(os.path.join(folder, 'output.png')),
-            **np.load(os.path.join(folder, 'intermediates.npz'))}
+def _case(name, intermediates=False):
+    """The case's files as the original reads them and, with `intermediates` (read from ../shared:
+    the test is skipped without it), x_stage1, x_stage2 and offset_flow."""
+    paths = golden_case(name, GUIDED_INFER)
+    case = {'image': read_image(paths['input']),
+            'mask': read_mask(paths['mask'], original=True),
+            'edge': read_edge(paths['edge'], original=True),
+            'output': read_image(paths['output'])}
+    if intermediates:
+        case.update(golden_intermediates(name, GUIDED_INFER))
+    return case
 
 
 def _network_inputs(case):
@@ -75,14 +80,14 @@ def test_guided_checkpoint_loads_as_guided_with_every_tensor(models):
 
 
 def test_fixture_copy_equals_shared_golden():
-    if not os.path.isdir(SHARED_GUIDED):
-        pytest.skip(f'{SHARED_GUIDED} is absent: cannot compare the tests/data copy with it')
+    """What tests/data copies (all but the intermediates) equals ../shared's files."""
+    shared = shared_path('golden', *GUIDED_INFER.split('/'))
     names = ['manifest.json', 'discriminator.npz'] + [
-        os.path.join('checkpoint_dir', name) for name in os.listdir(os.path.join(SHARED_GUIDED, 'checkpoint_dir'))]
+        os.path.join('checkpoint_dir', name) for name in os.listdir(os.path.join(shared, 'checkpoint_dir'))]
     names += [os.path.join(case, name) for case in CASES
-              for name in ('input.png', 'edge.png', 'mask.png', 'output.png', 'intermediates.npz')]
+              for name in ('input.png', 'edge.png', 'mask.png', 'output.png')]
     for name in names:
-        assert filecmp.cmp(os.path.join(GUIDED, name), os.path.join(SHARED_GUIDED, name), shallow=False), name
+        assert filecmp.cmp(os.path.join(GUIDED, name), os.path.join(shared, name), shallow=False), name
 
 
 def test_weights_folder_keeps_the_mode(models, tmp_path):
@@ -178,7 +183,7 @@ def _run(generator, image, mask, edge):
 
 @pytest.mark.parametrize('name', CASES)
 def test_generator_matches_golden(inpainter, name):
-    case = _case(name)
+    case = _case(name, intermediates=True)
     image, mask, edge = _network_inputs(case)
     x1, x2, flow = inpainter.predict(image, mask, edge)
     with perturbed_weights(inpainter.generator):
@@ -212,9 +217,8 @@ def test_command_line_reproduces_output_png(inpainter, tmp_path, capsys):
     `Inpainter.inpaint(original=True)` gives, which is held to the golden above; none off by more
     than 1."""
     from inpaint.commands import inpaint as command
-    folder, out = os.path.join(GUIDED, 'rocket256'), str(tmp_path / 'out.png')
-    files = {flag: os.path.join(folder, name) for flag, name in (
-        ('--image', 'input.png'), ('--edge', 'edge.png'), ('--mask', 'mask.png'))}
+    paths, out = golden_case('rocket256', GUIDED_INFER), str(tmp_path / 'out.png')
+    files = {flag: paths[key] for flag, key in (('--image', 'input'), ('--edge', 'edge'), ('--mask', 'mask'))}
     argv = [item for pair in files.items() for item in pair]
     assert command.main(argv + ['--output', out, '--checkpoint_dir', CHECKPOINT, '--original']) == 0
     assert 'out.png' in capsys.readouterr().out

@@ -1,6 +1,7 @@
-"""setup.cfg: the wheel ships inpaint.yml, and `pip install '.[jax]'` resolves without TensorFlow.
+"""setup.cfg: the wheel ships inpaint.yml, and `pip install '.[jax]'` resolves without TensorFlow;
+the checkout's tracked files stay small enough to send to the lent GPU machine.
 
-Both build from a copy of the project's packaging files in a temporary folder, so that nothing is
+The two builds from a copy of the project's packaging files in a temporary folder, so that nothing is
 written into the checkout (setuptools writes *.egg-info and build/ next to setup.cfg).
 """
 import importlib.util
@@ -95,3 +96,34 @@ def test_jax_install_resolves_without_tensorflow(source_copy, tmp_path):
     assert not [name for name in versions if name.startswith(('tensorflow', 'tf-', 'tf_'))], versions
     assert versions['keras'].startswith('3.15.') and 'jax' in versions and 'jaxlib' in versions
     assert {'numpy', 'opencv-python-headless', 'pyyaml', 'h5py'} <= set(versions)
+
+
+# The lent GPU machine copies the working tree on every call, at most 64 MiB; GPU training sends
+# its training data and wheels (~30 MiB over two calls) with it, so the tracked files must leave
+# that room.
+TRACKED_MIB = 50
+
+
+def test_tracked_files_leave_room_for_the_gpu_machine():
+    """The tracked files of the checkout total at most TRACKED_MIB MiB."""
+    def git(*args):
+        return subprocess.run(['git', '-C', REPO, *args], capture_output=True, timeout=60)
+    try:
+        top = git('rev-parse', '--show-toplevel')
+    except FileNotFoundError:
+        pytest.skip('git is not installed: cannot list the tracked files')
+    if top.returncode != 0 or os.path.realpath(top.stdout.decode().strip()) != os.path.realpath(REPO):
+        pytest.skip(f'{REPO} is not a git checkout: no tracked files to measure')
+    listed = git('ls-files', '-z')
+    assert listed.returncode == 0, listed.stderr.decode()[-2000:]
+    paths = [os.path.join(REPO, name) for name in listed.stdout.decode().split('\0') if name]
+    # As the copy counts them: a link as itself, a tracked file deleted here not at all.
+    sizes = sorted(((os.lstat(path).st_size, os.path.relpath(path, REPO)) for path in paths
+                    if os.path.lexists(path)), reverse=True)
+    total = sum(size for size, _ in sizes) / 2 ** 20
+    largest = ', '.join(f'{name} ({size / 2 ** 20:.1f} MiB)' for size, name in sizes[:5])
+    assert total <= TRACKED_MIB, (
+        f'the tracked files total {total:.1f} MiB, more than {TRACKED_MIB} MiB: the lent GPU machine '
+        f'copies the working tree with a 64 MiB limit per call, and the training data and wheels '
+        f'sent with it for GPU training need the rest. Keep parity data in ../shared/golden (read '
+        f'through tests/conftest.py), not in tests/data. Largest: {largest}')

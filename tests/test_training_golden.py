@@ -1,16 +1,17 @@
-"""Training checked against the original's own training graph, in both modes: the fixtures
-tests/data/golden_train_small and (`guided: True`, the edge-guided mode) golden_guided_train_small.
+"""Training checked against the original's own training graph, in both modes: the goldens
+`../shared/golden/train_small` and (`guided: True`, the edge-guided mode) `guided_small/train`,
+read from ../shared only (each test is skipped without it; tests/data keeps only their converted
+`weights`, for tests/test_training.py and tests/test_checkpoint.py).
 
-Each fixture is a copy of `../shared/golden/train_small` or `guided_small/train` (see its README):
-a TF1 training snapshot (cnum 8, seeded random weights) and two iterations of the authors'
-`build_graph_with_losses` with one shared `tf.train.AdamOptimizer(1e-4, 0.5, 0.999)`, gan sngan,
-gan_with_mask, 128x128, batch 2, fixed masks; guided, each batch's edge images (`edge_d`,
-`edge_g`) too. An iteration is a D step on `x_d[i]` with `masks_d`, then a G step on `x_g[i]`
-with `masks_g`. The test restores the snapshot into a `RunState` as `model_restore` (a fine-tune
-start), runs the same two iterations through the public `GAN.d_step` / `g_step` (guided: on
-`gan.step_batch((x, edge))`, the batch as training makes it) and compares. The guided run then
-trains one more iteration through `training.train` on the fixture's pictures written as files
-with their `_edge.jpg` (its steps are compiled for these shapes already).
+Each golden (see its README) is a TF1 training snapshot (cnum 8, seeded random weights) and two
+iterations of the authors' `build_graph_with_losses` with one shared `tf.train.AdamOptimizer(1e-4,
+0.5, 0.999)`, gan sngan, gan_with_mask, 128x128, batch 2, fixed masks; guided, each batch's edge
+images (`edge_d`, `edge_g`) too. An iteration is a D step on `x_d[i]` with `masks_d`, then a G step
+on `x_g[i]` with `masks_g`. The test restores the snapshot into a `RunState` as `model_restore` (a
+fine-tune start), runs the same two iterations through the public `GAN.d_step` / `g_step` (guided:
+on `gan.step_batch((x, edge))`, the batch as training makes it) and compares. The guided run then
+trains one more iteration through `training.train` on the fixture's pictures written as files with
+their `_edge.jpg` (its steps are compiled for these shapes already).
 
 Backend-neutral on purpose (no TensorFlow calls here): run it with KERAS_BACKEND=jax as well.
 
@@ -36,14 +37,10 @@ from inpaint.checkpoint import discriminator_table, generator_table
 from inpaint.config import DEFAULT_CONFIG, load_config
 from inpaint.gan import step_batch
 from inpaint.run_state import RunState
-from conftest import SHARED
+from conftest import shared_path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# mode -> (the copy in tests/data, the shared original)
-FIXTURES = {'unguided': (os.path.join(HERE, 'data', 'golden_train_small'),
-                         os.path.join(SHARED, 'golden', 'train_small')),
-            'guided': (os.path.join(HERE, 'data', 'golden_guided_train_small'),
-                       os.path.join(SHARED, 'golden', 'guided_small', 'train'))}
+# mode -> the golden's folder under ../shared
+FIXTURES = {'unguided': ('golden', 'train_small'), 'guided': ('golden', 'guided_small', 'train')}
 LOSS_ATOL = 1e-5
 UPDATE_ATOL = 1e-6
 U_RTOL = 1e-5
@@ -60,18 +57,15 @@ def golden_name(name):
 
 @pytest.fixture(scope='module', params=sorted(FIXTURES))
 def golden(request):
-    fixture, shared = FIXTURES[request.param]
-    paths = [os.path.join(fixture, name) for name in ('checkpoint_dir', 'train_golden.npz',
-                                                       'train_golden.json')]
-    missing = [path for path in paths if not os.path.exists(path)]
-    if missing:
-        pytest.skip(f'training golden fixture missing: {missing}; copy checkpoint_dir/, '
-                    f'train_golden.npz and train_golden.json from {shared}')
+    """The golden's TF1 snapshot (path), arrays and info, from ../shared (skipped without it)."""
+    paths = [shared_path(*FIXTURES[request.param], name)
+             for name in ('checkpoint_dir', 'train_golden.npz', 'train_golden.json')]
     with open(paths[2]) as handle:
         info = json.load(handle)
     assert info.get('guided', False) == (request.param == 'guided')
-    return {'checkpoint': paths[0], 'arrays': dict(np.load(paths[1])), 'info': info,
-            'fixture': fixture, 'shared': shared, 'guided': request.param == 'guided'}
+    with np.load(paths[1]) as arrays:
+        arrays = dict(arrays)
+    return {'checkpoint': paths[0], 'arrays': arrays, 'info': info, 'guided': request.param == 'guided'}
 
 
 def write_pictures(folder, arrays):
@@ -192,17 +186,6 @@ def test_bias_correction_advanced_as_the_originals(golden, run):
     powers = [adam['beta1'] ** (end + 1), adam['beta2'] ** (end + 1)]
     np.testing.assert_allclose(powers, golden['info']['beta_powers_after'], rtol=1e-6,
                                err_msg='Adam bias-correction powers after the two iterations')
-
-
-def test_fixture_copy_equals_the_shared_golden(golden):
-    import filecmp
-    if not os.path.isdir(golden['shared']):
-        pytest.skip(f'{golden["shared"]} is absent: cannot compare the tests/data copy with it')
-    names = ['train_golden.npz', 'train_golden.json'] + [
-        os.path.join('checkpoint_dir', name) for name in ('snap-0.index', 'snap-0.data-00000-of-00001')]
-    for name in names:
-        assert filecmp.cmp(os.path.join(golden['fixture'], name), os.path.join(golden['shared'], name),
-                           shallow=False), name
 
 
 def test_guided_training_loop_reads_edge_files(golden, run, caplog):
