@@ -255,6 +255,98 @@ def smoke_data(folder):
     return os.path.join(folder, 'packed')
 
 
+# --- here, before the GPU calls (--prepare) ----------------------------------------------------
+
+CALL_LIMIT = 64 * 2**20  # what one call may carry: the working tree, wheels and data together
+MARGIN = 2**19  # bytes kept free in each call
+WHEELS = ('keras', 'namex', 'optree', 'tensorboardX')  # what the GPU machine lacks
+TRAIN_LISTS = ('imagenet_sample/train.flist', 'flowers/train.flist')  # under ../shared/data
+HELDOUT = ('imagenet_sample/val.flist', 16)  # the held-out L1's photos: the list's first 16
+
+
+def travelling_bytes():
+    """Bytes of the working tree that every call sends: tracked files and untracked ones that git
+    does not ignore."""
+    listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+                            cwd=REPO, capture_output=True, check=True).stdout.split(b'\0')
+    paths = {os.path.join(REPO, os.fsdecode(path)) for path in listed if path}
+    return sum(os.path.getsize(path) for path in paths if os.path.isfile(path))
+
+
+def folder_bytes(folder):
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(folder) for name in names)
+
+
+def download_wheels(folder):
+    """The versions installed here of `WHEELS`, for the GPU machine's Python 3.12 (x86-64)."""
+    from importlib.metadata import version
+    if glob.glob(os.path.join(folder, '*.whl')):
+        return 0
+    platforms = [item for tag in ('manylinux_2_28_x86_64', 'manylinux_2_27_x86_64', 'manylinux_2_17_x86_64',
+                                  'manylinux2014_x86_64') for item in ('--platform', tag)]
+    return subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', '--only-binary=:all:',
+                           '--python-version', '3.12', '--implementation', 'cp', *platforms, '-d', folder]
+                          + [f'{name}=={version(name)}' for name in WHEELS]).returncode
+
+
+def webp_quality(paths, budget, sample=300):
+    """The highest WebP quality (20..90, steps of 2) at which the photos' 256 x 256 crops are
+    expected to fit `budget` bytes, from a seeded sample of them."""
+    import random
+    import cv2
+    sys.path.insert(0, os.path.join(REPO, 'scripts'))
+    from pack_images import square_crop
+    from inpaint.data import decode_bgr
+    crops = [square_crop(decode_bgr(path), 256) for path in random.Random(0).sample(paths, min(sample, len(paths)))]
+    for quality in range(90, 20, -2):
+        mean = sum(len(cv2.imencode('.webp', crop, [cv2.IMWRITE_WEBP_QUALITY, quality])[1])
+                   for crop in crops) / len(crops)
+        if mean * len(paths) <= 0.97 * budget:
+            return quality
+    return 20
+
+
+def prepare(shared, packed, wheels):
+    """Wheels and the packed photos, sized so that two calls carry them; prints the calls."""
+    sys.path.insert(0, REPO)
+    from inpaint.imageio import list_images
+    if download_wheels(wheels):
+        print(f'error: could not download the wheels into {wheels} (pip above says why)')
+        return 1
+    if os.path.exists(packed):
+        print(f'error: {packed} exists; remove it to pack again (it was made by --prepare)')
+        return 2
+    heldout_list = os.path.join(tempfile.mkdtemp(), 'heldout.flist')
+    with open(heldout_list, 'w') as handle:
+        handle.write('\n'.join(list_images(os.path.join(shared, 'data', HELDOUT[0]))[:HELDOUT[1]]) + '\n')
+    sys.path.insert(0, os.path.join(REPO, 'scripts'))
+    import pack_images
+    if pack_images.main([os.path.join(packed, 'val'), heldout_list, '--format', 'webp', '--quality', '90']):
+        return 1
+    tree = travelling_bytes()  # .gpu and .whl are ignored: they travel only where carried
+    first = CALL_LIMIT - tree - folder_bytes(wheels) - folder_bytes(os.path.join(packed, 'val')) - MARGIN
+    second = CALL_LIMIT - tree - MARGIN
+    lists = [os.path.join(shared, 'data', name) for name in TRAIN_LISTS]
+    paths = [path for flist in lists for path in list_images(flist)]
+    quality = webp_quality(paths, first + second)
+    print(f'working tree {tree / 2**20:.1f} MiB per call; pieces of {first / 1e6:.2f} MB (with the wheels '
+          f'and the held-out photos) and {second / 1e6:.2f} MB; WebP quality {quality}')
+    code = pack_images.main([os.path.join(packed, 'train'), *lists, '--format', 'webp', '--quality',
+                             str(quality), '--piece_mb', f'{first / 1e6:.3f},{second / 1e6:.3f}',
+                             '--shuffle_seed', '0'])
+    pieces = sorted(glob.glob(os.path.join(packed, 'train', 'piece*')))
+    if code or len(pieces) > 2:
+        print(f'error: {len(pieces)} pieces (exit {code}); remove {packed} and pack at a lower quality')
+        return 1
+    rel = lambda path: os.path.relpath(path, REPO)
+    print(f'Ready. Call 1 (carry {rel(wheels)}, {rel(packed)}/val, {rel(pieces[0])}): '
+          f'python3 scripts/gpu_session.py --measure 12')
+    if len(pieces) == 2:
+        print(f'Call 2, within 30 s (carry {rel(pieces[1])}): python3 scripts/gpu_session.py --train SECONDS')
+    return 0
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--measure', type=float, metavar='S', help='time each batch size for S seconds')
@@ -272,16 +364,22 @@ def parse_args(argv):
     parser.add_argument('--wheels', default=os.path.join(REPO, '.whl'))
     parser.add_argument('--restore', default=os.path.join(REPO, 'checkpoints', 'default'),
                         help='the weights a new run starts from')
+    parser.add_argument('--prepare', action='store_true',
+                        help='here, first: download the wheels and pack the photos for two calls')
+    parser.add_argument('--shared', default=os.path.join(os.path.dirname(REPO), 'shared'),
+                        help='--prepare: the shared folder with data/ (default ../shared)')
     parser.add_argument('--smoke', action='store_true',
                         help='the whole path on the CPU in about a minute: tiny images, widths 8')
     args = parser.parse_args(argv)
-    if not (args.measure or args.train or args.smoke):
-        parser.error('give --measure S, --train S or both (or --smoke)')
+    if not (args.measure or args.train or args.smoke or args.prepare):
+        parser.error('give --prepare (here), --measure S, --train S or both (there), or --smoke')
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.prepare:
+        return prepare(args.shared, args.packed, args.wheels)
     widths, settings = (48, 64), [(256, batch) for batch in BATCHES]
     if args.smoke:  # the real path, scaled down: tiny photos, widths 8 (the training golden's weights)
         if args.work == WORK:

@@ -67,3 +67,36 @@ def test_no_packed_photos_is_one_line_and_exit_2(tmp_path):
     errors = [line for line in run.stdout.splitlines() if 'error' in line]
     assert len(errors) == 1 and 'pack_images.py' in errors[0] and str(tmp_path / 'packed') in errors[0]
     assert not os.path.exists(tmp_path / 'work' / 'run')
+
+
+def test_prepare_packs_two_pieces_that_fit_two_calls(tmp_path):
+    """--prepare (here, before the GPU calls): the held-out photos and the training photos packed
+    so that call 1 (tree + wheels + held-out + piece 0) and call 2 (tree + piece 1) each stay under
+    the machine's 64 MiB; a second --prepare leaves the pack it made alone."""
+    import cv2
+    import numpy as np
+    sys.path.insert(0, os.path.join(REPO, 'scripts'))
+    import gpu_session
+    shared, rng = tmp_path / 'shared', np.random.default_rng(0)
+    for name, count in (('imagenet_sample/train', 6), ('imagenet_sample/val', 20), ('flowers/train', 5)):
+        folder = shared / 'data' / name
+        folder.mkdir(parents=True)
+        paths = [str(folder / f'{index}.png') for index in range(count)]
+        for path in paths:
+            cv2.imwrite(path, rng.integers(0, 256, (300, 280, 3), dtype=np.uint8))
+        (folder.parent / f'{folder.name}.flist').write_text('\n'.join(paths) + '\n')
+    wheels = tmp_path / 'whl'
+    wheels.mkdir()
+    (wheels / 'keras-0-py3-none-any.whl').write_bytes(b'0' * 2**20)  # present: nothing is downloaded
+    packed = tmp_path / 'packed'
+    run = session('--prepare', '--shared', shared, '--packed', packed, '--wheels', wheels, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len((packed / 'val' / 'piece0' / 'train.flist').read_text().split()) == 16
+    pieces = sorted(os.listdir(packed / 'train'))
+    assert pieces == ['piece0'] and len((packed / 'train' / 'piece0' / 'train.flist').read_text().split()) == 11
+    first = (gpu_session.travelling_bytes() + gpu_session.folder_bytes(wheels)
+             + gpu_session.folder_bytes(packed / 'val') + gpu_session.folder_bytes(packed / 'train' / 'piece0'))
+    assert first <= gpu_session.CALL_LIMIT
+    assert 'Ready. Call 1 (carry' in run.stdout and '--measure' in run.stdout
+    again = session('--prepare', '--shared', shared, '--packed', packed, '--wheels', wheels, timeout=60)
+    assert again.returncode == 2 and 'exists' in again.stdout and sorted(os.listdir(packed / 'train')) == pieces
