@@ -4,10 +4,11 @@ Runs as is on the lent GPU machine (JAX, no TensorFlow, no network), from the re
 with the wheels (`.whl`) and the packed photos (`.gpu/train/piece<k>`, `.gpu/val/piece0`, from
 scripts/pack_images.py) carried there:
 
-    python3 scripts/gpu_session.py --measure 15 --out $OUT      # call 1: .whl .gpu/val .gpu/train/piece0
-    python3 scripts/gpu_session.py --train 540 --out $OUT       # call 2: .gpu/train/piece1
-    python3 scripts/gpu_session.py --measure 15 --train 400 --out $OUT   # or both in one call
-    python3 scripts/gpu_session.py --smoke                      # here, on the CPU: the same path, tiny
+    python scripts/gpu_session.py --prepare          # here: wheels, and the photos packed for two calls
+    python3 scripts/gpu_session.py --measure 10 --deadline 560   # call 1: .whl .gpu/val .gpu/train/piece0
+    python3 scripts/gpu_session.py --deadline S      # call 2, warm: .gpu/train/piece1; S = time left
+    python3 scripts/gpu_session.py --batch 64 --deadline 560     # a later session: no measuring
+    python scripts/gpu_session.py --smoke            # here, on the CPU: the same path, tiny
 
 Each call:
 1. installs the wheels into WORK/site when Keras is missing (the machine has JAX, not Keras);
@@ -16,9 +17,10 @@ Each call:
 3. `--measure S`: times D+G iterations at batch 16, 32 and 64 in bfloat16 for S seconds each
    (benchmarks/training.py: images/s, GPU memory, XLA's FLOP per iteration, share of
    `--peak_tflops`) and keeps the batch with the most images per second for `--train`;
-4. `--train S`: resumes the run in WORK/run, or starts it from `checkpoints/default`'s weights
-   (Adam restarts: its state is not shipped), trains for S seconds of wall time (start-up
-   included) with `train.py` and stops it with SIGINT (it saves a checkpoint);
+4. `--train S` (or `--deadline S`: until S seconds after the call started, less the time step 5
+   takes): resumes the run in WORK/run, or starts it from `checkpoints/default`'s weights (Adam
+   restarts: its state is not shipped), trains for S seconds of wall time (start-up included)
+   with `train.py` and stops it with SIGINT (it saves a checkpoint);
 5. writes to `--out`: the weights in the backend-neutral format (`weights/`, to copy into
    checkpoints/default), `scalars.csv` (every logged scalar: losses, held-out L1, speed),
    `throughput.json` and `session.log` (at most 8 files: what the machine returns).
@@ -42,10 +44,13 @@ import sys
 import tempfile
 import time
 
+STARTED = time.time()  # --deadline counts from here
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCHES = (16, 32, 64)
 BASE_BATCH, BASE_LR = 16, 1e-4  # checkpoints/default/train.yml's
 IMAGES_PER_HELDOUT = 4000  # images trained between two held-out L1 points
+BRING_BACK_S = 45  # --deadline: saving on SIGINT, converting the weights, reading the scalars
+MIN_TRAIN_S = 20
 WORK = '/tmp/deepfill'  # the machine's /tmp lasts while it stays warm
 CONFIG = os.path.join(REPO, 'checkpoints', 'default', 'train.yml')  # the recipe of the run it continues
 
@@ -134,14 +139,12 @@ def measure(session, seconds, settings, peak_tflops, widths, config_sets):
                  '--json', results] + (['--peak_tflops', str(peak_tflops)] if peak_tflops else []))
     if not os.path.exists(results):
         return None
-    with open(results) as handle:
-        rows = [row for row in json.load(handle) if 'error' not in row]
     shutil.copy(results, os.path.join(session.work, 'throughput.json'))
-    return max(rows, key=lambda row: 2 * row['batch'] / row['iter_s'])['batch'] if rows else None
+    return chosen_batch(session)
 
 
 def chosen_batch(session):
-    """The batch an earlier `--measure` on this machine chose, else None."""
+    """The batch with the most images per second in this machine's last `--measure`, else None."""
     path = os.path.join(session.work, 'throughput.json')
     if not os.path.exists(path):
         return None
@@ -156,7 +159,8 @@ def train(session, seconds, overrides):
     for override in overrides:
         command += ['--set', override]
     session.say('$ ' + ' '.join(command))
-    log_path = os.path.join(session.work, 'train.log')
+    log_path = os.path.join(session.work, 'train.log')  # kept across calls: this one's part is read
+    offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
     with open(log_path, 'a', encoding='utf-8') as log:
         process = subprocess.Popen(command, env=session.env, cwd=REPO, stdout=log,
                                    stderr=subprocess.STDOUT)
@@ -170,6 +174,7 @@ def train(session, seconds, overrides):
                 process.kill()
                 code = process.wait()
     with open(log_path, encoding='utf-8', errors='replace') as log:
+        log.seek(offset)
         # tqdm redraws its bar with carriage returns: keep the lines that say something
         lines = [line.strip() for line in log.read().replace('\r', '\n').splitlines()]
     heldout = [line for line in lines if 'held-out' in line]
@@ -340,10 +345,11 @@ def prepare(shared, packed, wheels):
         print(f'error: {len(pieces)} pieces (exit {code}); remove {packed} and pack at a lower quality')
         return 1
     rel = lambda path: os.path.relpath(path, REPO)
-    print(f'Ready. Call 1 (carry {rel(wheels)}, {rel(packed)}/val, {rel(pieces[0])}): '
-          f'python3 scripts/gpu_session.py --measure 12')
+    print(f'Ready. Call 1 (carry {rel(wheels)}, {rel(packed)}/val, {rel(pieces[0])}; timeout_s 600): '
+          f'python3 scripts/gpu_session.py --measure 10 --deadline 560')
     if len(pieces) == 2:
-        print(f'Call 2, within 30 s (carry {rel(pieces[1])}): python3 scripts/gpu_session.py --train SECONDS')
+        print(f'Call 2, within 30 s (carry {rel(pieces[1])}): python3 scripts/gpu_session.py '
+              f'--deadline S (S: the device time left less about 60 s)')
     return 0
 
 
@@ -351,6 +357,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--measure', type=float, metavar='S', help='time each batch size for S seconds')
     parser.add_argument('--train', type=float, metavar='S', help='train for S seconds of wall time')
+    parser.add_argument('--deadline', type=float, metavar='S',
+                        help='train until S seconds after this call started, less what bringing the '
+                             'results back takes (instead of --train: after --measure, whatever it took)')
     parser.add_argument('--batch', type=int, help='training batch (default: the measured best, else 16)')
     parser.add_argument('--lr', type=float, help=f'learning rate (default {BASE_LR:g} x sqrt(batch / 16))')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
@@ -371,8 +380,11 @@ def parse_args(argv):
     parser.add_argument('--smoke', action='store_true',
                         help='the whole path on the CPU in about a minute: tiny images, widths 8')
     args = parser.parse_args(argv)
-    if not (args.measure or args.train or args.smoke or args.prepare):
-        parser.error('give --prepare (here), --measure S, --train S or both (there), or --smoke')
+    if not (args.measure or args.train or args.deadline or args.smoke or args.prepare):
+        parser.error('give --prepare (here), --measure S and/or --train S or --deadline S (there), '
+                     'or --smoke')
+    if args.train and args.deadline:
+        parser.error('give --train S or --deadline S, not both')
     return args
 
 
@@ -388,7 +400,7 @@ def main(argv=None):
         args.packed = smoke_data(os.path.join(os.path.dirname(args.work), 'smoke_data'))
         args.restore = os.path.join(REPO, 'tests', 'data', 'golden_train_small', 'weights')
         widths, settings = (8, 8), [(64, 2), (64, 4)]
-        if not (args.measure or args.train):
+        if not (args.measure or args.train or args.deadline):
             args.measure, args.train = 2, 30
         args.set = ['cnum_generator=8', 'cnum_discriminator=8', 'img_shapes=[64,64,3]', 'height=32',
                     'width=32', 'max_delta_height=8', 'max_delta_width=8',
@@ -410,6 +422,11 @@ def main(argv=None):
         session.say(f'most images per second at batch {best}' if best else 'every batch size failed')
         batch = batch or best
     code = 0
+    if args.deadline:
+        args.train = args.deadline - (time.time() - STARTED) - BRING_BACK_S
+        if args.train < MIN_TRAIN_S:
+            session.say(f'error: {args.train:.0f} s left before the deadline: too little to train')
+            return 2
     if args.train:
         batch = batch or chosen_batch(session) or BASE_BATCH
         code = train(session, args.train, training_overrides(args, session, batch))
