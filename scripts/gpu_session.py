@@ -269,13 +269,23 @@ TRAIN_LISTS = ('imagenet_sample/train.flist', 'flowers/train.flist')  # under ..
 HELDOUT = ('imagenet_sample/val.flist', 16)  # the held-out L1's photos: the list's first 16
 
 
-def travelling_bytes():
-    """Bytes of the working tree that every call sends: tracked files and untracked ones that git
-    does not ignore."""
-    listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
-                            cwd=REPO, capture_output=True, check=True).stdout.split(b'\0')
+def travelling_files(untracked=True):
+    """(bytes, path relative to the repository) of the working tree's files that every call sends:
+    tracked files and (`untracked`) the untracked ones git does not ignore, counted as the copy
+    counts them (a link as itself; a tracked file deleted here not at all), largest first.
+
+    Raises: FileNotFoundError (no git), subprocess.CalledProcessError (not a git checkout)."""
+    listed = subprocess.run(['git', 'ls-files', '-z', '--cached'] + (['--others', '--exclude-standard']
+                                                                     if untracked else []),
+                            cwd=REPO, capture_output=True, check=True, timeout=60).stdout.split(b'\0')
     paths = {os.path.join(REPO, os.fsdecode(path)) for path in listed if path}
-    return sum(os.path.getsize(path) for path in paths if os.path.isfile(path))
+    return sorted(((os.lstat(path).st_size, os.path.relpath(path, REPO)) for path in paths
+                   if os.path.lexists(path)), reverse=True)
+
+
+def travelling_bytes():
+    """Bytes of the working tree that every call sends (`travelling_files`)."""
+    return sum(size for size, _ in travelling_files())
 
 
 def folder_bytes(folder):

@@ -106,20 +106,16 @@ TRACKED_MIB = 50
 
 def test_tracked_files_leave_room_for_the_gpu_machine():
     """The tracked files of the checkout total at most TRACKED_MIB MiB."""
-    def git(*args):
-        return subprocess.run(['git', '-C', REPO, *args], capture_output=True, timeout=60)
+    sys.path.insert(0, os.path.join(REPO, 'scripts'))
+    import gpu_session
     try:
-        top = git('rev-parse', '--show-toplevel')
+        top = subprocess.run(['git', '-C', REPO, 'rev-parse', '--show-toplevel'], capture_output=True,
+                             timeout=60)
     except FileNotFoundError:
         pytest.skip('git is not installed: cannot list the tracked files')
     if top.returncode != 0 or os.path.realpath(top.stdout.decode().strip()) != os.path.realpath(REPO):
         pytest.skip(f'{REPO} is not a git checkout: no tracked files to measure')
-    listed = git('ls-files', '-z')
-    assert listed.returncode == 0, listed.stderr.decode()[-2000:]
-    paths = [os.path.join(REPO, name) for name in listed.stdout.decode().split('\0') if name]
-    # As the copy counts them: a link as itself, a tracked file deleted here not at all.
-    sizes = sorted(((os.lstat(path).st_size, os.path.relpath(path, REPO)) for path in paths
-                    if os.path.lexists(path)), reverse=True)
+    sizes = gpu_session.travelling_files(untracked=False)
     total = sum(size for size, _ in sizes) / 2 ** 20
     largest = ', '.join(f'{name} ({size / 2 ** 20:.1f} MiB)' for size, name in sizes[:5])
     assert total <= TRACKED_MIB, (
