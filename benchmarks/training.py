@@ -168,7 +168,7 @@ def table(results, args):
             f'| {name} | {result["iter_s"]:.3f} | {result["d_step_s"]:.3f} | {result["g_step_s"]:.3f} | '
             f'{1 / result["iter_s"]:.3g} | {images_per_second(result):.3g} | '
             f'{result["timed"]} | {result["warmup_s"]:.1f} | {result["peak_rss"] / 2**30:.2f} GiB | {ratio} | '
-            f'{f"{memory / 2**30:.2f} GiB" if memory else "-"} | {f"{flops / 1e9:.0f}" if flops else "-"} | '
+            f'{f"{memory / 2**30:.2f} GiB" if memory else "-"} | {f"{flops / 1e9:.4g}" if flops else "-"} | '
             f'{f"{rate:.3g}" if rate else "-"} | {share} |')
     return '\n'.join(lines)
 

@@ -51,7 +51,7 @@ def test_smoke_session_measures_trains_resumes_and_brings_back(tmp_path):
     assert len(files) <= MAX_FILES and max(depth for _, depth in files) <= MAX_DEPTH, files
 
     # A second call on the same (warm) work folder resumes that run instead of starting again.
-    second = session('--smoke', '--deadline', 70, '--work', work, '--out', tmp_path / 'out2')
+    second = session('--smoke', '--deadline', 50, '--work', work, '--out', tmp_path / 'out2')
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert 'resumed from' in second.stdout and second.stdout.count('Training steps') == 1
     with open(tmp_path / 'out2' / 'scalars.csv') as handle:
