@@ -203,7 +203,8 @@ def bring_back(session, run_dir):
 
 def scalars(run_dir):
     """Every scalar of the run's event files: (tag, step, value, wall_time) rows."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # pylint: disable=import-outside-toplevel
+    # Imported here: --prepare and --smoke's parent need no TensorBoard.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     rows = []
     for path in sorted(glob.glob(os.path.join(run_dir, 'events.out.tfevents.*'))):
         events = EventAccumulator(path, size_guidance={'scalars': 0})
@@ -313,7 +314,8 @@ def webp_quality(paths, budget, sample=300):
     sys.path.insert(0, os.path.join(REPO, 'scripts'))
     from pack_images import square_crop
     from inpaint.data import decode_bgr
-    crops = [square_crop(decode_bgr(path), 256) for path in random.Random(0).sample(paths, min(sample, len(paths)))]
+    chosen = random.Random(0).sample(paths, min(sample, len(paths)))
+    crops = [square_crop(decode_bgr(path), 256) for path in chosen]
     for quality in range(90, 20, -2):
         mean = sum(len(cv2.imencode('.webp', crop, [cv2.IMWRITE_WEBP_QUALITY, quality])[1])
                    for crop in crops) / len(crops)

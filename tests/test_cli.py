@@ -326,7 +326,8 @@ def test_a_guided_model_without_an_edge_warns_and_inpaints_without_lines(tmp_pat
     args = ['--image', case['input'], '--mask', case['mask'], '--checkpoint_dir', GUIDED_CHECKPOINT]
     caplog.clear()
     assert cli.main(args + ['--output', str(tmp_path / 'none.png')]) == 0
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    # TensorFlow's own (its retracing warning, after many traces in one process) are not ours.
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING' and r.name != 'tensorflow']
     assert len(warnings) == 1 and warnings[0].startswith(f'{case["input"]}: no --edge: this model is '
                                                          f'edge-guided'), warnings
     black = tmp_path / 'black.png'
