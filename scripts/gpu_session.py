@@ -51,6 +51,7 @@ BASE_BATCH, BASE_LR = 16, 1e-4  # checkpoints/default/train.yml's
 IMAGES_PER_HELDOUT = 4000  # images trained between two held-out L1 points
 BRING_BACK_S = 25  # --deadline: saving on SIGINT, converting the weights, reading the scalars (8 s here)
 MIN_TRAIN_S = 20
+MEASURE_TIMEOUT_S = 240  # one batch size's measurement at most (compiling included): a hang costs no more
 WORK = '/tmp/deepfill'  # the machine's /tmp lasts while it stays warm
 CONFIG = os.path.join(REPO, 'checkpoints', 'default', 'train.yml')  # the recipe of the run it continues
 
@@ -135,6 +136,7 @@ def measure(session, seconds, settings, peak_tflops, widths, config_sets):
                 + [f'--set={item}' for item in config_sets] + [
                  '--sizes', ','.join(f'{size}:{batch}' for size, batch in settings),
                  '--min_seconds', str(seconds), '--iters', '3', '--warmup', '2', '--mixed_precision',
+                 '--timeout', str(MEASURE_TIMEOUT_S),
                  '--cnum_generator', str(widths[0]), '--cnum_discriminator', str(widths[1]),
                  '--json', results] + (['--peak_tflops', str(peak_tflops)] if peak_tflops else []))
     if not os.path.exists(results):
