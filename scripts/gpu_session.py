@@ -31,6 +31,7 @@ batch; `--lr` overrides it) and the held-out L1 every ~4000 images; `--set KEY=V
 any other key. Exit codes: 0 done; 1 a step failed (its log says why); 2 bad flags or no data.
 """
 import argparse
+import contextlib
 import csv
 import glob
 import importlib.util
@@ -46,6 +47,11 @@ import time
 
 STARTED = time.time()  # --deadline counts from here
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Imported from the checkout, whether installed or not: inpaint, pack_images (beside this script)
+# and benchmarks/training.py (its images_per_second; last, so that it shadows nothing), each only
+# where it is used.
+sys.path[:0] = [REPO, os.path.join(REPO, 'scripts')]
+sys.path.append(os.path.join(REPO, 'benchmarks'))
 BATCHES = (16, 32, 64)
 BASE_BATCH, BASE_LR = 16, 1e-4  # checkpoints/default/train.yml's
 IMAGES_PER_HELDOUT = 4000  # images trained between two held-out L1 points
@@ -76,12 +82,11 @@ class Session:
         self._log.write(line + '\n')
         self._log.flush()
 
-    def run(self, command, timeout=None):
+    def run(self, command):
         """Runs a command with this session's environment; logs its output and prints its stdout
         (and its stderr when it fails); returns the exit code."""
         self.say('$ ' + ' '.join(command))
-        done = subprocess.run(command, env=self.env, cwd=REPO, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(command, env=self.env, cwd=REPO, capture_output=True, text=True)
         self._log.write(done.stdout + done.stderr)
         print((done.stdout + (done.stderr if done.returncode else ''))[-4000:], end='', flush=True)
         return done.returncode
@@ -147,12 +152,13 @@ def measure(session, seconds, settings, peak_tflops, widths, config_sets):
 
 def chosen_batch(session):
     """The batch with the most images per second in this machine's last `--measure`, else None."""
+    from training import images_per_second  # benchmarks/training.py's, which measured them
     path = os.path.join(session.work, 'throughput.json')
     if not os.path.exists(path):
         return None
     with open(path) as handle:
         rows = [row for row in json.load(handle) if 'error' not in row]
-    return max(rows, key=lambda row: 2 * row['batch'] / row['iter_s'])['batch'] if rows else None
+    return max(rows, key=images_per_second)['batch'] if rows else None
 
 
 def train(session, seconds, overrides):
@@ -239,7 +245,6 @@ def smoke_data(folder):
         return os.path.join(folder, 'packed')
     import cv2
     import numpy as np
-    sys.path.insert(0, os.path.join(REPO, 'scripts'))
     import pack_images
     photo = cv2.imread(os.path.join(REPO, 'examples', 'input.png'))
     sources = os.path.join(folder, 'photos')
@@ -253,13 +258,9 @@ def smoke_data(folder):
         with open(os.path.join(folder, name), 'w') as handle:
             handle.write('\n'.join(chosen) + '\n')
         kind = 'train' if name == 'train.flist' else 'val'
-        with open(os.devnull, 'w') as quiet:
-            stdout, sys.stdout = sys.stdout, quiet
-            try:
-                pack_images.main([os.path.join(folder, 'packed', kind), os.path.join(folder, name),
-                                  '--size', '64', '--format', 'webp', '--quality', '60', '--piece_mb', piece_mb])
-            finally:
-                sys.stdout = stdout
+        with open(os.devnull, 'w') as quiet, contextlib.redirect_stdout(quiet):
+            pack_images.main([os.path.join(folder, 'packed', kind), os.path.join(folder, name),
+                              '--size', '64', '--format', 'webp', '--quality', '60', '--piece_mb', piece_mb])
     return os.path.join(folder, 'packed')
 
 
@@ -313,7 +314,6 @@ def webp_quality(paths, budget, sample=300):
     expected to fit `budget` bytes, from a seeded sample of them."""
     import random
     import cv2
-    sys.path.insert(0, os.path.join(REPO, 'scripts'))
     from pack_images import square_crop
     from inpaint.data import decode_bgr
     chosen = random.Random(0).sample(paths, min(sample, len(paths)))
@@ -328,7 +328,6 @@ def webp_quality(paths, budget, sample=300):
 
 def prepare(shared, packed, wheels):
     """Wheels and the packed photos, sized so that two calls carry them; prints the calls."""
-    sys.path.insert(0, REPO)
     from inpaint.imageio import list_images
     if download_wheels(wheels):
         print(f'error: could not download the wheels into {wheels} (pip above says why)')
@@ -339,7 +338,6 @@ def prepare(shared, packed, wheels):
     heldout_list = os.path.join(tempfile.mkdtemp(), 'heldout.flist')
     with open(heldout_list, 'w') as handle:
         handle.write('\n'.join(list_images(os.path.join(shared, 'data', HELDOUT[0]))[:HELDOUT[1]]) + '\n')
-    sys.path.insert(0, os.path.join(REPO, 'scripts'))
     import pack_images
     if pack_images.main([os.path.join(packed, 'val'), heldout_list, '--format', 'webp', '--quality', '90']):
         return 1
