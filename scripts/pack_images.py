@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inpaint.data import decode_bgr, list_images  # noqa: E402
+from inpaint.evaluation.metrics import psnr  # noqa: E402
 from inpaint.imageio import InputError  # noqa: E402
 
 
@@ -43,12 +44,6 @@ def _sizes(text):
     if not sizes or min(sizes) <= 0:
         raise ValueError(text)
     return sizes
-
-
-def psnr(packed, original):
-    """PSNR in dB of a decoded packed image against the uint8 original (inf when equal)."""
-    error = np.mean((packed.astype(np.float64) - original) ** 2)
-    return float('inf') if error == 0 else 10 * np.log10(255 ** 2 / error)
 
 
 def main(argv=None):
