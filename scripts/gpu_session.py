@@ -417,7 +417,12 @@ def main(argv=None):
         args.set = ['cnum_generator=8', 'cnum_discriminator=8', 'img_shapes=[64,64,3]', 'height=32',
                     'width=32', 'max_delta_height=8', 'max_delta_width=8',
                     'num_parallel_calls=2', 'log_steps=5', 'heldout_steps=2', 'heldout_images=4'] + args.set
-    session = Session(args.work, args.out or os.path.join(REPO, 'runs', 'gpu_out'))
+    out = args.out or os.path.join(REPO, 'runs', 'gpu_out')
+    if os.path.isdir(out) and os.listdir(out):  # the machine empties $OUT before each command
+        print(f'gpu_session.py: error: {out} holds files; give a new or empty --out (its results '
+              f'would replace files there)')
+        return 2
+    session = Session(args.work, out)
     if args.smoke:  # XLA without its expensive passes: the smoke test checks the path, not speed
         session.env['XLA_FLAGS'] = '--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true'
     start = time.time()

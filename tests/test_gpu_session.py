@@ -100,3 +100,15 @@ def test_prepare_packs_two_pieces_that_fit_two_calls(tmp_path):
     assert 'Ready. Call 1 (carry' in run.stdout and '--measure' in run.stdout
     again = session('--prepare', '--shared', shared, '--packed', packed, '--wheels', wheels, timeout=60)
     assert again.returncode == 2 and 'exists' in again.stdout and sorted(os.listdir(packed / 'train')) == pieces
+
+
+def test_an_out_folder_holding_files_is_refused_untouched(tmp_path):
+    """The results (weights/, scalars.csv, throughput.json) would replace a user's files: an --out
+    that holds any is refused in one line, before anything runs."""
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'scalars.csv').write_text('mine')
+    run = session('--train', 5, '--work', tmp_path / 'work', '--out', out, timeout=60)
+    assert run.returncode == 2 and len(run.stdout.splitlines()) == 1 and str(out) in run.stdout
+    assert os.listdir(out) == ['scalars.csv'] and (out / 'scalars.csv').read_text() == 'mine'
+    assert not os.path.exists(tmp_path / 'work')
